@@ -1,0 +1,49 @@
+# Custos — the two quick-start commands are `make run` and `make test`; both install what they need.
+SWIFT      ?= swift
+CUSTOS     := .build/debug/custos
+# System packages the build needs (Debian names).
+BUILD_PACKAGES := libssl-dev libvirt-dev libsqlite3-dev pkg-config
+# Extra system packages the test suites need (peers and tools used as oracles).
+TEST_PACKAGES  :=
+export CUSTOS_TESTDATA ?= $(abspath ../shared/testdata)
+
+.PHONY: run test bench build deps test-deps certs clean
+
+# Installs missing Debian packages when run as root; otherwise names them and stops.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages:$$missing — install them (or run make as root)"; exit 1; fi; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+test-deps: deps
+	$(call apt_install,$(TEST_PACKAGES))
+
+build: deps
+	$(SWIFT) build
+
+# Installs the pinned trust anchors from the offline mirror ($$CUSTOS_TESTDATA); every file is checked against its pin.
+certs: build
+	$(CUSTOS) certs install
+
+run: certs
+	$(CUSTOS) --help
+	$(CUSTOS) certs list
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(CUSTOS) certs install
+	$(SWIFT) test
+
+bench: certs
+	@echo "benchmarks: see 'custos bench --help'"
+
+clean:
+	rm -rf .build

@@ -1,0 +1,63 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// One loop turns on the same upcoming features for every target (as Hummingbird does).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Custos",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "custos", targets: ["custos"]),
+        .library(name: "CustosCrypto", targets: ["CustosCrypto"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // MARK: C system libraries: module maps and shims only.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibvirt",
+            pkgConfig: "libvirt",
+            providers: [.apt(["libvirt-dev"])]
+        ),
+
+        // MARK: Libraries
+        .target(name: "CustosCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "CustosAnchors", dependencies: ["CustosCrypto"]),
+        .target(name: "CustosTDX", dependencies: ["CustosCrypto"]),
+        .target(name: "CustosSEV", dependencies: ["CustosCrypto"]),
+        .target(name: "CustosUKI", dependencies: ["CustosCrypto"]),
+        .target(
+            name: "CustosCLI",
+            dependencies: [
+                "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "custos", dependencies: ["CustosCLI"]),
+
+        // MARK: Tests
+        .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto"]),
+        .testTarget(name: "CustosAnchorsTests", dependencies: ["CustosAnchors", "CustosCrypto"]),
+        .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto"]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}

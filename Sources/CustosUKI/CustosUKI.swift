@@ -1,0 +1,2 @@
+// CustosUKI: see ../../README.md. Filled in by its own issue.
+public enum CustosUKIModule {}

@@ -1,0 +1,3 @@
+import CustosCLI
+
+await CustosCommand.runMain()
