@@ -50,11 +50,16 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "custos", dependencies: ["CustosCLI"]),
+        // Test-only: emulated SEV firmware, TDX quote generator with a test PCK hierarchy, test UKI builders, testdata lookup.
+        .target(name: "CustosTestSupport", dependencies: ["CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI"]),
 
         // MARK: Tests
-        .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto"]),
-        .testTarget(name: "CustosAnchorsTests", dependencies: ["CustosAnchors", "CustosCrypto"]),
-        .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto"]),
+        .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto", "CustosTestSupport"]),
+        .testTarget(name: "CustosTDXTests", dependencies: ["CustosTDX", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
+        .testTarget(name: "CustosSEVTests", dependencies: ["CustosSEV", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
+        .testTarget(name: "CustosUKITests", dependencies: ["CustosUKI", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
+        .testTarget(name: "CustosAnchorsTests", dependencies: ["CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
+        .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )
 

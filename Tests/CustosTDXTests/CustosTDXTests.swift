@@ -1,0 +1,8 @@
+import CustosTestSupport
+import Testing
+
+@Suite struct CustosTDXPlaceholder {
+    @Test func testDataIsFound() {
+        #expect(TestData.isAvailable, "\(TestData.skipReason)")
+    }
+}
