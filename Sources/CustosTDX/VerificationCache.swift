@@ -1,0 +1,42 @@
+public import Synchronization
+
+/// Remembers verified collateral (by content hash) and checked PCK chains (by chain bytes and collateral), so that
+/// verifying many quotes re-verifies nothing that has not changed. Entries are used only inside their validity window
+/// (never past a nextUpdate/notAfter) and only for the same trust anchor.
+///
+/// Thread-safe (a `Mutex`); share one instance between verifiers.
+public final class VerificationCache: Sendable {
+    private struct State {
+        var collateral: [[UInt8]: VerifiedCollateral] = [:]
+        var pcks: [[UInt8]: QuoteVerifier.CheckedPCK] = [:]
+    }
+    private let state = Mutex(State())
+    /// Maximum entries per table; the table is emptied when exceeded (collateral changes monthly, so this is rare).
+    public let capacity: Int
+
+    public init(capacity: Int = 4096) { self.capacity = capacity }
+
+    func collateral(_ hash: [UInt8]) -> VerifiedCollateral? { state.withLock { $0.collateral[hash] } }
+
+    func store(_ verified: VerifiedCollateral) {
+        state.withLock {
+            if $0.collateral.count >= capacity { $0.collateral.removeAll() }
+            $0.collateral[verified.collateral.contentHash] = verified
+        }
+    }
+
+    func pck(_ key: [UInt8]) -> QuoteVerifier.CheckedPCK? { state.withLock { $0.pcks[key] } }
+
+    func store(_ pck: QuoteVerifier.CheckedPCK, for key: [UInt8]) {
+        state.withLock {
+            if $0.pcks.count >= capacity { $0.pcks.removeAll() }
+            $0.pcks[key] = pck
+        }
+    }
+
+    /// Drops every entry.
+    public func removeAll() { state.withLock { $0 = State() } }
+
+    /// Numbers of cached collateral sets and PCK chains.
+    public var counts: (collateral: Int, pcks: Int) { state.withLock { ($0.collateral.count, $0.pcks.count) } }
+}
