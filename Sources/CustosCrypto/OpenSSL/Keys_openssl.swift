@@ -3,13 +3,60 @@ public import Foundation
 
 // MARK: - Building keys from parameters
 
+/// Collects OSSL_PARAM values in memory that stays valid until `OSSL_PARAM_BLD_to_param` has copied it.
+///
+/// `OSSL_PARAM_BLD_push_*` keep the *key* pointer and (for strings and octets) read the value only in
+/// `to_param`, so Swift's temporary bridged pointers must not be used for either.
+private final class ParamBuilder {
+    let builder: OpaquePointer
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    init() throws(CryptoError) {
+        guard let builder = OSSL_PARAM_BLD_new() else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_new failed") }
+        self.builder = builder
+    }
+
+    deinit {
+        OSSL_PARAM_BLD_free(builder)
+        for pointer in allocations { pointer.deallocate() }
+    }
+
+    private func stable(_ bytes: [UInt8], terminate: Bool) -> UnsafeMutablePointer<CChar> {
+        let count = bytes.count + (terminate ? 1 : 0)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 1)
+        allocations.append(raw)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { raw.copyMemory(from: base, byteCount: bytes.count) } }
+        return raw.assumingMemoryBound(to: CChar.self)
+    }
+
+    func utf8(_ key: String, _ value: String) throws(CryptoError) {
+        let v = stable(Array(value.utf8), terminate: true)
+        guard OSSL_PARAM_BLD_push_utf8_string(builder, stable(Array(key.utf8), terminate: true), v, 0) == 1 else {
+            throw .openSSL(.internalFailure, "could not add parameter \(key)")
+        }
+    }
+
+    func octets(_ key: String, _ value: [UInt8]) throws(CryptoError) {
+        let v = stable(value, terminate: false)
+        guard OSSL_PARAM_BLD_push_octet_string(builder, stable(Array(key.utf8), terminate: true), v, value.count) == 1 else {
+            throw .openSSL(.internalFailure, "could not add parameter \(key)")
+        }
+    }
+
+    func bignum(_ key: String, _ value: BigNum) throws(CryptoError) {
+        guard OSSL_PARAM_BLD_push_BN(builder, stable(Array(key.utf8), terminate: true), value.pointer) == 1 else {
+            throw .openSSL(.internalFailure, "could not add parameter \(key)")
+        }
+    }
+}
+
 private func pkeyFromParameters(
-    type: String, selection: Int32, _ push: (OpaquePointer) throws(CryptoError) -> Void
+    type: String, selection: Int32, _ push: (ParamBuilder) throws(CryptoError) -> Void
 ) throws(CryptoError) -> PKeyBox {
-    guard let builder = OSSL_PARAM_BLD_new() else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_new failed") }
-    defer { OSSL_PARAM_BLD_free(builder) }
+    let builder = try ParamBuilder()
     try push(builder)
-    guard let params = OSSL_PARAM_BLD_to_param(builder) else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_to_param failed") }
+    guard let params = OSSL_PARAM_BLD_to_param(builder.builder) else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_to_param failed") }
     defer { OSSL_PARAM_free(params) }
     guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed") }
     defer { EVP_PKEY_CTX_free(ctx) }
@@ -90,9 +137,8 @@ public struct ECPublicKey: Sendable, Equatable {
     /// From an SEC 1 / X9.63 encoded point (uncompressed `04 ‖ X ‖ Y`, or compressed).
     public init(curve: ECCurve, sec1 point: [UInt8]) throws(CryptoError) {
         let box = try pkeyFromParameters(type: "EC", selection: COpenSSL_EVP_PKEY_PUBLIC_KEY) { builder throws(CryptoError) in
-            guard OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName, 0) == 1,
-                OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, point, point.count) == 1
-            else { throw .openSSL(.internalFailure, "could not build EC parameters") }
+            try builder.utf8(OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName)
+            try builder.octets(OSSL_PKEY_PARAM_PUB_KEY, point)
         }
         try self.init(box: box)
     }
@@ -192,10 +238,9 @@ public struct ECPrivateKey: Sendable {
             throw .openSSL(.internalFailure, "EC_POINT_point2oct failed")
         }
         let box = try pkeyFromParameters(type: "EC", selection: COpenSSL_EVP_PKEY_KEYPAIR) { builder throws(CryptoError) in
-            guard OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName, 0) == 1,
-                OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, encoded, encoded.count) == 1,
-                OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_PRIV_KEY, scalar.pointer) == 1
-            else { throw .openSSL(.internalFailure, "could not build EC parameters") }
+            try builder.utf8(OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName)
+            try builder.octets(OSSL_PKEY_PARAM_PUB_KEY, encoded)
+            try builder.bignum(OSSL_PKEY_PARAM_PRIV_KEY, scalar)
         }
         try self.init(box: box)
     }
@@ -328,9 +373,8 @@ public struct RSAPublicKey: Sendable, Equatable {
             throw CryptoError(.malformedInput, "RSA modulus and exponent must be non-zero")
         }
         let box = try pkeyFromParameters(type: "RSA", selection: COpenSSL_EVP_PKEY_PUBLIC_KEY) { builder throws(CryptoError) in
-            guard OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n.pointer) == 1,
-                OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e.pointer) == 1
-            else { throw .openSSL(.internalFailure, "could not build RSA parameters") }
+            try builder.bignum(OSSL_PKEY_PARAM_RSA_N, n)
+            try builder.bignum(OSSL_PKEY_PARAM_RSA_E, e)
         }
         try self.init(box: box)
     }

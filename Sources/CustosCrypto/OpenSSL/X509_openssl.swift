@@ -64,24 +64,24 @@ func stringBytes(_ string: UnsafePointer<ASN1_STRING>?) -> [UInt8] {
     return Array(UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(string))))
 }
 
-/// Splits PEM text into the DER of each block with the given label.
+/// Splits PEM text into the DER of each block with the given label. Text around and between blocks is ignored
+/// (PEM chains often arrive inside binary quotes or HTTP headers).
 func pemBlocks(_ text: String, label: String) throws(CryptoError) -> [[UInt8]] {
+    let begin = "-----BEGIN \(label)-----"
+    let end = "-----END \(label)-----"
     var blocks: [[UInt8]] = []
-    var current: [Substring]? = nil
-    for line in text.split(whereSeparator: \.isNewline) {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed == "-----BEGIN \(label)-----" {
-            current = []
-        } else if trimmed == "-----END \(label)-----" {
-            guard let body = current else { throw CryptoError(.malformedInput, "PEM END without BEGIN for \(label)") }
-            blocks.append(try Base64.decode(body.joined()))
-            current = nil
-        } else if current != nil {
-            current?.append(Substring(trimmed))
+    var rest = text[...]
+    while let open = rest.range(of: begin) {
+        guard let close = rest.range(of: end, range: open.upperBound..<rest.endIndex) else {
+            throw CryptoError(.malformedInput, "PEM block for \(label) is not terminated")
         }
+        let body = rest[open.upperBound..<close.lowerBound]
+        guard !body.contains("-----") else { throw CryptoError(.malformedInput, "PEM block for \(label) contains another armour line") }
+        blocks.append(try Base64.decode(body))
         guard blocks.count <= 64 else { throw CryptoError(.malformedInput, "too many PEM blocks") }
+        rest = rest[close.upperBound...]
     }
-    guard current == nil else { throw CryptoError(.malformedInput, "PEM block for \(label) is not terminated") }
+    if blocks.isEmpty, text.contains(end) { throw CryptoError(.malformedInput, "PEM END without BEGIN for \(label)") }
     return blocks
 }
 
