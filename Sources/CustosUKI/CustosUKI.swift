@@ -1,2 +1,0 @@
-// CustosUKI: see ../../README.md. Filled in by its own issue.
-public enum CustosUKIModule {}
