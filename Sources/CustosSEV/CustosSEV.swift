@@ -1,2 +1,0 @@
-// CustosSEV: see ../../README.md. Filled in by its own issue.
-public enum CustosSEVModule {}
