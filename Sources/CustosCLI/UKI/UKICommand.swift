@@ -1,9 +1,10 @@
 import ArgumentParser
 
-/// `custos uki …` (owned by the UKI issue).
+/// `custos uki …`: signed Unified Kernel Images.
 struct UKICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "uki", abstract: "UKI commands.", subcommands: [])
+        commandName: "uki", abstract: "Inspect and verify signed Unified Kernel Images (Authenticode, PCR 11, RTMR1).",
+        subcommands: [UKIInspectCommand.self, UKIVerifyCommand.self])
 }
 
 extension BenchCommand {
