@@ -32,6 +32,10 @@ public struct OVMFFooter: Sendable, Equatable {
     public struct Area: Sendable, Equatable, Codable {
         public let base: UInt32
         public let size: UInt32
+        public init(base: UInt32, size: UInt32) {
+            self.base = base
+            self.size = size
+        }
     }
 
     /// Parses the footer of a firmware image.
