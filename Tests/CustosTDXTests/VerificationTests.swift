@@ -1,0 +1,189 @@
+import CustosCLI
+import CustosCrypto
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import Testing
+
+@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+struct VerificationTests {
+    /// dcap-qvl's error messages mapped to the check that fails (expected.json `error` strings).
+    static func code(forPeerError message: String) -> TDXError.Code? {
+        let table: [(String, TDXError.Code)] = [
+            ("No matching TCB level", .tcbNotSupported), ("Debug mode is enabled", .debugTD), ("TCBInfo expired", .collateralExpired),
+            ("QE Identity expired", .collateralExpired), ("issue date is in the future", .collateralNotYetValid),
+            ("ISV enclave report signature is invalid", .quoteSignatureInvalid),
+            ("Signature is invalid for qe_report", .qeReportSignatureInvalid), ("QE report hash mismatch", .qeReportDataMismatch),
+            ("Signature is invalid for tcb_info", .tcbInfoSignatureInvalid), ("Fmspc mismatch", .tcbInfoMismatch),
+        ]
+        return table.first { message.contains($0.0) }?.1
+    }
+
+    @Test("same verdict, status and advisories as dcap-qvl at the recorded time", arguments: Fixtures.pairs)
+    func peerVerdict(pair: ExpectedPair) throws {
+        let bytes = try Fixtures.quote(pair.quote)
+        let verifier = try Fixtures.verifier()
+        // Both collateral forms give the same answer.
+        for collateral in [try Fixtures.collateral(pair.collateral), try Fixtures.collateral(pair.collateralDirectory)] {
+            let result = verifier.verify(quote: bytes, collateral: collateral, at: pair.time)
+            if pair.valid.result == "accepted" {
+                let verified = try #require(result.verifiedQuote, "\(String(describing: result.error))")
+                #expect(verified.tcbStatus.rawValue == pair.valid.status)
+                #expect(verified.advisoryIDs == (pair.valid.advisory_ids ?? []))
+                #expect(Hex.encode(verified.pck.fmspc).uppercased() == pair.parsed.fmspc)
+                #expect(verified.collateralExpiry > pair.time)
+            } else {
+                let error = try #require(result.error)
+                #expect(error.code == Self.code(forPeerError: pair.valid.error ?? ""), "\(error) vs \(pair.valid.error ?? "")")
+            }
+        }
+    }
+
+    @Test("a debug TD verifies under Intel's rules when allowed", arguments: Fixtures.pairs.filter { $0.valid.error?.contains("Debug") == true })
+    func allowDebug(pair: ExpectedPair) throws {
+        let result = try Fixtures.verifier().verify(
+            quote: Fixtures.quote(pair.quote), collateral: Fixtures.collateral(pair.collateral), at: pair.time,
+            options: .init(allowDebug: true))
+        let verified = try #require(result.verifiedQuote)
+        #expect(verified.td.isDebug)
+        #expect(verified.tcbStatus == .upToDate)  // expected.json qvl_rule_emulation for P10
+    }
+
+    @Test("expiry and not-yet-valid times are rejected as dcap-qvl does", arguments: Fixtures.pairs)
+    func expiry(pair: ExpectedPair) throws {
+        let bytes = try Fixtures.quote(pair.quote)
+        let collateral = try Fixtures.collateral(pair.collateral)
+        let verifier = try Fixtures.verifier()
+        for outcome in [pair.expired, pair.not_yet_valid] {
+            let now = Date(timeIntervalSince1970: TimeInterval(try #require(outcome.now)))
+            let error = try #require(verifier.verify(quote: bytes, collateral: collateral, at: now).error)
+            #expect(error.code == Self.code(forPeerError: outcome.error ?? ""), "\(error) vs \(outcome.error ?? "")")
+        }
+        // One second after the TCB Info / QE Identity nextUpdate, and after the earliest nextUpdate of anything.
+        for next in [collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate, collateral.pckCRL.nextUpdate, collateral.rootCACRL.nextUpdate] {
+            let after = try #require(next).addingTimeInterval(1)
+            #expect(verifier.verify(quote: bytes, collateral: collateral, at: after).error?.code == .collateralExpired)
+        }
+        // One second before the TCB Info / QE Identity issueDate.
+        for issue in [collateral.tcbInfo.issueDate, collateral.qeIdentity.issueDate] {
+            #expect(verifier.verify(quote: bytes, collateral: collateral, at: issue.addingTimeInterval(-1)).error?.code == .collateralNotYetValid)
+        }
+    }
+
+    @Test("the peer's flips are rejected with the matching error code", arguments: Fixtures.pairs)
+    func peerFlips(pair: ExpectedPair) throws {
+        let bytes = try Fixtures.quote(pair.quote)
+        let collateral = try Fixtures.collateral(pair.collateral)
+        let verifier = try Fixtures.verifier(cache: VerificationCache())
+        for outcome in [pair.flip_quote_signature, pair.flip_td_report_body, pair.flip_qe_report, pair.flip_attestation_key, pair.flip_header_user_data] {
+            var mutated = bytes
+            mutated[try #require(outcome.offset)] ^= 0x01
+            let error = try #require(verifier.verify(quote: mutated, collateral: collateral, at: pair.time).error)
+            #expect(error.code == Self.code(forPeerError: outcome.error ?? ""), "offset \(outcome.offset ?? -1): \(error)")
+        }
+        // PCK leaf PEM: replace one base64 character (B <-> another), as the peer did.
+        var mutated = bytes
+        let offset = try #require(pair.flip_pck_cert.offset)
+        mutated[offset] = mutated[offset] == UInt8(ascii: "B") ? UInt8(ascii: "C") : UInt8(ascii: "B")
+        let error = try #require(verifier.verify(quote: mutated, collateral: collateral, at: pair.time).error)
+        #expect([TDXError.Code.pckChainInvalid, .invalidPCKCertificate].contains(error.code), "\(error)")
+    }
+
+    @Test("one space added inside tcbInfo breaks its signature", arguments: Fixtures.pairs)
+    func tcbInfoWhitespace(pair: ExpectedPair) throws {
+        let original = try TestData.bytes("tdx/" + pair.collateral)
+        var object = try JSONSerialization.jsonObject(with: Data(original)) as? [String: Any] ?? [:]
+        let tcbInfo = try #require(object["tcb_info"] as? String)
+        object["tcb_info"] = tcbInfo.replacingOccurrences(of: "\"version\":3", with: "\"version\": 3")
+        let collateral = try Collateral(quoteCollateralV3JSON: [UInt8](try JSONSerialization.data(withJSONObject: object)))
+        let result = try Fixtures.verifier().verify(quote: Fixtures.quote(pair.quote), collateral: collateral, at: pair.time)
+        #expect(result.error?.code == .tcbInfoSignatureInvalid)
+    }
+
+    @Test("q10 against collateral for another FMSPC is a TCB Info mismatch")
+    func fmspcMismatch() throws {
+        let pair = try #require(Fixtures.pairs.first { $0.id == "P01" })
+        let result = try Fixtures.verifier().verify(
+            quote: Fixtures.quote("quotes/q10_gotdx_cos113_v4.bin"), collateral: Fixtures.collateral(pair.collateral), at: pair.time)
+        #expect(result.error?.code == .tcbInfoMismatch)
+    }
+
+    @Test("another trust anchor rejects Intel's chains")
+    func wrongRoot() throws {
+        let pair = try #require(Fixtures.pairs.first { $0.id == "P01" })
+        let key = try ECPrivateKey(generating: .p256)
+        let other = try CertificateBuilder(
+            subject: [("CN", "Intel SGX Root CA"), ("O", "Intel Corporation")], serialNumber: [1], notBefore: Date(timeIntervalSince1970: 0),
+            notAfter: Date(timeIntervalSince1970: 4_000_000_000), isCA: true
+        ).sign(subjectKey: .ec(key.publicKey), issuer: nil, issuerKey: .ec(key))
+        let result = QuoteVerifier(trustedRoot: other).verify(
+            quote: try Fixtures.quote(pair.quote), collateral: try Fixtures.collateral(pair.collateral), at: pair.time)
+        #expect([TDXError.Code.crlInvalid, .untrustedRoot].contains(result.error?.code), "\(String(describing: result.error))")
+    }
+
+    @Test("every byte flip of the signed region, QE report, auth data and attestation key is rejected")
+    func denseFlips() throws {
+        for pair in Fixtures.pairs where pair.valid.result == "accepted" && ["P01", "P06"].contains(pair.id) {
+            let bytes = try Fixtures.quote(pair.quote)
+            let quote = try Quote(parsing: bytes)
+            let collateral = try Fixtures.collateral(pair.collateral)
+            let verifier = try Fixtures.verifier(cache: VerificationCache())
+            let s = quote.signedRegion.count
+            // Signed region, attestation key (S+68..S+132), QE report + QE signature + auth size + auth data.
+            let ranges = [0..<s, (s + 68)..<(s + 132), (s + 138)..<(s + 590 + quote.qeAuthData.count)]
+            for range in ranges {
+                for offset in range {
+                    var mutated = bytes
+                    mutated[offset] ^= 0x01
+                    let result = verifier.verify(quote: mutated, collateral: collateral, at: pair.time)
+                    guard let error = result.error else {
+                        Issue.record("\(pair.id): flip at \(offset) was accepted")
+                        continue
+                    }
+                    let expected: Set<TDXError.Code>
+                    switch offset {
+                    case 0..<48: expected = [.unsupportedQuoteFormat, .quoteSignatureInvalid]
+                    case 48..<s: expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid, .tdxModuleMismatch, .tcbInfoMismatch]
+                    case (s + 68)..<(s + 132): expected = [.qeReportDataMismatch]
+                    case (s + 138)..<(s + 138 + 384 + 64): expected = [.qeReportSignatureInvalid]
+                    default: expected = [.malformedQuote, .qeReportDataMismatch]
+                    }
+                    #expect(expected.contains(error.code), "\(pair.id) flip at \(offset): \(error)")
+                }
+            }
+        }
+    }
+
+    @Test("the cache re-verifies nothing unchanged, gives the same answers, and respects nextUpdate")
+    func cache() throws {
+        let pair = try #require(Fixtures.pairs.first { $0.id == "P01" })
+        let bytes = try Fixtures.quote(pair.quote)
+        let collateral = try Fixtures.collateral(pair.collateral)
+        let cache = VerificationCache()
+        let cached = try Fixtures.verifier(cache: cache)
+        let first = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time).verifiedQuote)
+        #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1)
+        let second = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time.addingTimeInterval(60)).verifiedQuote)
+        #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1)
+        #expect(first.tcbStatus == second.tcbStatus && first.quote == second.quote)
+        // A cached entry is never used past its nextUpdate.
+        let expired = try #require(pair.expired.now)
+        #expect(cached.verify(quote: bytes, collateral: collateral, at: Date(timeIntervalSince1970: TimeInterval(expired))).error?.code == .collateralExpired)
+        // A tampered quote is still rejected with a warm cache.
+        var mutated = bytes
+        mutated[600] ^= 0x80
+        #expect(cached.verify(quote: mutated, collateral: collateral, at: pair.time).error?.code == .quoteSignatureInvalid)
+    }
+
+    @Test("the exact signed bytes are the raw tcbInfo / enclaveIdentity substrings of the PCS bodies")
+    func rawBytesAgreeBetweenForms() throws {
+        for pair in Fixtures.pairs {
+            let fromJSON = try Fixtures.collateral(pair.collateral)
+            guard FileManager.default.fileExists(atPath: TestData.url("tdx/" + pair.collateralDirectory + "/qe_identity.json").path) else { continue }
+            let fromDirectory = try Fixtures.collateral(pair.collateralDirectory)
+            #expect(fromJSON.tcbInfo.signedBytes == fromDirectory.tcbInfo.signedBytes)
+            #expect(fromJSON.qeIdentity.signedBytes == fromDirectory.qeIdentity.signedBytes)
+            #expect(fromJSON.contentHash == fromDirectory.contentHash)
+        }
+    }
+}
