@@ -113,13 +113,38 @@ extension PEImage {
                         "WIN_CERTIFICATE \(index) at offset \(entry.offset) has revision 0x\(String(entry.revision, radix: 16)) type \(entry.certificateType); only PKCS #7 SignedData (revision 0x200, type 2) is supported"
                     ))
             }
+            // osslsigncode counts its zero padding to 8 bytes in dwLength, so the PKCS #7 is followed by zeros inside
+            // bCertificate; the DER element's own length says where it ends (EDK2 and osslsigncode read it this way).
+            guard let der = Self.derElement(entry.certificate), entry.certificate[der.count...].allSatisfy({ $0 == 0 }) else {
+                return .failure(UKIError(.malformedSignature, "WIN_CERTIFICATE \(index) at offset \(entry.offset) does not hold one DER element followed only by zero padding"))
+            }
             do throws(CryptoError) {
-                return .success(EmbeddedSignature(index: index, offset: entry.offset, authenticode: try AuthenticodeSignature(derEncoded: entry.certificate)))
+                return .success(EmbeddedSignature(index: index, offset: entry.offset, authenticode: try AuthenticodeSignature(derEncoded: Array(der))))
             } catch {
                 let code: UKIError.Code = error.code == .unsupportedAlgorithm ? .unsupportedAlgorithm : .malformedSignature
                 return .failure(UKIError(code, "WIN_CERTIFICATE \(index) at offset \(entry.offset): \(error.reason)"))
             }
         }
+    }
+}
+
+extension PEImage {
+    /// The first DER TLV of `bytes` (definite length, at most 4 length octets), or nil if it does not fit.
+    static func derElement(_ bytes: [UInt8]) -> ArraySlice<UInt8>? {
+        guard bytes.count >= 2 else { return nil }
+        let first = bytes[1]
+        var length = 0
+        var header = 2
+        if first & 0x80 == 0 {
+            length = Int(first)
+        } else {
+            let count = Int(first & 0x7f)
+            guard (1...4).contains(count), bytes.count >= 2 + count else { return nil }
+            for byte in bytes[2..<2 + count] { length = length << 8 | Int(byte) }
+            header += count
+        }
+        guard length <= bytes.count - header else { return nil }
+        return bytes[0..<header + length]
     }
 }
 

@@ -8,7 +8,7 @@
 # recipe's tools/qemu-boot.sh stops QEMU as soon as the verdict line appears. Exit != 0 if a case deviates.
 # Runs as root on Debian 12; installs qemu-system-x86/ovmf if missing; builds the fixtures if needed.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd)
 RECIPES=${CUSTOS_RECIPES:-$(cd "$REPO/../shared/recipes" 2>/dev/null && pwd || true)}
 [ -n "$RECIPES" ] && [ -x "$RECIPES/uki/tools/qemu-boot.sh" ] || { echo "boot-test: ../shared/recipes/uki not found" >&2; exit 3; }

@@ -9,7 +9,7 @@
 # Runs as root on Debian 12 (the recipe installs its packages and enables bookworm-backports through
 # ../shared/recipes/ensure-backports.sh). Prints the fixture root on success; exit != 0 if any step fails.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd)
 RECIPES=${CUSTOS_RECIPES:-$(cd "$REPO/../shared/recipes" 2>/dev/null && pwd || true)}
 [ -n "$RECIPES" ] && [ -x "$RECIPES/uki/make-signed-uki.sh" ] || { echo "build-fixtures: ../shared/recipes/uki not found" >&2; exit 3; }
