@@ -61,7 +61,7 @@ struct DifferentialTests {
         var args = [
             tool, "--measurement", measurement, "--api-major", "\(c.version.apiMajor)", "--api-minor", "\(c.version.apiMinor)",
             "--build-id", "\(c.version.buildID)", "--policy", "\(c.inputs.policy.rawValue)", "--firmware", try write("fw.fd", c.inputs.firmware),
-            "--tik", try write("tik.bin", c.tik),
+            "--tik", try write("tik.bin", c.tik), "--tek", try write("tek.bin", [UInt8](repeating: 0x5A, count: 16)),
         ]
         if let kernel = c.inputs.kernel { args += ["--kernel", try write("vmlinuz", kernel)] }
         if let initrd = c.inputs.initrd { args += ["--initrd", try write("initrd", initrd)] }
