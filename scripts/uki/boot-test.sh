@@ -8,6 +8,9 @@
 # recipe's tools/qemu-boot.sh stops QEMU as soon as the verdict line appears. Exit != 0 if a case deviates.
 # Runs as root on Debian 12; installs qemu-system-x86/ovmf if missing; builds the fixtures if needed.
 set -euo pipefail
+# A parent that ignores SIGTERM (swift test does) passes that on, and bash cannot undo it: then the recipe's
+# `kill $qpid` would not stop QEMU. Re-exec once with default signal dispositions.
+if [ -z "${UKI_BOOT_SIGNALS_RESET:-}" ]; then exec env --default-signal UKI_BOOT_SIGNALS_RESET=1 "$0" "$@"; fi
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd)
 RECIPES=${CUSTOS_RECIPES:-$(cd "$REPO/../shared/recipes" 2>/dev/null && pwd || true)}
