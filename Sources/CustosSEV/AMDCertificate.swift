@@ -191,7 +191,7 @@ public struct AMDRoots: Sendable, Equatable {
             if (try? AMDCertificate(bytes: Array(bytes[0..<size])))?.keyUsage == .ask { split = size }
         }
         guard let split else { throw SEVError(.invalidValue, "not ASK ‖ ARK: no ASK certificate at the start", offset: 0) }
-        try self.init(productLine: productLine, ark: Array(bytes[0..<split]), ask: Array(bytes[split...]))
+        try self.init(productLine: productLine, ark: Array(bytes[split...]), ask: Array(bytes[0..<split]))
     }
 
     /// Verifies ARK self-signature and ARK → ASK (sev.md §1.1 "How to verify").
