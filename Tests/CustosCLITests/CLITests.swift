@@ -1,1 +1,95 @@
+import CustosTestSupport
+import Foundation
 import Testing
+
+/// Runs the built `custos` executable (next to the test bundle) as a user would.
+enum CLI {
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("custos")
+    }
+
+    static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: executable.path) }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = TestData.packageRoot
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite(.enabled(if: CLI.isBuilt && TestData.isAvailable, "needs the custos executable (swift build) and the vendor testdata"))
+struct CertsCLITests {
+    struct Status: Decodable {
+        let id: String
+        let sha256: String
+        let installed: Bool
+        let vendor: String
+        let role: String
+        let subject: String?
+    }
+
+    @Test func installThenListJSONShowsAllElevenInstalled() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: TestData.packageRoot.appendingPathComponent("Certs/anchors.json"), to: dir.appendingPathComponent("anchors.json"))
+
+        let before = try CLI.run(["certs", "list", "--json", "--certs", dir.path])
+        #expect(before.status == 0)
+        let notYet = try JSONDecoder().decode([Status].self, from: Data(before.stdout.utf8))
+        #expect(notYet.count == 11)
+        #expect(notYet.allSatisfy { !$0.installed })
+
+        let install = try CLI.run(["certs", "install", "--certs", dir.path, "--from", TestData.root.path])
+        #expect(install.status == 0, "\(install.stdout)\(install.stderr)")
+
+        let after = try CLI.run(["certs", "list", "--json", "--certs", dir.path])
+        let statuses = try JSONDecoder().decode([Status].self, from: Data(after.stdout.utf8))
+        #expect(statuses.count == 11)
+        #expect(statuses.allSatisfy { $0.installed })
+        let intel = try #require(statuses.first { $0.vendor == "Intel" })
+        #expect(intel.sha256 == "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3")
+        #expect(intel.subject?.hasSuffix("CN=Intel SGX Root CA") == true)
+        #expect(statuses.filter { $0.vendor == "AMD" }.count == 10)
+    }
+
+    @Test func installFromAMissingMirrorFailsWithExitCode1() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: TestData.packageRoot.appendingPathComponent("Certs/anchors.json"), to: dir.appendingPathComponent("anchors.json"))
+        let result = try CLI.run(["certs", "install", "--certs", dir.path, "--from", "/nonexistent"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("11 of 11 anchors were not installed"))
+    }
+
+    @Test func usageErrorsExitWithTwoAndVersionPrints() throws {
+        #expect(try CLI.run(["certs", "install", "--download", "--from", "/tmp"]).status != 0)
+        #expect(try CLI.run(["no-such-command"]).status != 0)
+        let version = try CLI.run(["version", "--json"])
+        #expect(version.status == 0)
+        #expect(version.stdout.contains("OpenSSL 3"))
+        let missing = try CLI.run(["certs", "list", "--certs", "/nonexistent"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("manifestInvalid"))
+    }
+}
