@@ -153,6 +153,14 @@ public struct QuoteVerifier: Sendable {
         guard time <= qe.nextUpdate else { throw TDXError(.collateralExpired, "QE Identity expired at \(qe.nextUpdate)") }
         guard time >= qe.issueDate else { throw TDXError(.collateralNotYetValid, "QE Identity issue date \(qe.issueDate) is in the future") }
 
+        // Both CRLs in their validity window (spec §2.1 step 14, QVL 79). Checked here, before OpenSSL path validation,
+        // so that an expired CRL is reported as such whatever OpenSSL's CRL selection does with it.
+        for (crl, name) in [(collateral.rootCACRL, "Root CA CRL"), (collateral.pckCRL, "PCK CRL")] {
+            guard time >= crl.thisUpdate else { throw TDXError(.collateralNotYetValid, "\(name) thisUpdate \(crl.thisUpdate) is in the future") }
+            guard let next = crl.nextUpdate, time < next else {
+                throw TDXError(.collateralExpired, "\(name) expired at \(crl.nextUpdate.map { "\($0)" } ?? "(no nextUpdate)")")
+            }
+        }
         // Root CA CRL: signed by the trusted root (spec §2.1 step 9).
         guard collateral.rootCACRL.isSigned(by: trustedRoot) else {
             throw TDXError(.crlInvalid, "the Root CA CRL is not signed by the trusted root")
@@ -252,6 +260,10 @@ public struct QuoteVerifier: Sendable {
     }
 
     func checkPCK(_ quote: Quote, collateral: VerifiedCollateral, at time: Date) throws(TDXError) -> CheckedPCK {
+        guard quote.innerCertificationDataType == 5 else {
+            throw TDXError(
+                .unsupportedQuoteFormat, "certification data type \(quote.innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
+        }
         let cacheKey = Digest.sha256(quote.innerCertificationData) + collateral.collateral.contentHash
         if let cached = cache?.pck(cacheKey), cached.validFrom <= time, time <= cached.validUntil { return cached }
         let chain = try quote.pckCertificateChain()
@@ -267,12 +279,13 @@ public struct QuoteVerifier: Sendable {
         }
         try checkRoot(of: [root], name: "PCK chain")
         let crls = collateral.collateral
-        guard crls.pckCRL.issuer == leaf.issuer else {
-            throw TDXError(.crlInvalid, "the PCK CRL is issued by \(crls.pckCRL.issuer), the PCK by \(leaf.issuer)")
-        }
         try verifyChain(
             leaf, intermediates: [intermediate], crls: [crls.rootCACRL, crls.pckCRL], at: time, failure: .pckChainInvalid, what: "PCK chain",
             revokedCode: .pckRevoked)
+        // 4.1.2.4.6: the PCK CRL is the one of the leaf's issuer (checked after the chain, as QVL does).
+        guard crls.pckCRL.issuer == leaf.issuer else {
+            throw TDXError(.crlInvalid, "the PCK CRL is issued by \(crls.pckCRL.issuer), the PCK by \(leaf.issuer)")
+        }
         let pckExtension = try PCKExtension(certificate: leaf)
         guard case .ec(let key) = leaf.publicKey, key.curve == .p256 else {
             throw TDXError(.invalidPCKCertificate, "the PCK key is not an EC P-256 key")

@@ -142,11 +142,11 @@ struct VerificationTests {
                     }
                     let expected: Set<TDXError.Code>
                     switch offset {
-                    case 0..<48: expected = [.unsupportedQuoteFormat, .quoteSignatureInvalid]
+                    case 0..<48: expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid]
                     case 48..<s: expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid, .tdxModuleMismatch, .tcbInfoMismatch]
                     case (s + 68)..<(s + 132): expected = [.qeReportDataMismatch]
                     case (s + 138)..<(s + 138 + 384 + 64): expected = [.qeReportSignatureInvalid]
-                    default: expected = [.malformedQuote, .qeReportDataMismatch]
+                    default: expected = [.malformedQuote, .unsupportedQuoteFormat, .qeReportDataMismatch]
                     }
                     #expect(expected.contains(error.code), "\(pair.id) flip at \(offset): \(error)")
                 }
