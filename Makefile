@@ -42,8 +42,17 @@ test: test-deps
 	$(CUSTOS) certs install
 	$(SWIFT) test
 
-bench: certs
-	@echo "benchmarks: see 'custos bench --help'"
+# Benchmarks run on a release build with the real vendor data; figures go to stdout (add JSON=--json for JSON).
+BENCH := .build/release/custos
+TD    := $(CUSTOS_TESTDATA)
+bench: deps
+	$(SWIFT) build -c release --product custos
+	$(BENCH) certs install
+	$(BENCH) bench tdx-verify --quote $(TD)/tdx/quotes/q01_dcapqvl_tdx_v4.bin \
+	  --collateral $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F --at 2025-07-01T00:00:00Z --iterations 2000 $(JSON)
+	$(BENCH) bench tdx-verify --quote $(TD)/tdx/quotes/q01_dcapqvl_tdx_v4.bin \
+	  --collateral $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F --at 2025-07-01T00:00:00Z --iterations 200 --cold $(JSON)
+	$(BENCH) bench sev-measure --vcpus 4 --iterations 50 $(JSON)
 
 clean:
 	rm -rf .build

@@ -305,9 +305,14 @@ public struct QuoteVerifier: Sendable {
     public func verify(_ quote: Quote, collateral: VerifiedCollateral, at time: Date, options: VerificationOptions = .init())
         throws(TDXError) -> VerifiedQuote
     {
-        guard collateral.anchorDER == trustedRoot.der, collateral.isValid(at: time) else {
-            // Re-check at this time (a cached result from another time or anchor proves nothing here).
-            return try verify(quote, collateral: verifyCollateral(collateral.collateral, at: time), at: time, options: options)
+        var collateral = collateral
+        if collateral.anchorDER != trustedRoot.der || !collateral.isValid(at: time) {
+            // Re-check at this time (a cached result from another time or anchor proves nothing here). Re-checking
+            // happens once: a result still not valid at `time` is an error, never a reason to recurse.
+            collateral = try verifyCollateral(collateral.collateral, at: time)
+            guard collateral.anchorDER == trustedRoot.der, collateral.isValid(at: time) else {
+                throw TDXError(.collateralExpired, "the collateral is not valid at \(time)")
+            }
         }
         let pck = try checkPCK(quote, collateral: collateral, at: time)
         let tcbInfo = collateral.collateral.tcbInfo

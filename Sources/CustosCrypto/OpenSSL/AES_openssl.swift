@@ -121,16 +121,16 @@ public enum AES {
     private static func update(_ ctx: OpaquePointer, _ data: some ContiguousBytes) throws(CryptoError) -> [UInt8] {
         let result: Result<[UInt8], CryptoError> = data.withUnsafeBytes { buffer in
             var output = [UInt8](repeating: 0, count: buffer.count + 32)
+            guard let input = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .success([]) }
             var written = 0
             var offset = 0
             let chunk = 1 << 30
             while offset < buffer.count {
                 let length = min(chunk, buffer.count - offset)
                 var outLength: Int32 = 0
-                let ok = output.withUnsafeMutableBufferPointer { out in
-                    EVP_CipherUpdate(
-                        ctx, out.baseAddress! + written, &outLength,
-                        buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + offset, Int32(length))
+                let ok = output.withUnsafeMutableBufferPointer { out -> Int32 in
+                    guard let base = out.baseAddress else { return 0 }
+                    return EVP_CipherUpdate(ctx, base + written, &outLength, input + offset, Int32(length))
                 }
                 guard ok == 1 else { return .failure(.openSSL(.internalFailure, "cipher update failed")) }
                 written += Int(outLength)

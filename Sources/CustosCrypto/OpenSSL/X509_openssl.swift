@@ -34,7 +34,7 @@ func nameEntries(_ name: OpaquePointer?) -> [(String, String)] {
         guard let entry = X509_NAME_get_entry(name, index), let object = X509_NAME_ENTRY_get_object(entry),
             let data = X509_NAME_ENTRY_get_data(entry)
         else { continue }
-        let key = String(cString: OBJ_nid2sn(OBJ_obj2nid(object)))
+        let key = shortName(nid: OBJ_obj2nid(object)) ?? objectText(object)
         var utf8: UnsafeMutablePointer<UInt8>? = nil
         let length = ASN1_STRING_to_UTF8(&utf8, data)
         guard length >= 0, let utf8 else { continue }
@@ -42,6 +42,12 @@ func nameEntries(_ name: OpaquePointer?) -> [(String, String)] {
         out.append((key, String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self)))
     }
     return out
+}
+
+/// OpenSSL's short name for a NID, or nil for NID_undef and unknown values (OBJ_nid2sn returns NULL for those).
+func shortName(nid: Int32) -> String? {
+    guard nid > 0, let name = OBJ_nid2sn(nid) else { return nil }
+    return String(cString: name)
 }
 
 func objectText(_ object: OpaquePointer?) -> String {
@@ -228,7 +234,7 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
         if let ec = try? ECPublicKey(box: pkey) { return .ec(ec) }
         if let rsa = try? RSAPublicKey(box: pkey) { return .rsa(rsa) }
         _ = drainOpenSSLErrors()
-        return .other(String(cString: OBJ_nid2sn(pkey.baseID)))
+        return .other(shortName(nid: pkey.baseID) ?? "unknown")
     }
 
     /// Whether `issuer`'s public key verifies this certificate's signature.
