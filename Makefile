@@ -7,7 +7,7 @@ BUILD_PACKAGES := libssl-dev libvirt-dev libsqlite3-dev pkg-config
 TEST_PACKAGES  := sbsigntool pesign python3-pefile python3-venv cpio binutils openssl mtools dosfstools ovmf qemu-system-x86 util-linux coreutils libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography
 export CUSTOS_TESTDATA ?= $(abspath ../shared/testdata)
 
-.PHONY: run test bench build deps test-deps certs clean
+.PHONY: run test bench build deps test-deps certs lint clean
 
 # Installs missing Debian packages when run as root; otherwise names them and stops.
 define apt_install
@@ -37,7 +37,11 @@ run: certs
 	$(CUSTOS) --help
 	$(CUSTOS) certs list
 
-test: test-deps
+# swift-format ships with the toolchain; .swift-format holds the project's settings.
+lint:
+	$(SWIFT) format lint --strict -r Sources Tests Package.swift
+
+test: test-deps lint
 	$(SWIFT) build --build-tests
 	$(CUSTOS) certs install
 	$(SWIFT) test

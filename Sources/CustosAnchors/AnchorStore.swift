@@ -127,7 +127,9 @@ public struct AnchorStore: Sendable {
     }
 
     public func pin(_ id: String) throws(AnchorError) -> AnchorPin {
-        guard let pin = manifest.anchors.first(where: { $0.id == id }) else { throw AnchorError(.unknownAnchor, "no anchor \(id) in anchors.json") }
+        guard let pin = manifest.anchors.first(where: { $0.id == id }) else {
+            throw AnchorError(.unknownAnchor, "no anchor \(id) in anchors.json")
+        }
         return pin
     }
 
@@ -232,7 +234,9 @@ public struct AnchorStore: Sendable {
     public static func extract(_ downloaded: [UInt8], for pin: AnchorPin) throws(AnchorError) -> [UInt8] {
         guard let slice = pin.urlSlice else { return downloaded }
         guard slice.offset >= 0, slice.length > 0, slice.offset <= downloaded.count, slice.length <= downloaded.count - slice.offset else {
-            throw AnchorError(.sourceMissing, "\(pin.id): downloaded file is \(downloaded.count) bytes, expected the anchor at \(slice.offset)+\(slice.length)")
+            throw AnchorError(
+                .sourceMissing,
+                "\(pin.id): downloaded file is \(downloaded.count) bytes, expected the anchor at \(slice.offset)+\(slice.length)")
         }
         return Array(downloaded[slice.offset..<(slice.offset + slice.length)])
     }

@@ -56,7 +56,9 @@ struct CertsList: ParsableCommand {
 struct CertsInstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
-        abstract: "Install the pinned anchors from an offline mirror or the vendors' URLs; any file whose SHA-256 differs from its pin is refused.")
+        abstract:
+            "Install the pinned anchors from an offline mirror or the vendors' URLs; any file whose SHA-256 differs from its pin is refused."
+    )
     @OptionGroup var location: CertsLocation
     @Option(name: .long, help: "Offline mirror laid out like the shared testdata (default: $CUSTOS_TESTDATA, else ../shared/testdata).")
     var from: String?

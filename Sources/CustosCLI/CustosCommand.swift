@@ -17,7 +17,8 @@ public enum CustosVersion {
 }
 
 struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the Custos version and the OpenSSL it runs on.")
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "Print the Custos version and the OpenSSL it runs on.")
     @Flag(name: .long, help: "Print JSON.") var json = false
     func run() throws {
         if json {

@@ -74,7 +74,9 @@ public struct DERNode: Sendable, Equatable {
         guard tag == Tag.integer, !content.isEmpty, content.count <= 8 else {
             throw CryptoError(.malformedInput, "DER: expected a small INTEGER at offset \(offset)")
         }
-        guard content[content.startIndex] & 0x80 == 0 else { throw CryptoError(.malformedInput, "DER: negative INTEGER at offset \(offset)") }
+        guard content[content.startIndex] & 0x80 == 0 else {
+            throw CryptoError(.malformedInput, "DER: negative INTEGER at offset \(offset)")
+        }
         var value = 0
         for byte in content { value = value << 8 | Int(byte) }
         return value
@@ -83,7 +85,9 @@ public struct DERNode: Sendable, Equatable {
     /// Reads this node as a single element of `tag`, or throws.
     public func expecting(_ expected: UInt8) throws(CryptoError) -> DERNode {
         guard tag == expected else {
-            throw CryptoError(.malformedInput, "DER: expected tag 0x\(String(expected, radix: 16)) at offset \(offset), found 0x\(String(tag, radix: 16))")
+            throw CryptoError(
+                .malformedInput, "DER: expected tag 0x\(String(expected, radix: 16)) at offset \(offset), found 0x\(String(tag, radix: 16))"
+            )
         }
         return self
     }
@@ -128,7 +132,9 @@ public struct DERReader: Sendable {
         } else {
             let count = Int(first & 0x7f)
             guard count >= 1, count <= 4 else { throw CryptoError(.malformedInput, "DER: unsupported length form at offset \(offset)") }
-            guard remaining.endIndex - index >= count else { throw CryptoError(.malformedInput, "DER: truncated length at offset \(offset)") }
+            guard remaining.endIndex - index >= count else {
+                throw CryptoError(.malformedInput, "DER: truncated length at offset \(offset)")
+            }
             for _ in 0..<count {
                 length = length << 8 | Int(remaining[index])
                 index += 1
@@ -138,7 +144,8 @@ public struct DERReader: Sendable {
             }
         }
         guard remaining.endIndex - index >= length else {
-            throw CryptoError(.malformedInput, "DER: element at offset \(offset) declares \(length) bytes, only \(remaining.endIndex - index) remain")
+            throw CryptoError(
+                .malformedInput, "DER: element at offset \(offset) declares \(length) bytes, only \(remaining.endIndex - index) remain")
         }
         let node = DERNode(
             tag: tag, encoded: remaining[remaining.startIndex..<(index + length)], content: remaining[index..<(index + length)],

@@ -119,7 +119,8 @@ public struct AMDCertificate: Sendable, Equatable {
             throw SEVError(.signatureInvalid, "issuer key is RSA-\(issuer.modulusBits), certificate is RSA-\(modulusBits)")
         }
         guard issuer.isValidSignature(littleEndian: signature, over: body) else {
-            throw SEVError(.signatureInvalid, "RSA-PSS \(issuer.digestAlgorithm) signature does not verify under key \(Hex.encode(issuer.keyID))")
+            throw SEVError(
+                .signatureInvalid, "RSA-PSS \(issuer.digestAlgorithm) signature does not verify under key \(Hex.encode(issuer.keyID))")
         }
     }
 
@@ -154,16 +155,26 @@ public struct ProductLine: Hashable, Sendable, Codable, CustomStringConvertible 
 
     /// The display hashes `sevctl verify` prints for the published roots (sev.md §1.1 table).
     public static let publishedDisplayHashes: [ProductLine: (ark: String, ask: String)] = [
-        .naples: ("8efddcaaf84990cf6354d93637be270220cf15797332b3d918c3b8cc77349f31",
-                  "5dff2a2a4dd59dc095d73a26af28be523192ade830bdd35bacdd81ee75584c45"),
-        .rome: ("3d2c1157c29ef7bd4207fc0c8b08db080e579ceba267f8c93bec8dce73f5a5e2e60d959ac37ea82176c1a0c61ae203ed",
-                "d8cd9d1798c311c96e009a91552f17b4ddc4886a064ec933697734965b9ab29db803c79604e2725658f0861bfaf09ad4"),
-        .milan: ("569da618dfe64015c343db6d975e77b72fdeacd16edd02d9d09b889b8f0f1d91ffa5dfbd86f7ac574a1a7883b7a1e737",
-                 "95cba79ba3c77daea79f741bade8156a50b1c59f6d6fda104d16dd264729f5ee8989522f3711fc7c84719921ceb31bc0"),
-        .genoa: ("b66e16ff0ebeed57f0c4dffa154872c4156f2e5b1c2f4e66e58fc37f1d2a60d31a342ecb6430a9b2510a970c75c37926",
-                 "9fa6db577758411b576cfcdc3c2f0851e60f0c69ffdcb6301ad2f7864f91e829f62925888464d9d285612eb03b3fc63d"),
-        .turin: ("712a28007da1097e8c4fd3a2e8655012b27e04042323a0a30e111fc0cf698961040c6fc3ff2053abe70432cfef411a0e",
-                 "9ae10c44573f0c0dee8044a89ee1ba5acd8f3909651fd3c96bfec3d4419c1bd60d7d9a35d42509c3a71e307b0f60c1d1"),
+        .naples: (
+            "8efddcaaf84990cf6354d93637be270220cf15797332b3d918c3b8cc77349f31",
+            "5dff2a2a4dd59dc095d73a26af28be523192ade830bdd35bacdd81ee75584c45"
+        ),
+        .rome: (
+            "3d2c1157c29ef7bd4207fc0c8b08db080e579ceba267f8c93bec8dce73f5a5e2e60d959ac37ea82176c1a0c61ae203ed",
+            "d8cd9d1798c311c96e009a91552f17b4ddc4886a064ec933697734965b9ab29db803c79604e2725658f0861bfaf09ad4"
+        ),
+        .milan: (
+            "569da618dfe64015c343db6d975e77b72fdeacd16edd02d9d09b889b8f0f1d91ffa5dfbd86f7ac574a1a7883b7a1e737",
+            "95cba79ba3c77daea79f741bade8156a50b1c59f6d6fda104d16dd264729f5ee8989522f3711fc7c84719921ceb31bc0"
+        ),
+        .genoa: (
+            "b66e16ff0ebeed57f0c4dffa154872c4156f2e5b1c2f4e66e58fc37f1d2a60d31a342ecb6430a9b2510a970c75c37926",
+            "9fa6db577758411b576cfcdc3c2f0851e60f0c69ffdcb6301ad2f7864f91e829f62925888464d9d285612eb03b3fc63d"
+        ),
+        .turin: (
+            "712a28007da1097e8c4fd3a2e8655012b27e04042323a0a30e111fc0cf698961040c6fc3ff2053abe70432cfef411a0e",
+            "9ae10c44573f0c0dee8044a89ee1ba5acd8f3909651fd3c96bfec3d4419c1bd60d7d9a35d42509c3a71e307b0f60c1d1"
+        ),
     ]
 }
 
@@ -210,7 +221,9 @@ public struct AMDRoots: Sendable, Equatable {
         }
         guard ark.keyUsage == .ark else { throw fail(.arkSelfSignature, .chainMismatch, "KEY_USAGE is \(ark.keyUsage), expected ARK") }
         guard ark.certifyingID == ark.keyID else {
-            throw fail(.arkSelfSignature, .chainMismatch, "CERTIFYING_ID \(Hex.encode(ark.certifyingID)) is not its own KEY_ID \(Hex.encode(ark.keyID))")
+            throw fail(
+                .arkSelfSignature, .chainMismatch,
+                "CERTIFYING_ID \(Hex.encode(ark.certifyingID)) is not its own KEY_ID \(Hex.encode(ark.keyID))")
         }
         if ark.signatureLittleEndian == nil {
             guard let pinned = ProductLine.arkBodySHA256[productLine], Hex.encode(Digest.sha256(ark.body)) == pinned else {
@@ -221,7 +234,9 @@ public struct AMDRoots: Sendable, Equatable {
         }
         guard ask.keyUsage == .ask else { throw fail(.askByARK, .chainMismatch, "KEY_USAGE is \(ask.keyUsage), expected ASK (0x13)") }
         guard ask.certifyingID == ark.keyID else {
-            throw fail(.askByARK, .chainMismatch, "ASK CERTIFYING_ID \(Hex.encode(ask.certifyingID)) is not the ARK's KEY_ID \(Hex.encode(ark.keyID))")
+            throw fail(
+                .askByARK, .chainMismatch,
+                "ASK CERTIFYING_ID \(Hex.encode(ask.certifyingID)) is not the ARK's KEY_ID \(Hex.encode(ark.keyID))")
         }
         do throws(SEVError) { try ask.verifySignature(by: ark) } catch { throw fail(.askByARK, error.code, error.reason) }
     }

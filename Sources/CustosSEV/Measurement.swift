@@ -90,7 +90,9 @@ public enum VMSA {
     ///   - signature: the guest vCPU signature (goes in RDX).
     ///   - variant: legacy or INIT2.
     ///   - sevFeatures: SEV_FEATURES (0; 0x20 on some DebugSwap hosts).
-    public static func page(isBSP: Bool, apResetAddress: UInt32, signature: CPUSignature, variant: VMSAVariant, sevFeatures: UInt64 = 0) -> [UInt8] {
+    public static func page(isBSP: Bool, apResetAddress: UInt32, signature: CPUSignature, variant: VMSAVariant, sevFeatures: UInt64 = 0)
+        -> [UInt8]
+    {
         var page = [UInt8](repeating: 0, count: size)
         func segment(_ offset: Int, selector: UInt16, attributes: UInt16, limit: UInt32, base: UInt64) {
             page.storeLE(UInt64(selector), at: offset, size: 2)
@@ -103,7 +105,8 @@ public enum VMSA {
         segment(0x000, selector: 0, attributes: 0x0093, limit: 0xFFFF, base: 0)  // ES
         // The CS selector stays 0xF000 on APs too; only the base moves (trap 8).
         segment(0x010, selector: 0xF000, attributes: 0x009B, limit: 0xFFFF, base: csBase)  // CS
-        for offset in [0x020, 0x030, 0x040, 0x050] { segment(offset, selector: 0, attributes: 0x0093, limit: 0xFFFF, base: 0) }  // SS DS FS GS
+        // SS, DS, FS, GS
+        for offset in [0x020, 0x030, 0x040, 0x050] { segment(offset, selector: 0, attributes: 0x0093, limit: 0xFFFF, base: 0) }
         segment(0x060, selector: 0, attributes: 0, limit: 0xFFFF, base: 0)  // GDTR
         segment(0x070, selector: 0, attributes: 0x0082, limit: 0xFFFF, base: 0)  // LDTR
         segment(0x080, selector: 0, attributes: 0, limit: 0xFFFF, base: 0)  // IDTR
@@ -184,7 +187,9 @@ public struct LaunchDigest: Sendable, Equatable {
         if let kernel = inputs.kernel {
             footer = try OVMFFooter(firmware: inputs.firmware)
             guard footer?.hashesArea != nil else {
-                throw SEVError(.kernelHashesUnsupported, "the firmware has no SEV hashes area (not an AmdSev OVMF build): kernel hashes cannot be measured")
+                throw SEVError(
+                    .kernelHashesUnsupported,
+                    "the firmware has no SEV hashes area (not an AmdSev OVMF build): kernel hashes cannot be measured")
             }
             let table = KernelHashesTable.table(kernel: kernel, initrd: inputs.initrd, cmdline: inputs.cmdline)
             hasher.update(table)
@@ -208,8 +213,10 @@ public struct LaunchDigest: Sendable, Equatable {
             guard let reset = resolvedFooter.sevESResetAddress else {
                 throw SEVError(.firmwareFooterMissing, "the firmware has no SEV-ES reset block")
             }
-            let bsp = VMSA.page(isBSP: true, apResetAddress: reset, signature: signature, variant: inputs.vmsaVariant, sevFeatures: inputs.sevFeatures)
-            let ap = VMSA.page(isBSP: false, apResetAddress: reset, signature: signature, variant: inputs.vmsaVariant, sevFeatures: inputs.sevFeatures)
+            let bsp = VMSA.page(
+                isBSP: true, apResetAddress: reset, signature: signature, variant: inputs.vmsaVariant, sevFeatures: inputs.sevFeatures)
+            let ap = VMSA.page(
+                isBSP: false, apResetAddress: reset, signature: signature, variant: inputs.vmsaVariant, sevFeatures: inputs.sevFeatures)
             hasher.update(bsp)
             pages.append(bsp)
             for _ in 1..<inputs.vcpus { hasher.update(ap) }
@@ -242,7 +249,9 @@ public enum LaunchMeasurement {
     }
 
     /// The 32-byte MEASURE.
-    public static func compute(tik: SecretBytes, version: FirmwareVersion, policy: GuestPolicy, launchDigest: [UInt8], mnonce: [UInt8]) throws(SEVError) -> [UInt8] {
+    public static func compute(tik: SecretBytes, version: FirmwareVersion, policy: GuestPolicy, launchDigest: [UInt8], mnonce: [UInt8])
+        throws(SEVError) -> [UInt8]
+    {
         guard launchDigest.count == 32, mnonce.count == 16, tik.count == 16 else {
             throw SEVError(.invalidParameter, "launch digest must be 32 bytes, mnonce 16, TIK 16")
         }
@@ -274,7 +283,9 @@ public enum MeasurementChecker {
         let bytes: [UInt8]
         do { bytes = try Base64.decode(sevMeasurement) } catch { throw SEVError(.invalidValue, "sev-measurement is not base64") }
         guard bytes.count == 48 else {
-            throw SEVError(bytes.count < 48 ? .truncated : .trailingBytes, "sev-measurement must be 48 bytes (MEASURE ‖ MNONCE), got \(bytes.count)", offset: min(bytes.count, 48))
+            throw SEVError(
+                bytes.count < 48 ? .truncated : .trailingBytes, "sev-measurement must be 48 bytes (MEASURE ‖ MNONCE), got \(bytes.count)",
+                offset: min(bytes.count, 48))
         }
         return (Array(bytes[0..<32]), Array(bytes[32..<48]))
     }
@@ -285,11 +296,15 @@ public enum MeasurementChecker {
     ) -> MeasurementCheckResult {
         do throws(SEVError) {
             let (measure, mnonce) = try decode(sevMeasurement: sevMeasurement)
-            let expected = try LaunchMeasurement.compute(tik: tik, version: version, policy: policy, launchDigest: launchDigest, mnonce: mnonce)
+            let expected = try LaunchMeasurement.compute(
+                tik: tik, version: version, policy: policy, launchDigest: launchDigest, mnonce: mnonce)
             guard constantTimeEqual(expected, measure) else {
-                return .rejected(SEVError(.signatureInvalid, "the launch measurement does not match the expected firmware, kernel, VMSAs, policy and TIK"))
+                return .rejected(
+                    SEVError(
+                        .signatureInvalid, "the launch measurement does not match the expected firmware, kernel, VMSAs, policy and TIK"))
             }
-            return .verified(VerifiedMeasurement(measure: measure, mnonce: mnonce, launchDigest: launchDigest, version: version, policy: policy))
+            return .verified(
+                VerifiedMeasurement(measure: measure, mnonce: mnonce, launchDigest: launchDigest, version: version, policy: policy))
         } catch {
             return .rejected(error)
         }

@@ -58,7 +58,9 @@ public struct OVMFFooter: Sendable, Equatable {
             guard end - start >= 18 else {
                 throw SEVError(.invalidValue, "\(end - start) stray bytes in the footer table", offset: start)
             }
-            guard entries.count < Self.maxEntries else { throw SEVError(.lengthOverflow, "more than \(Self.maxEntries) footer entries", offset: end) }
+            guard entries.count < Self.maxEntries else {
+                throw SEVError(.lengthOverflow, "more than \(Self.maxEntries) footer entries", offset: end)
+            }
             let guid = Array(firmware[(end - 16)..<end])
             let length = Int(firmware[end - 18]) | Int(firmware[end - 17]) << 8
             guard length >= 18, length <= end - start else {

@@ -20,7 +20,8 @@ public struct PlatformCertificates: Sendable, Equatable {
     public init(pdh: [UInt8], certChain: [UInt8]) throws(SEVError) {
         let size = SEVCertificate.size
         guard certChain.count >= 3 * size else {
-            throw SEVError(.truncated, "cert-chain must be PEK ‖ OCA ‖ CEK = \(3 * size) bytes, got \(certChain.count)", offset: certChain.count)
+            throw SEVError(
+                .truncated, "cert-chain must be PEK ‖ OCA ‖ CEK = \(3 * size) bytes, got \(certChain.count)", offset: certChain.count)
         }
         guard certChain.count == 3 * size else {
             throw SEVError(.trailingBytes, "cert-chain has \(certChain.count - 3 * size) bytes after PEK ‖ OCA ‖ CEK", offset: 3 * size)
@@ -129,7 +130,9 @@ public enum SEVChainVerifier {
         func fail(_ link: ChainLink, _ error: SEVError) -> ChainVerificationResult { .rejected(ChainFailure(link: link, error: error)) }
 
         // Usages first: a PDH passed as a PEK must not get as far as a signature check.
-        let expected: [(SEVCertificate, SEVCertificate.Usage)] = [(platform.pdh, .pdh), (platform.pek, .pek), (platform.oca, .oca), (platform.cek, .cek)]
+        let expected: [(SEVCertificate, SEVCertificate.Usage)] = [
+            (platform.pdh, .pdh), (platform.pek, .pek), (platform.oca, .oca), (platform.cek, .cek),
+        ]
         for (cert, usage) in expected where cert.usage != usage {
             return fail(.usage, SEVError(.chainMismatch, "expected a \(usage) certificate, got \(cert.usage)"))
         }
@@ -162,7 +165,10 @@ public enum SEVChainVerifier {
         guard let chosen else {
             if roots.count == 1, let lastRootError { return fail(lastRootError.0, lastRootError.1) }
             let tried = roots.map(\.productLine.name).joined(separator: ", ")
-            return fail(.cekByASK, SEVError(.unknownProductLine, "the CEK is not signed by the ASK of any product line tried (\(tried.isEmpty ? "none" : tried))"))
+            return fail(
+                .cekByASK,
+                SEVError(
+                    .unknownProductLine, "the CEK is not signed by the ASK of any product line tried (\(tried.isEmpty ? "none" : tried))"))
         }
         diagnostics?(.linkVerified(.arkSelfSignature))
         diagnostics?(.linkVerified(.askByARK))
@@ -170,7 +176,8 @@ public enum SEVChainVerifier {
 
         if let pinnedOCA {
             guard pinnedOCA.bytes == platform.oca.bytes else {
-                return fail(.ocaPinned, SEVError(.untrustedOCA, "the platform OCA (\(Hex.encode(platform.oca.displayHash))) is not the pinned OCA"))
+                return fail(
+                    .ocaPinned, SEVError(.untrustedOCA, "the platform OCA (\(Hex.encode(platform.oca.displayHash))) is not the pinned OCA"))
             }
             diagnostics?(.linkVerified(.ocaPinned))
         } else {

@@ -120,7 +120,9 @@ public struct SEVCertificate: Sendable, Equatable {
         }
 
         /// An ECDSA slot: `R[72]` ‖ `S[72]`, little-endian, zero-padded, then 368 zero bytes.
-        public static func ecdsa(usage: Usage, algorithm: Algorithm = .ecdsaSHA256, signature: ECDSASignature) throws(SEVError) -> SignatureSlot {
+        public static func ecdsa(usage: Usage, algorithm: Algorithm = .ecdsaSHA256, signature: ECDSASignature) throws(SEVError)
+            -> SignatureSlot
+        {
             let parts: (r: [UInt8], s: [UInt8])
             do { parts = try signature.littleEndianComponents(componentByteCount: SEVCertificate.fieldSize) } catch {
                 throw SEVError(.invalidParameter, "ECDSA signature does not fit 72-byte fields")
@@ -133,7 +135,8 @@ public struct SEVCertificate: Sendable, Equatable {
         /// An RSA slot: the big-endian signature reversed, zero-padded to 0x200.
         public static func rsa(usage: Usage, algorithm: Algorithm, bigEndianSignature: [UInt8]) throws(SEVError) -> SignatureSlot {
             guard bigEndianSignature.count <= SEVCertificate.slotSize else { throw SEVError(.invalidParameter, "RSA signature too long") }
-            let bytes = Array(bigEndianSignature.reversed()) + [UInt8](repeating: 0, count: SEVCertificate.slotSize - bigEndianSignature.count)
+            let bytes =
+                Array(bigEndianSignature.reversed()) + [UInt8](repeating: 0, count: SEVCertificate.slotSize - bigEndianSignature.count)
             return try SignatureSlot(usage: usage, algorithm: algorithm, bytes: bytes)
         }
     }
@@ -183,8 +186,12 @@ public struct SEVCertificate: Sendable, Equatable {
         let qy = try reader.readBytes(Self.fieldSize, field: "QY")
         let rest = try reader.readBytes(0x404 - 4 - 2 * Self.fieldSize, field: "PUBKEY padding")
         let n = curve.coordinateByteCount
-        if let bad = qx[n...].firstIndex(where: { $0 != 0 }) { throw SEVError(.invalidValue, "QX has non-zero padding", offset: 0x14 + bad) }
-        if let bad = qy[n...].firstIndex(where: { $0 != 0 }) { throw SEVError(.invalidValue, "QY has non-zero padding", offset: 0x5C + bad) }
+        if let bad = qx[n...].firstIndex(where: { $0 != 0 }) {
+            throw SEVError(.invalidValue, "QX has non-zero padding", offset: 0x14 + bad)
+        }
+        if let bad = qy[n...].firstIndex(where: { $0 != 0 }) {
+            throw SEVError(.invalidValue, "QY has non-zero padding", offset: 0x5C + bad)
+        }
         if let bad = rest.firstIndex(where: { $0 != 0 }) { throw SEVError(.invalidValue, "PUBKEY padding is not zero", offset: 0xA4 + bad) }
         do {
             publicKey = try ECPublicKey(curve: curve, x: Array(qx[0..<n].reversed()), y: Array(qy[0..<n].reversed()))
@@ -197,7 +204,8 @@ public struct SEVCertificate: Sendable, Equatable {
             let slotUsage = Usage(rawValue: try reader.readUInt32LE(field: "SIG\(index + 1)_USAGE"))
             let slotAlgorithm = Algorithm(rawValue: try reader.readUInt32LE(field: "SIG\(index + 1)_ALGO"))
             guard Algorithm.known.contains(slotAlgorithm) else {
-                throw SEVError(.invalidValue, "SIG\(index + 1)_ALGO 0x\(String(slotAlgorithm.rawValue, radix: 16)) is unknown", offset: start + 4)
+                throw SEVError(
+                    .invalidValue, "SIG\(index + 1)_ALGO 0x\(String(slotAlgorithm.rawValue, radix: 16)) is unknown", offset: start + 4)
             }
             let slot = try reader.readBytes(Self.slotSize, field: "SIG\(index + 1)")
             slots.append(SignatureSlot(uncheckedUsage: slotUsage, algorithm: slotAlgorithm, bytes: slot))
@@ -228,7 +236,9 @@ public struct SEVCertificate: Sendable, Equatable {
     }
 
     /// The 0x414 signed bytes of a certificate that is still to be signed.
-    public static func unsignedBody(usage: Usage, algorithm: Algorithm, publicKey: ECPublicKey, apiMajor: UInt8 = 0, apiMinor: UInt8 = 0) -> [UInt8] {
+    public static func unsignedBody(usage: Usage, algorithm: Algorithm, publicKey: ECPublicKey, apiMajor: UInt8 = 0, apiMinor: UInt8 = 0)
+        -> [UInt8]
+    {
         var out: [UInt8] = []
         out.reserveCapacity(size)
         out.appendLE(UInt32(1))
@@ -284,7 +294,8 @@ public struct SEVCertificate: Sendable, Equatable {
         }
         let expected: Algorithm = ask.modulusBits == 2048 ? .rsaSHA256 : .rsaSHA384
         guard slot.algorithm == expected else {
-            throw SEVError(.chainMismatch, "\(usage) slot by the ASK is \(slot.algorithm), an RSA-\(ask.modulusBits) ASK signs with \(expected)")
+            throw SEVError(
+                .chainMismatch, "\(usage) slot by the ASK is \(slot.algorithm), an RSA-\(ask.modulusBits) ASK signs with \(expected)")
         }
         guard ask.isValidSignature(littleEndian: slot.bytes, over: Array(body)) else {
             throw SEVError(.signatureInvalid, "\(usage) RSA-PSS signature does not verify under ASK \(Hex.encode(ask.keyID))")

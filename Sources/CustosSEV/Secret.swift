@@ -86,7 +86,9 @@ public struct SecretTable: Sendable, Equatable {
         let guid = try reader.readBytes(16, field: "secret table GUID")
         guard guid == headerGUID.bytes else { throw SEVError(.invalidValue, "not a secret table (header GUID)", offset: 0) }
         let total = Int(try reader.readUInt32LE(field: "secret table length"))
-        guard total >= 20, total <= bytes.count else { throw SEVError(.lengthOverflow, "secret table length \(total) out of range", offset: 16) }
+        guard total >= 20, total <= bytes.count else {
+            throw SEVError(.lengthOverflow, "secret table length \(total) out of range", offset: 16)
+        }
         var entries: [(EFIGUID, [UInt8])] = []
         var offset = 20
         while total - offset >= 20 {
@@ -132,7 +134,9 @@ public struct SecretPacket: Sendable, Equatable {
         table: SecretTable, keys: TransportKeys, measurement: VerifiedMeasurement, firmwareSecretArea: OVMFFooter.Area? = nil,
         padding: SecretTablePadding = .libvirt, random: some SEVRandomSource = SystemRandomSource()
     ) throws(SEVError) {
-        try self.init(table: table, keys: keys, measure: measurement.measure, firmwareSecretArea: firmwareSecretArea, padding: padding, iv: try random.bytes(16))
+        try self.init(
+            table: table, keys: keys, measure: measurement.measure, firmwareSecretArea: firmwareSecretArea, padding: padding,
+            iv: try random.bytes(16))
     }
 
     /// The deterministic core: an explicit 32-byte MEASURE (or the 48-byte MEASURE ‖ MNONCE) and IV.
@@ -147,7 +151,8 @@ public struct SecretPacket: Sendable, Equatable {
         var plain = try table.encoded(padding: padding)
         defer { secureZero(&plain) }
         if let area = firmwareSecretArea, plain.count > Int(area.size) {
-            throw SEVError(.secretTooLarge, "padded secret table of \(plain.count) bytes does not fit the firmware's \(area.size)-byte secret area")
+            throw SEVError(
+                .secretTooLarge, "padded secret table of \(plain.count) bytes does not fit the firmware's \(area.size)-byte secret area")
         }
         let ciphertext: [UInt8]
         do { ciphertext = try keys.tek.withBytes { tek throws(CryptoError) in try AES.CTR.apply(key: tek, iv: iv, data: plain) } } catch {
@@ -157,7 +162,8 @@ public struct SecretPacket: Sendable, Equatable {
         let mac = keys.tik.withBytes {
             HMAC.authenticationCode(
                 .sha256, key: $0,
-                data: Self.macInput(flags: flags, iv: iv, guestLength: UInt32(plain.count), ciphertext: ciphertext, measure: Array(measure.prefix(32))))
+                data: Self.macInput(
+                    flags: flags, iv: iv, guestLength: UInt32(plain.count), ciphertext: ciphertext, measure: Array(measure.prefix(32))))
         }
         var header: [UInt8] = []
         header.appendLE(flags)
@@ -167,7 +173,9 @@ public struct SecretPacket: Sendable, Equatable {
     }
 
     /// The bytes HDR_MAC covers (context byte 0x01; trap 10).
-    public static func macInput(flags: UInt32, iv: [UInt8], guestLength: UInt32, transLength: UInt32? = nil, ciphertext: [UInt8], measure: [UInt8]) -> [UInt8] {
+    public static func macInput(
+        flags: UInt32, iv: [UInt8], guestLength: UInt32, transLength: UInt32? = nil, ciphertext: [UInt8], measure: [UInt8]
+    ) -> [UInt8] {
         var out: [UInt8] = [0x01]
         out.appendLE(flags)
         out += iv

@@ -182,7 +182,9 @@ public struct SessionBlob: Sendable, Equatable {
             throw SEVError(.signatureInvalid, "WRAP_MAC does not verify", offset: 0x40)
         }
         var plain: [UInt8]
-        do { plain = try keys.kek.withBytes { kek throws(CryptoError) in try AES.CTR.apply(key: kek, iv: wrapIV, data: wrappedKeys) } } catch {
+        do {
+            plain = try keys.kek.withBytes { kek throws(CryptoError) in try AES.CTR.apply(key: kek, iv: wrapIV, data: wrappedKeys) }
+        } catch {
             throw SEVError(.cryptoFailure, "AES-CTR unwrap: \(error)")
         }
         defer { secureZero(&plain) }
@@ -215,14 +217,20 @@ public struct LaunchSession: Sendable {
     ///   - chain: the verified platform chain (its PDH is the ECDH peer).
     ///   - policy: the guest policy the host must pass to LAUNCH_START.
     ///   - random: the random source (tests pin it).
-    public static func make(for chain: ValidatedPlatformChain, policy: GuestPolicy, random: some SEVRandomSource = SystemRandomSource()) throws(SEVError) -> LaunchSession {
+    public static func make(for chain: ValidatedPlatformChain, policy: GuestPolicy, random: some SEVRandomSource = SystemRandomSource())
+        throws(SEVError) -> LaunchSession
+    {
         try make(pdh: chain.pdh, policy: policy, random: random)
     }
 
     /// As ``make(for:policy:random:)`` with a PDH whose chain the caller has verified (or deliberately not).
-    public static func make(pdh: SEVCertificate, policy: GuestPolicy, random: some SEVRandomSource = SystemRandomSource()) throws(SEVError) -> LaunchSession {
+    public static func make(pdh: SEVCertificate, policy: GuestPolicy, random: some SEVRandomSource = SystemRandomSource()) throws(SEVError)
+        -> LaunchSession
+    {
         let godhKey: ECPrivateKey
-        do { godhKey = try ECPrivateKey(generating: pdh.publicKey.curve) } catch { throw SEVError(.cryptoFailure, "GODH key generation: \(error)") }
+        do { godhKey = try ECPrivateKey(generating: pdh.publicKey.curve) } catch {
+            throw SEVError(.cryptoFailure, "GODH key generation: \(error)")
+        }
         return try make(
             pdh: pdh, policy: policy, godhKey: godhKey, nonce: try random.bytes(16), wrapIV: try random.bytes(16),
             transportKeys: try TransportKeys.generate(using: random))

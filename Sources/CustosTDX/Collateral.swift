@@ -120,7 +120,8 @@ public struct TCBInfo: Sendable, Equatable {
             var levels: [ISVSVNLevel] = []
             for level in m.tcbLevels ?? [] {
                 guard let isvsvn = level.tcb.isvsvn else { throw TDXError(.malformedCollateral, "\(name) level without isvsvn") }
-                levels.append(ISVSVNLevel(isvSVN: isvsvn, tcbDate: level.tcbDate, tcbStatus: level.tcbStatus, advisoryIDs: level.advisoryIDs ?? []))
+                levels.append(
+                    ISVSVNLevel(isvSVN: isvsvn, tcbDate: level.tcbDate, tcbStatus: level.tcbStatus, advisoryIDs: level.advisoryIDs ?? []))
             }
             return TDXModuleIdentity(
                 id: m.id ?? "", mrSigner: try fixedHex(m.mrsigner, 48, "\(name).mrsigner"),
@@ -221,7 +222,9 @@ public struct QEIdentity: Sendable, Equatable {
             let tcbLevels: [JSONLevel]
         }
         let json = try RawJSON.decode(JSONIdentity.self, from: signedBytes, what: "enclaveIdentity")
-        guard signature.count == 64 else { throw TDXError(.malformedCollateral, "QE identity signature is \(signature.count) bytes, not 64") }
+        guard signature.count == 64 else {
+            throw TDXError(.malformedCollateral, "QE identity signature is \(signature.count) bytes, not 64")
+        }
         self.signedBytes = signedBytes
         self.signature = signature
         id = json.id
@@ -335,7 +338,9 @@ public struct Collateral: Sendable, Equatable {
         func chain(_ pem: String, _ name: String) throws(TDXError) -> [Certificate] {
             do {
                 let certs = try Certificate.parsePEMChain(pem)
-                guard !certs.isEmpty, certs.count <= 4 else { throw TDXError(.malformedCollateral, "\(name) has \(certs.count) certificates") }
+                guard !certs.isEmpty, certs.count <= 4 else {
+                    throw TDXError(.malformedCollateral, "\(name) has \(certs.count) certificates")
+                }
                 return certs
             } catch let error as TDXError {
                 throw error

@@ -31,7 +31,8 @@ public struct CCELTable: Sendable, Equatable {
         }
         length = try reader.u32("ccel.length")
         guard length == 56, bytes.count >= 56 else {
-            throw TDXError(.malformedEventLog, "CCEL table length \(length) (\(bytes.count) bytes given) is not 56", field: "ccel.length", offset: 4)
+            throw TDXError(
+                .malformedEventLog, "CCEL table length \(length) (\(bytes.count) bytes given) is not 56", field: "ccel.length", offset: 4)
         }
         revision = try reader.read(1, "ccel.revision")[0]
         try reader.skip(1, "ccel.checksum")
@@ -153,7 +154,8 @@ public struct EventLog: Sendable, Equatable {
         try spec.skip(8, "specId.platformClass+versions")
         let algorithmCount = try spec.u32("specId.numberOfAlgorithms")
         guard (1...16).contains(algorithmCount) else {
-            throw TDXError(.malformedEventLog, "\(algorithmCount) algorithms", field: "specId.numberOfAlgorithms", offset: headerOffset + 24)
+            throw TDXError(
+                .malformedEventLog, "\(algorithmCount) algorithms", field: "specId.numberOfAlgorithms", offset: headerOffset + 24)
         }
         var algorithms: [UInt16: Int] = [:]
         for _ in 0..<algorithmCount {
@@ -185,13 +187,16 @@ public struct EventLog: Sendable, Equatable {
                 let idOffset = reader.offset
                 let id = try reader.u16("event.algorithmId")
                 guard let size = algorithms[id] else {
-                    throw TDXError(.malformedEventLog, "algorithm 0x\(String(id, radix: 16)) not in the Spec ID event", field: "event.algorithmId", offset: idOffset)
+                    throw TDXError(
+                        .malformedEventLog, "algorithm 0x\(String(id, radix: 16)) not in the Spec ID event", field: "event.algorithmId",
+                        offset: idOffset)
                 }
                 digests[id] = try reader.read(size, "event.digest")
             }
             let size = Int(try reader.u32("event.eventSize"))
             let data = try reader.read(size, "event.event")
-            events.append(CCEvent(index: events.count, mrIndex: mrIndex, eventType: eventType, digests: digests, data: data, offset: offset))
+            events.append(
+                CCEvent(index: events.count, mrIndex: mrIndex, eventType: eventType, digests: digests, data: data, offset: offset))
             guard events.count <= Self.maximumEvents else {
                 throw TDXError(.malformedEventLog, "more than \(Self.maximumEvents) events", offset: offset)
             }

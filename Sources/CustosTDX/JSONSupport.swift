@@ -58,7 +58,9 @@ enum RawJSON {
                 throw fail("unterminated object or array")
             default:
                 let start = index
-                while index < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) {
+                while index < bytes.count,
+                    ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0a, 0x0d].contains(bytes[index])
+                {
                     index += 1
                 }
                 guard index > start else { throw fail("expected a value") }

@@ -268,7 +268,8 @@ public struct Quote: Sendable, Equatable {
         let lengthOffset = reader.offset
         let declared = try reader.u32("signatureData.length")
         guard let signatureLength = Int(exactly: declared), signatureLength <= Self.maximumSignatureDataLength else {
-            throw TDXError(.malformedQuote, "signature data length \(declared) is too large", field: "signatureData.length", offset: lengthOffset)
+            throw TDXError(
+                .malformedQuote, "signature data length \(declared) is too large", field: "signatureData.length", offset: lengthOffset)
         }
         guard signatureLength <= reader.remaining else {
             throw reader.fail("signatureData", "truncated: signature data declares \(signatureLength) bytes, \(reader.remaining) remain")
@@ -303,7 +304,8 @@ public struct Quote: Sendable, Equatable {
                 field: "pckCertificationData.type", offset: innerTypeOffset)
         }
         guard cert.remaining == 0 else {
-            throw cert.fail("certificationData", "certification data declares \(certSize) bytes but its content uses \(certSize - cert.remaining)")
+            throw cert.fail(
+                "certificationData", "certification data declares \(certSize) bytes but its content uses \(certSize - cert.remaining)")
         }
         guard cert.offset == sig.end, sig.end == reader.offset + signatureLength else {
             throw TDXError(
@@ -323,7 +325,8 @@ public struct Quote: Sendable, Equatable {
     public func pckCertificateChain() throws(TDXError) -> [Certificate] {
         guard innerCertificationDataType == 5 else {
             throw TDXError(
-                .unsupportedQuoteFormat, "certification data type \(innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
+                .unsupportedQuoteFormat,
+                "certification data type \(innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
         }
         var pem = innerCertificationData
         while pem.last == 0 { pem.removeLast() }

@@ -90,7 +90,8 @@ struct TCBEvaluation {
         guard tdx != .revoked else { throw TDXError(.tcbRevoked, "the TCB level (\(tdxLevel.tcbDate)) or TDX module is Revoked") }
         // Step 6: TD relaunch (TD15 bodies only).
         if quote.body.bodyType == .td15, let svn2 = quote.body.teeTCBSVN2, ![.outOfDate, .revoked, .notSupported].contains(qeStatus),
-            [.upToDate, .swHardeningNeeded, .configurationNeeded, .configurationAndSWHardeningNeeded].contains(try Status(sgxLevel.tcbStatus)),
+            [.upToDate, .swHardeningNeeded, .configurationNeeded, .configurationAndSWHardeningNeeded].contains(
+                try Status(sgxLevel.tcbStatus)),
             [.outOfDate, .outOfDateConfigurationNeeded].contains(tdx), module == .outOfDate, let newest = tcbInfo.tcbLevels.first
         {
             let relaunch: Bool

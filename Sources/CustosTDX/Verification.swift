@@ -151,12 +151,16 @@ public struct QuoteVerifier: Sendable {
         guard time <= tcb.nextUpdate else { throw TDXError(.collateralExpired, "TCB Info expired at \(tcb.nextUpdate)") }
         guard time >= tcb.issueDate else { throw TDXError(.collateralNotYetValid, "TCB Info issue date \(tcb.issueDate) is in the future") }
         guard time <= qe.nextUpdate else { throw TDXError(.collateralExpired, "QE Identity expired at \(qe.nextUpdate)") }
-        guard time >= qe.issueDate else { throw TDXError(.collateralNotYetValid, "QE Identity issue date \(qe.issueDate) is in the future") }
+        guard time >= qe.issueDate else {
+            throw TDXError(.collateralNotYetValid, "QE Identity issue date \(qe.issueDate) is in the future")
+        }
 
         // Both CRLs in their validity window (spec §2.1 step 14, QVL 79). Checked here, before OpenSSL path validation,
         // so that an expired CRL is reported as such whatever OpenSSL's CRL selection does with it.
         for (crl, name) in [(collateral.rootCACRL, "Root CA CRL"), (collateral.pckCRL, "PCK CRL")] {
-            guard time >= crl.thisUpdate else { throw TDXError(.collateralNotYetValid, "\(name) thisUpdate \(crl.thisUpdate) is in the future") }
+            guard time >= crl.thisUpdate else {
+                throw TDXError(.collateralNotYetValid, "\(name) thisUpdate \(crl.thisUpdate) is in the future")
+            }
             guard let next = crl.nextUpdate, time < next else {
                 throw TDXError(.collateralExpired, "\(name) expired at \(crl.nextUpdate.map { "\($0)" } ?? "(no nextUpdate)")")
             }
@@ -165,7 +169,8 @@ public struct QuoteVerifier: Sendable {
         guard collateral.rootCACRL.isSigned(by: trustedRoot) else {
             throw TDXError(.crlInvalid, "the Root CA CRL is not signed by the trusted root")
         }
-        let tcbSigner = try signingCertificate(collateral.tcbInfoIssuerChain, name: "TCB Info issuer chain", crl: collateral.rootCACRL, at: time)
+        let tcbSigner = try signingCertificate(
+            collateral.tcbInfoIssuerChain, name: "TCB Info issuer chain", crl: collateral.rootCACRL, at: time)
         guard case .ec(let tcbKey) = tcbSigner.publicKey,
             let tcbSignature = try? ECDSASignature(rawBigEndian: tcb.signature),
             tcbKey.isValidSignature(tcbSignature, for: tcb.signedBytes, digest: .sha256)
@@ -174,7 +179,8 @@ public struct QuoteVerifier: Sendable {
         let qeSigner =
             collateral.qeIdentityIssuerChain == collateral.tcbInfoIssuerChain
             ? tcbSigner
-            : try signingCertificate(collateral.qeIdentityIssuerChain, name: "QE Identity issuer chain", crl: collateral.rootCACRL, at: time)
+            : try signingCertificate(
+                collateral.qeIdentityIssuerChain, name: "QE Identity issuer chain", crl: collateral.rootCACRL, at: time)
         guard case .ec(let qeKey) = qeSigner.publicKey,
             let qeSignature = try? ECDSASignature(rawBigEndian: qe.signature),
             qeKey.isValidSignature(qeSignature, for: qe.signedBytes, digest: .sha256)
@@ -191,7 +197,9 @@ public struct QuoteVerifier: Sendable {
         }
 
         var from = [tcb.issueDate, qe.issueDate, collateral.rootCACRL.thisUpdate, collateral.pckCRL.thisUpdate]
-        var until = [tcb.nextUpdate, qe.nextUpdate, collateral.rootCACRL.nextUpdate ?? .distantPast, collateral.pckCRL.nextUpdate ?? .distantPast]
+        var until = [
+            tcb.nextUpdate, qe.nextUpdate, collateral.rootCACRL.nextUpdate ?? .distantPast, collateral.pckCRL.nextUpdate ?? .distantPast,
+        ]
         for certificate in [tcbSigner, qeSigner, pckCA, trustedRoot] {
             from.append(certificate.notBefore)
             until.append(certificate.notAfter)
@@ -262,7 +270,8 @@ public struct QuoteVerifier: Sendable {
     func checkPCK(_ quote: Quote, collateral: VerifiedCollateral, at time: Date) throws(TDXError) -> CheckedPCK {
         guard quote.innerCertificationDataType == 5 else {
             throw TDXError(
-                .unsupportedQuoteFormat, "certification data type \(quote.innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
+                .unsupportedQuoteFormat,
+                "certification data type \(quote.innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
         }
         let cacheKey = Digest.sha256(quote.innerCertificationData) + collateral.collateral.contentHash
         if let cached = cache?.pck(cacheKey), cached.validFrom <= time, time <= cached.validUntil { return cached }
@@ -280,7 +289,8 @@ public struct QuoteVerifier: Sendable {
         try checkRoot(of: [root], name: "PCK chain")
         let crls = collateral.collateral
         try verifyChain(
-            leaf, intermediates: [intermediate], crls: [crls.rootCACRL, crls.pckCRL], at: time, failure: .pckChainInvalid, what: "PCK chain",
+            leaf, intermediates: [intermediate], crls: [crls.rootCACRL, crls.pckCRL], at: time, failure: .pckChainInvalid,
+            what: "PCK chain",
             revokedCode: .pckRevoked)
         // 4.1.2.4.6: the PCK CRL is the one of the leaf's issuer (checked after the chain, as QVL does).
         guard crls.pckCRL.issuer == leaf.issuer else {
@@ -380,7 +390,9 @@ public struct QuoteVerifier: Sendable {
             default: .outOfDate
             }
         // Attestation key and quote signature (4.1.2.4.16).
-        guard let attestationKey = try? ECPublicKey(curve: .p256, x: Array(quote.attestationKey[0..<32]), y: Array(quote.attestationKey[32...]))
+        guard
+            let attestationKey = try? ECPublicKey(
+                curve: .p256, x: Array(quote.attestationKey[0..<32]), y: Array(quote.attestationKey[32...]))
         else { throw TDXError(.unsupportedQuoteFormat, "the attestation key is not a P-256 point") }
         guard let quoteSignature = try? ECDSASignature(rawBigEndian: quote.signature),
             attestationKey.isValidSignature(quoteSignature, for: quote.signedRegion, digest: .sha256)
@@ -393,7 +405,8 @@ public struct QuoteVerifier: Sendable {
             throw TDXError(.debugTD, "TDATTRIBUTES.DEBUG is set: the TD is a debug TD")
         }
         var advisories: [String] = []
-        for id in evaluation.platformAdvisoryIDs + evaluation.moduleAdvisoryIDs + (qeLevel?.advisoryIDs ?? []) where !advisories.contains(id) {
+        for id in evaluation.platformAdvisoryIDs + evaluation.moduleAdvisoryIDs + (qeLevel?.advisoryIDs ?? [])
+        where !advisories.contains(id) {
             advisories.append(id)
         }
         return VerifiedQuote(

@@ -116,10 +116,14 @@ extension PEImage {
             // osslsigncode counts its zero padding to 8 bytes in dwLength, so the PKCS #7 is followed by zeros inside
             // bCertificate; the DER element's own length says where it ends (EDK2 and osslsigncode read it this way).
             guard let der = Self.derElement(entry.certificate), entry.certificate[der.count...].allSatisfy({ $0 == 0 }) else {
-                return .failure(UKIError(.malformedSignature, "WIN_CERTIFICATE \(index) at offset \(entry.offset) does not hold one DER element followed only by zero padding"))
+                return .failure(
+                    UKIError(
+                        .malformedSignature,
+                        "WIN_CERTIFICATE \(index) at offset \(entry.offset) does not hold one DER element followed only by zero padding"))
             }
             do throws(CryptoError) {
-                return .success(EmbeddedSignature(index: index, offset: entry.offset, authenticode: try AuthenticodeSignature(derEncoded: Array(der))))
+                return .success(
+                    EmbeddedSignature(index: index, offset: entry.offset, authenticode: try AuthenticodeSignature(derEncoded: Array(der))))
             } catch {
                 let code: UKIError.Code = error.code == .unsupportedAlgorithm ? .unsupportedAlgorithm : .malformedSignature
                 return .failure(UKIError(code, "WIN_CERTIFICATE \(index) at offset \(entry.offset): \(error.reason)"))
@@ -219,10 +223,15 @@ public struct AuthenticodeVerifier: Sendable {
     /// - Returns: ``AuthenticodeVerdict/verified(_:)`` for the first signature that passes, else every failure.
     public func verify(_ image: PEImage, diagnostics: ((AuthenticodeDiagnostic) -> Void)? = nil) -> AuthenticodeVerdict {
         guard !trustAnchors.isEmpty else {
-            return .rejected([AuthenticodeFailure(signatureIndex: nil, error: UKIError(.noTrustAnchors, "no trusted certificate was given"))])
+            return .rejected([
+                AuthenticodeFailure(signatureIndex: nil, error: UKIError(.noTrustAnchors, "no trusted certificate was given"))
+            ])
         }
         guard image.isSigned else {
-            return .rejected([AuthenticodeFailure(signatureIndex: nil, error: UKIError(.unsigned, "the image has no Authenticode signature (empty certificate table)"))])
+            return .rejected([
+                AuthenticodeFailure(
+                    signatureIndex: nil, error: UKIError(.unsigned, "the image has no Authenticode signature (empty certificate table)"))
+            ])
         }
         var failures: [AuthenticodeFailure] = []
         var digests: [DigestAlgorithm: [UInt8]] = [:]
@@ -270,7 +279,8 @@ public struct AuthenticodeVerifier: Sendable {
         case .digestMismatch where !constantTimeEqual(digest, signed):
             return UKIError(
                 .digestMismatch,
-                "the image's Authenticode \(algorithm.rawValue) digest \(digest.hexString) differs from the signed \(signed.hexString): the image was modified after signing")
+                "the image's Authenticode \(algorithm.rawValue) digest \(digest.hexString) differs from the signed \(signed.hexString): the image was modified after signing"
+            )
         case .digestMismatch, .signatureInvalid:
             return UKIError(.signatureInvalid, error.description)
         case .malformedInput, .unsupportedAlgorithm:

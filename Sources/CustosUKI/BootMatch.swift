@@ -117,8 +117,10 @@ extension UnifiedKernelImage {
         }
         let expected = pcr11Measurements(rules: rules, algorithm: .sha384).flatMap { [$0.nameDigest, $0.dataDigest] }
         guard stubEvents.count >= expected.count, Array(stubEvents.prefix(expected.count)) == expected else {
-            return .notBooted(reason: "RTMR2's systemd-stub events do not match this UKI's sections (\(rules.sections.joined(separator: " ")))")
+            return .notBooted(
+                reason: "RTMR2's systemd-stub events do not match this UKI's sections (\(rules.sections.joined(separator: " ")))")
         }
-        return .booted(UKIBootEvidence(applicationEventIndex: index, authenticodeSHA384: digest, sections: .matched(count: expected.count / 2)))
+        return .booted(
+            UKIBootEvidence(applicationEventIndex: index, authenticodeSHA384: digest, sections: .matched(count: expected.count / 2)))
     }
 }

@@ -94,7 +94,8 @@ public struct OptionalHeader: Sendable, Equatable {
         switch magic {
         case 0x20b: format = .pe32Plus
         case 0x10b: format = .pe32
-        default: throw PEParseError(.invalidValue, at: offset, "optional header magic 0x\(String(magic, radix: 16)) is neither PE32 nor PE32+")
+        default:
+            throw PEParseError(.invalidValue, at: offset, "optional header magic 0x\(String(magic, radix: 16)) is neither PE32 nor PE32+")
         }
         try r.skip(14, what: "optional header linker fields")
         addressOfEntryPoint = try r.readUInt32LE("AddressOfEntryPoint")
@@ -239,7 +240,8 @@ public struct PEImage: Sendable {
         peHeaderOffset = lfanew
         coff = try COFFHeader(parsing: &reader)
         guard coff.numberOfSections <= Self.maxSections else {
-            throw PEParseError(.lengthOverflow, at: lfanew + 6, "\(coff.numberOfSections) sections, more than the cap of \(Self.maxSections)")
+            throw PEParseError(
+                .lengthOverflow, at: lfanew + 6, "\(coff.numberOfSections) sections, more than the cap of \(Self.maxSections)")
         }
         optionalHeader = try OptionalHeader(parsing: &reader, size: coff.sizeOfOptionalHeader)
         let optional = optionalHeader
@@ -249,10 +251,12 @@ public struct PEImage: Sendable {
         guard optional.sizeOfHeaders >= hashedHeaderStart, coff.sizeOfOptionalHeader >= optional.hashedHeaderResumeOffset else {
             throw PEParseError(
                 .invalidValue, at: optional.offset + 60,
-                "SizeOfHeaders \(optional.sizeOfHeaders) / SizeOfOptionalHeader \(coff.sizeOfOptionalHeader) do not cover the certificate table directory")
+                "SizeOfHeaders \(optional.sizeOfHeaders) / SizeOfOptionalHeader \(coff.sizeOfOptionalHeader) do not cover the certificate table directory"
+            )
         }
         guard optional.sizeOfHeaders <= bytes.count else {
-            throw PEParseError(.truncated, at: optional.offset + 60, "SizeOfHeaders \(optional.sizeOfHeaders) exceeds the file size \(bytes.count)")
+            throw PEParseError(
+                .truncated, at: optional.offset + 60, "SizeOfHeaders \(optional.sizeOfHeaders) exceeds the file size \(bytes.count)")
         }
         var sections: [SectionHeader] = []
         for _ in 0..<coff.numberOfSections {
@@ -262,7 +266,8 @@ public struct PEImage: Sendable {
                 guard end <= bytes.count else {
                     throw PEParseError(
                         .truncated, at: section.headerOffset,
-                        "section \(section.name) raw data [0x\(String(section.pointerToRawData, radix: 16)), 0x\(String(end, radix: 16))) runs past the end of the file")
+                        "section \(section.name) raw data [0x\(String(section.pointerToRawData, radix: 16)), 0x\(String(end, radix: 16))) runs past the end of the file"
+                    )
                 }
             }
             sections.append(section)
@@ -284,12 +289,18 @@ public struct PEImage: Sendable {
             let start = Int(directory.virtualAddress)
             let size = Int(directory.size)
             guard start + size <= bytes.count else {
-                throw PEParseError(.truncated, at: directoryOffset, "certificate table [\(start), +\(size)) runs past the end of the file (\(bytes.count))")
+                throw PEParseError(
+                    .truncated, at: directoryOffset, "certificate table [\(start), +\(size)) runs past the end of the file (\(bytes.count))"
+                )
             }
             guard start + size == bytes.count else {
-                throw PEParseError(.invalidValue, at: directoryOffset, "certificate table ends at \(start + size), not at the end of the file (\(bytes.count))")
+                throw PEParseError(
+                    .invalidValue, at: directoryOffset,
+                    "certificate table ends at \(start + size), not at the end of the file (\(bytes.count))")
             }
-            guard start % 8 == 0 else { throw PEParseError(.invalidValue, at: directoryOffset, "certificate table offset \(start) is not 8-byte aligned") }
+            guard start % 8 == 0 else {
+                throw PEParseError(.invalidValue, at: directoryOffset, "certificate table offset \(start) is not 8-byte aligned")
+            }
             let sectionsEnd = sections.map { Int($0.pointerToRawData) + Int($0.sizeOfRawData) }.max() ?? 0
             guard start >= max(optional.sizeOfHeaders, sectionsEnd) else {
                 throw PEParseError(.invalidValue, at: directoryOffset, "certificate table at \(start) overlaps the headers or section data")
@@ -311,7 +322,9 @@ public struct PEImage: Sendable {
             let length = Int(try reader.readUInt32LE("WIN_CERTIFICATE dwLength"))
             let revision = try reader.readUInt16LE("WIN_CERTIFICATE wRevision")
             let type = try reader.readUInt16LE("WIN_CERTIFICATE wCertificateType")
-            guard length >= 8 else { throw PEParseError(.invalidValue, at: offset, "WIN_CERTIFICATE dwLength \(length) is smaller than its header") }
+            guard length >= 8 else {
+                throw PEParseError(.invalidValue, at: offset, "WIN_CERTIFICATE dwLength \(length) is smaller than its header")
+            }
             let payload = Array(try reader.readBytes(length - 8, what: "WIN_CERTIFICATE bCertificate"))
             entries.append(WinCertificate(revision: revision, certificateType: type, certificate: payload, offset: offset))
             // Entries are padded with zeros to an 8-byte boundary; the last one may end the table unpadded.

@@ -59,7 +59,9 @@ public struct StubMeasurementRules: Sendable, Equatable {
 /// A Unified Kernel Image: a systemd-stub PE with the kernel, initrd, command line and metadata as sections.
 public struct UnifiedKernelImage: Sendable {
     /// The sections a UKI may carry (systemd-stub(7), UAPI "Unified Kernel Image" spec).
-    public static let knownSections = [".linux", ".initrd", ".cmdline", ".osrel", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".dtb", ".splash"]
+    public static let knownSections = [
+        ".linux", ".initrd", ".cmdline", ".osrel", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".dtb", ".splash",
+    ]
     /// Text sections larger than this are not decoded.
     public static let maxTextSize = 1 << 20
 

@@ -53,7 +53,8 @@ import Testing
         let box16 = try AES.GCM.seal(key: key, nonce: nonce, plaintext: plaintext, aad: aad)
         #expect(
             box16.ciphertext.hexString
-                == "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662")
+                == "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+        )
         #expect(box16.tag.hexString == "76fc6ece0f4e1768cddf8853bb2d551b")
         #expect(try AES.GCM.open(key: key, box: box16, aad: aad) == plaintext)
     }

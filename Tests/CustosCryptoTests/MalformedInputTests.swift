@@ -23,10 +23,14 @@ import Testing
 
     @Test func garbagePEMAndText() {
         #expect(throws: CryptoError(.malformedInput, "")) { try Certificate.parsePEMChain("") }
-        #expect(throws: CryptoError(.malformedInput, "")) { try Certificate.parsePEMChain("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----") }
+        #expect(throws: CryptoError(.malformedInput, "")) {
+            try Certificate.parsePEMChain("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----")
+        }
         #expect(throws: CryptoError(.malformedInput, "")) { try Certificate.parsePEMChain("-----BEGIN CERTIFICATE-----\nAAAA\n") }
         #expect(throws: CryptoError(.malformedInput, "")) { try ECPublicKey(pem: "not a key") }
-        #expect(throws: CryptoError(.malformedInput, "")) { try ECPrivateKey(pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n") }
+        #expect(throws: CryptoError(.malformedInput, "")) {
+            try ECPrivateKey(pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        }
         #expect(throws: CryptoError(.malformedInput, "")) { try RSAPublicKey(pem: "") }
         #expect(throws: CryptoError(.malformedInput, "")) { try CertificateRevocationList(pemEncoded: "nothing") }
         #expect(throws: CryptoError(.malformedInput, "")) { try Hex.decode("abc") }

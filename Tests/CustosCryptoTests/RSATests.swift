@@ -60,7 +60,9 @@ struct AMDRootRSATests {
         let ark = try Self.load("milan", "ark")
         let ask = try Self.load("milan", "ask")
         #expect(!ark.key.isValidSignature(ask.signature, for: ask.body, digest: .sha384, padding: .pss(mgf1: .sha384, saltLength: 32)))
-        #expect(!ark.key.isValidSignature(Array(ask.signature.reversed()), for: ask.body, digest: .sha384, padding: .pss(mgf1: .sha384, saltLength: 48)))
+        #expect(
+            !ark.key.isValidSignature(
+                Array(ask.signature.reversed()), for: ask.body, digest: .sha384, padding: .pss(mgf1: .sha384, saltLength: 48)))
         #expect(!ark.key.isValidSignature(ask.signature, for: ask.body, digest: .sha256, padding: .pss(mgf1: .sha256, saltLength: 32)))
     }
 }

@@ -67,7 +67,8 @@ struct X509Tests {
         let validated = try ChainVerifier.verify(
             chain[0], intermediates: [chain[1]], trustAnchors: [Self.root()],
             options: .init(time: Self.date("2025-06-25T00:00:00Z"), crls: Self.crls("c1_dcapqvl_2025-06_B0C06F"), revocation: .all))
-        #expect(validated.certificates.map(\.commonName) == ["Intel SGX PCK Certificate", "Intel SGX PCK Platform CA", "Intel SGX Root CA"])
+        #expect(
+            validated.certificates.map(\.commonName) == ["Intel SGX PCK Certificate", "Intel SGX PCK Platform CA", "Intel SGX Root CA"])
         // The same chain with the 2023 collateral (q09/c4) inside its own window.
         let old = try Self.pckChain(quote: "q09_trustee_tdx_quote_4_v4.bin")
         _ = try ChainVerifier.verify(

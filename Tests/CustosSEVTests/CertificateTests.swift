@@ -7,25 +7,37 @@ import Testing
 struct AMDCertificateTests {
     /// sev.md §1.1 table (KEY_IDs and the display hashes `sevctl verify` prints; Rome = libvirt kbase K16).
     static let expected: [(String, arkID: String, askID: String, arkHash: String, askHash: String, bits: Int)] = [
-        ("naples", "1bb987c359494606b174945601c9ea5b", "e139970cfc464377ae61b289e2f9e96e",
-         "8efddcaaf84990cf6354d93637be270220cf15797332b3d918c3b8cc77349f31", "5dff2a2a4dd59dc095d73a26af28be523192ade830bdd35bacdd81ee75584c45", 2048),
-        ("rome", "e6002122fb58419399d15fee7b131351", "c6cbcf145b3146f498e40ecb4ad4fded",
-         "3d2c1157c29ef7bd4207fc0c8b08db080e579ceba267f8c93bec8dce73f5a5e2e60d959ac37ea82176c1a0c61ae203ed",
-         "d8cd9d1798c311c96e009a91552f17b4ddc4886a064ec933697734965b9ab29db803c79604e2725658f0861bfaf09ad4", 4096),
-        ("milan", "94c38e4177d0479292a7ae671d083fb6", "73478c05cc174bfeb06e718fa75dc3c8",
-         "569da618dfe64015c343db6d975e77b72fdeacd16edd02d9d09b889b8f0f1d91ffa5dfbd86f7ac574a1a7883b7a1e737",
-         "95cba79ba3c77daea79f741bade8156a50b1c59f6d6fda104d16dd264729f5ee8989522f3711fc7c84719921ceb31bc0", 4096),
-        ("genoa", "9f9d4a8fe761456599f6946c4c010f3a", "acbb4ad21acc436fb3e932f812cd01b0",
-         "b66e16ff0ebeed57f0c4dffa154872c4156f2e5b1c2f4e66e58fc37f1d2a60d31a342ecb6430a9b2510a970c75c37926",
-         "9fa6db577758411b576cfcdc3c2f0851e60f0c69ffdcb6301ad2f7864f91e829f62925888464d9d285612eb03b3fc63d", 4096),
-        ("turin", "d05c3a8bde484904b49552422ceb3942", "15051693f7304d65a527b4a7f3f7cb77",
-         "712a28007da1097e8c4fd3a2e8655012b27e04042323a0a30e111fc0cf698961040c6fc3ff2053abe70432cfef411a0e",
-         "9ae10c44573f0c0dee8044a89ee1ba5acd8f3909651fd3c96bfec3d4419c1bd60d7d9a35d42509c3a71e307b0f60c1d1", 4096),
+        (
+            "naples", "1bb987c359494606b174945601c9ea5b", "e139970cfc464377ae61b289e2f9e96e",
+            "8efddcaaf84990cf6354d93637be270220cf15797332b3d918c3b8cc77349f31",
+            "5dff2a2a4dd59dc095d73a26af28be523192ade830bdd35bacdd81ee75584c45", 2048
+        ),
+        (
+            "rome", "e6002122fb58419399d15fee7b131351", "c6cbcf145b3146f498e40ecb4ad4fded",
+            "3d2c1157c29ef7bd4207fc0c8b08db080e579ceba267f8c93bec8dce73f5a5e2e60d959ac37ea82176c1a0c61ae203ed",
+            "d8cd9d1798c311c96e009a91552f17b4ddc4886a064ec933697734965b9ab29db803c79604e2725658f0861bfaf09ad4", 4096
+        ),
+        (
+            "milan", "94c38e4177d0479292a7ae671d083fb6", "73478c05cc174bfeb06e718fa75dc3c8",
+            "569da618dfe64015c343db6d975e77b72fdeacd16edd02d9d09b889b8f0f1d91ffa5dfbd86f7ac574a1a7883b7a1e737",
+            "95cba79ba3c77daea79f741bade8156a50b1c59f6d6fda104d16dd264729f5ee8989522f3711fc7c84719921ceb31bc0", 4096
+        ),
+        (
+            "genoa", "9f9d4a8fe761456599f6946c4c010f3a", "acbb4ad21acc436fb3e932f812cd01b0",
+            "b66e16ff0ebeed57f0c4dffa154872c4156f2e5b1c2f4e66e58fc37f1d2a60d31a342ecb6430a9b2510a970c75c37926",
+            "9fa6db577758411b576cfcdc3c2f0851e60f0c69ffdcb6301ad2f7864f91e829f62925888464d9d285612eb03b3fc63d", 4096
+        ),
+        (
+            "turin", "d05c3a8bde484904b49552422ceb3942", "15051693f7304d65a527b4a7f3f7cb77",
+            "712a28007da1097e8c4fd3a2e8655012b27e04042323a0a30e111fc0cf698961040c6fc3ff2053abe70432cfef411a0e",
+            "9ae10c44573f0c0dee8044a89ee1ba5acd8f3909651fd3c96bfec3d4419c1bd60d7d9a35d42509c3a71e307b0f60c1d1", 4096
+        ),
     ]
 
     @Test("each published ARK self-verifies and signs its own ASK", arguments: expected)
     func rootsVerify(_ row: (String, arkID: String, askID: String, arkHash: String, askHash: String, bits: Int)) throws {
-        let roots = try AMDRoots(productLine: ProductLine(row.0), ark: try sev("amd-roots/\(row.0)/ark.cert"), ask: try sev("amd-roots/\(row.0)/ask.cert"))
+        let roots = try AMDRoots(
+            productLine: ProductLine(row.0), ark: try sev("amd-roots/\(row.0)/ark.cert"), ask: try sev("amd-roots/\(row.0)/ask.cert"))
         try roots.verify()
         #expect(roots.ark.keyUsage == .ark)
         #expect(roots.ask.keyUsage == .ask)
@@ -179,7 +191,8 @@ struct PlatformChainTests {
         let ask = try AMDCertificate(bytes: try sev("amd-roots/\(pair.1)/ask.cert"))
         #expect(throws: SEVError.self) { try cek.verifySignature(by: ask) }
         // With only that product line's roots, the chain is rejected at ASK → CEK.
-        let roots = try AMDRoots(productLine: ProductLine(pair.1), ark: try sev("amd-roots/\(pair.1)/ark.cert"), ask: try sev("amd-roots/\(pair.1)/ask.cert"))
+        let roots = try AMDRoots(
+            productLine: ProductLine(pair.1), ark: try sev("amd-roots/\(pair.1)/ark.cert"), ask: try sev("amd-roots/\(pair.1)/ask.cert"))
         guard case .rejected(let failure) = SEVChainVerifier.verify(try platform(pair.0), roots: [roots]) else {
             Issue.record("accepted under the wrong product line")
             return
@@ -236,7 +249,9 @@ struct PlatformChainTests {
             return
         }
         #expect(chain.productLine == .rome)
-        let short = #expect(throws: SEVError.self) { try PlatformCertificates(pdh: rome.pdh.bytes, certChain: Array(rome.certChain.dropLast())) }
+        let short = #expect(throws: SEVError.self) {
+            try PlatformCertificates(pdh: rome.pdh.bytes, certChain: Array(rome.certChain.dropLast()))
+        }
         #expect(short?.code == .truncated)
         let long = #expect(throws: SEVError.self) { try PlatformCertificates(pdh: rome.pdh.bytes, certChain: rome.certChain + [0]) }
         #expect(long?.code == .trailingBytes)

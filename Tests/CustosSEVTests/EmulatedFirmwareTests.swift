@@ -16,7 +16,8 @@ struct EmulatedFirmwareTests {
         func guid(_ s: String) -> [UInt8] { (try? EFIGUID(s).bytes) ?? [] }
         func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
         func entry(_ data: [UInt8], _ g: String) -> [UInt8] { data + [UInt8(data.count + 18), 0] + guid(g) }
-        let entries = entry(le32(0x810000) + le32(0xC00), "4c2eb361-7d9b-4cc3-8081-127c90d3d294")
+        let entries =
+            entry(le32(0x810000) + le32(0xC00), "4c2eb361-7d9b-4cc3-8081-127c90d3d294")
             + entry(le32(0x810C00) + le32(0x400), "7255371f-3a3b-4b04-927b-1da6efa8d454")
             + entry(le32(0x0080_B004), "00f771de-1a7e-4fcb-890e-68c77e2fb44e")
         let table = entries + [UInt8(entries.count + 18), 0] + guid("96b582de-1fb2-45f7-baea-a366c55a082d")
@@ -42,11 +43,16 @@ struct EmulatedFirmwareTests {
     }
 
     /// The host's part: LAUNCH_START with the owner's blobs, then QEMU's LAUNCH_UPDATE_* for what it really boots.
-    func hostLaunch(_ fw: EmulatedSEVFirmware, session: LaunchSession, booted: Launch, hostPolicy: UInt32? = nil) throws -> (handle: UInt32, measurement: String) {
+    func hostLaunch(_ fw: EmulatedSEVFirmware, session: LaunchSession, booted: Launch, hostPolicy: UInt32? = nil) throws -> (
+        handle: UInt32, measurement: String
+    ) {
         let handle = try fw.launchStart(
-            policy: hostPolicy ?? booted.policy, godhCertificate: try Base64.decode(session.dhCertBase64), session: try Base64.decode(session.sessionBase64))
+            policy: hostPolicy ?? booted.policy, godhCertificate: try Base64.decode(session.dhCertBase64),
+            session: try Base64.decode(session.sessionBase64))
         let digest = try LaunchDigest(try booted.inputs())
-        try fw.launch(handle: handle, firmware: booted.firmware, kernelHashesTable: digest.kernelHashesTable, vmsas: Self.allVMSAs(digest, vcpus: booted.vcpus, policy: booted.policy))
+        try fw.launch(
+            handle: handle, firmware: booted.firmware, kernelHashesTable: digest.kernelHashesTable,
+            vmsas: Self.allVMSAs(digest, vcpus: booted.vcpus, policy: booted.policy))
         return (handle, Base64.encode(try fw.launchMeasure(handle: handle)))
     }
 
@@ -56,9 +62,12 @@ struct EmulatedFirmwareTests {
     }
 
     /// The owner's verification and secret; returns the packet or the rejection.
-    func ownerCheck(_ fw: EmulatedSEVFirmware, session: LaunchSession, expected: Launch, measurement: String) throws -> MeasurementCheckResult {
+    func ownerCheck(_ fw: EmulatedSEVFirmware, session: LaunchSession, expected: Launch, measurement: String) throws
+        -> MeasurementCheckResult
+    {
         MeasurementChecker.check(
-            sevMeasurement: measurement, tik: session.transportKeys.tik, version: fw.version, policy: GuestPolicy(rawValue: expected.policy),
+            sevMeasurement: measurement, tik: session.transportKeys.tik, version: fw.version,
+            policy: GuestPolicy(rawValue: expected.policy),
             launchDigest: try LaunchDigest(try expected.inputs()).digest)
     }
 
@@ -121,7 +130,9 @@ struct EmulatedFirmwareTests {
     }
 
     /// Tampering caught on the owner's side: the measurement differs from what the owner expects.
-    @Test("tampered launches are rejected by the owner", arguments: ["wrong TIK", "edited firmware", "one more vCPU", "different cmdline", "other CPU", "no kernel hashes", "init2 VMSA"])
+    @Test(
+        "tampered launches are rejected by the owner",
+        arguments: ["wrong TIK", "edited firmware", "one more vCPU", "different cmdline", "other CPU", "no kernel hashes", "init2 VMSA"])
     func ownerDetects(_ tamper: String) throws {
         let fw = try #require(sharedFirmware)
         let expected = Launch()
@@ -144,7 +155,9 @@ struct EmulatedFirmwareTests {
             var inputs = try booted.inputs()
             inputs.vmsaVariant = .init2
             let digest = try LaunchDigest(inputs)
-            try fw.launch(handle: handle, firmware: booted.firmware, kernelHashesTable: digest.kernelHashesTable, vmsas: Self.allVMSAs(digest, vcpus: booted.vcpus, policy: 7))
+            try fw.launch(
+                handle: handle, firmware: booted.firmware, kernelHashesTable: digest.kernelHashesTable,
+                vmsas: Self.allVMSAs(digest, vcpus: booted.vcpus, policy: 7))
             measurement = Base64.encode(try fw.launchMeasure(handle: handle))
         }
         guard case .rejected(let error) = try ownerCheck(fw, session: session, expected: expected, measurement: measurement) else {
@@ -161,16 +174,22 @@ struct EmulatedFirmwareTests {
         let launch = Launch()
         let session = try verifiedSession(fw, policy: 7)
         // The host passes policy 3 (SEV, debuggable) instead of the owner's 7: POLICY_MAC fails.
-        let policy = #expect(throws: SEVFirmwareError.self) { try fw.launchStart(policy: 3, godhCertificate: session.godh.bytes, session: session.blob.bytes) }
+        let policy = #expect(throws: SEVFirmwareError.self) {
+            try fw.launchStart(policy: 3, godhCertificate: session.godh.bytes, session: session.blob.bytes)
+        }
         #expect(policy?.status == SEVFirmwareError.policyFailure)
         // A flipped bit in WRAP_TK: WRAP_MAC fails.
         var forged = session.blob.bytes
         forged[0x10] ^= 1
-        let wrap = #expect(throws: SEVFirmwareError.self) { try fw.launchStart(policy: 7, godhCertificate: session.godh.bytes, session: forged) }
+        let wrap = #expect(throws: SEVFirmwareError.self) {
+            try fw.launchStart(policy: 7, godhCertificate: session.godh.bytes, session: forged)
+        }
         #expect(wrap?.status == SEVFirmwareError.badSignature)
         // A GODH from another session: different Z, WRAP_MAC fails.
         let other = try verifiedSession(fw, policy: 7)
-        #expect(throws: SEVFirmwareError.self) { try fw.launchStart(policy: 7, godhCertificate: other.godh.bytes, session: session.blob.bytes) }
+        #expect(throws: SEVFirmwareError.self) {
+            try fw.launchStart(policy: 7, godhCertificate: other.godh.bytes, session: session.blob.bytes)
+        }
 
         // Launch A completes; its packet is replayed into launch B (same owner inputs, fresh TEK/TIK): refused.
         let (handleA, measurementA) = try hostLaunch(fw, session: session, booted: launch)
@@ -180,7 +199,9 @@ struct EmulatedFirmwareTests {
         }
         let packetA = try secretPacket(session, verifiedA)
         let (handleB, _) = try hostLaunch(fw, session: other, booted: launch)
-        let replay = #expect(throws: SEVFirmwareError.self) { try fw.launchSecret(handle: handleB, header: packetA.header, payload: packetA.ciphertext) }
+        let replay = #expect(throws: SEVFirmwareError.self) {
+            try fw.launchSecret(handle: handleB, header: packetA.header, payload: packetA.ciphertext)
+        }
         #expect(replay?.status == SEVFirmwareError.badMeasurement)
         // A flipped ciphertext bit in A's own packet: refused too; the genuine packet is accepted.
         var flipped = packetA.ciphertext

@@ -1,9 +1,10 @@
 import ArgumentParser
-@testable import CustosCLI
 import CustosTDX
 import CustosTestSupport
 import Foundation
 import Testing
+
+@testable import CustosCLI
 
 /// The `custos tdx` commands' exit codes: 0 verified/matching, 1 verification failure (incl. malformed input),
 /// 2 usage error.
@@ -30,13 +31,18 @@ struct TDXCLITests {
         let root = path("root/intel_sgx_root_ca.pem")
         let q01 = path("quotes/q01_dcapqvl_tdx_v4.bin")
         let c1 = path("collateral/c1_dcapqvl_2025-06_B0C06F")
-        #expect(try run(["tdx", "verify", "--quote", q01, "--collateral", c1, "--at", "2025-07-01T00:00:00Z", "--root", root, "--json"]) == 0)
-        #expect(try run(["tdx", "verify", "--quote", q01, "--collateral", c1 + "/collateral.json", "--at", "2025-07-20T00:00:00Z", "--root", root]) == 1)
+        #expect(
+            try run(["tdx", "verify", "--quote", q01, "--collateral", c1, "--at", "2025-07-01T00:00:00Z", "--root", root, "--json"]) == 0)
+        #expect(
+            try run([
+                "tdx", "verify", "--quote", q01, "--collateral", c1 + "/collateral.json", "--at", "2025-07-20T00:00:00Z", "--root", root,
+            ]) == 1)
         // A malformed quote is a verification failure (1).
         let truncated = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tdx-truncated-\(UUID()).bin")
         try Data(try TestData.bytes("tdx/quotes/q01_dcapqvl_tdx_v4.bin").prefix(700)).write(to: truncated)
         defer { try? FileManager.default.removeItem(at: truncated) }
-        #expect(try run(["tdx", "verify", "--quote", truncated.path, "--collateral", c1, "--at", "2025-07-01T00:00:00Z", "--root", root]) == 1)
+        #expect(
+            try run(["tdx", "verify", "--quote", truncated.path, "--collateral", c1, "--at", "2025-07-01T00:00:00Z", "--root", root]) == 1)
         #expect(try run(["tdx", "inspect", "--quote", truncated.path]) == 1)
         // Usage errors (2).
         #expect(try run(["tdx", "verify", "--quote", "/nonexistent", "--collateral", c1, "--root", root]) == 2)
@@ -48,7 +54,15 @@ struct TDXCLITests {
     func inspectAndEventLog() throws {
         #expect(try run(["tdx", "inspect", "--quote", path("quotes/q06_gotdx_v5_sample.bin"), "--json"]) == 0)
         let log = path("eventlog/gotdx_ccel_data.dat")
-        #expect(try run(["tdx", "eventlog", "--log", log, "--table", path("eventlog/gotdx_ccel_table.dat"), "--quote", path("quotes/q10_gotdx_cos113_v4.bin"), "--json"]) == 0)
-        #expect(try run(["tdx", "eventlog", "--log", path("eventlog/trustee_CCEL_data_directboot.dat"), "--quote", path("quotes/q09_trustee_tdx_quote_4_v4.bin")]) == 1)
+        #expect(
+            try run([
+                "tdx", "eventlog", "--log", log, "--table", path("eventlog/gotdx_ccel_table.dat"), "--quote",
+                path("quotes/q10_gotdx_cos113_v4.bin"), "--json",
+            ]) == 0)
+        #expect(
+            try run([
+                "tdx", "eventlog", "--log", path("eventlog/trustee_CCEL_data_directboot.dat"), "--quote",
+                path("quotes/q09_trustee_tdx_quote_4_v4.bin"),
+            ]) == 1)
     }
 }

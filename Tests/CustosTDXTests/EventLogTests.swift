@@ -48,7 +48,9 @@ struct EventLogTests {
         #expect(table.logAreaMinimumLength == 0x40000)
         #expect(table.logAreaStartAddress == 0xbedb_f000)
         for length in 0..<56 {
-            #expect(throws: TDXError(.malformedEventLog, "")) { try CCELTable(parsing: Array(try TestData.bytes("tdx/eventlog/gotdx_ccel_table.dat")[0..<length])) }
+            #expect(throws: TDXError(.malformedEventLog, "")) {
+                try CCELTable(parsing: Array(try TestData.bytes("tdx/eventlog/gotdx_ccel_table.dat")[0..<length]))
+            }
         }
     }
 

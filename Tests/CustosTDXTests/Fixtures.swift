@@ -53,7 +53,6 @@ struct ExpectedPair: Decodable, Sendable, CustomTestStringConvertible {
     var collateralDirectory: String { (collateral as NSString).deletingLastPathComponent }
 }
 
-
 struct ExpectedEventLog: Decodable, Sendable {
     let log: String
     let table: String?

@@ -39,7 +39,9 @@ struct VerificationTests {
         }
     }
 
-    @Test("a debug TD verifies under Intel's rules when allowed", arguments: Fixtures.pairs.filter { $0.valid.error?.contains("Debug") == true })
+    @Test(
+        "a debug TD verifies under Intel's rules when allowed",
+        arguments: Fixtures.pairs.filter { $0.valid.error?.contains("Debug") == true })
     func allowDebug(pair: ExpectedPair) throws {
         let result = try Fixtures.verifier().verify(
             quote: Fixtures.quote(pair.quote), collateral: Fixtures.collateral(pair.collateral), at: pair.time,
@@ -60,13 +62,17 @@ struct VerificationTests {
             #expect(error.code == Self.code(forPeerError: outcome.error ?? ""), "\(error) vs \(outcome.error ?? "")")
         }
         // One second after the TCB Info / QE Identity nextUpdate, and after the earliest nextUpdate of anything.
-        for next in [collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate, collateral.pckCRL.nextUpdate, collateral.rootCACRL.nextUpdate] {
+        for next in [
+            collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate, collateral.pckCRL.nextUpdate, collateral.rootCACRL.nextUpdate,
+        ] {
             let after = try #require(next).addingTimeInterval(1)
             #expect(verifier.verify(quote: bytes, collateral: collateral, at: after).error?.code == .collateralExpired)
         }
         // One second before the TCB Info / QE Identity issueDate.
         for issue in [collateral.tcbInfo.issueDate, collateral.qeIdentity.issueDate] {
-            #expect(verifier.verify(quote: bytes, collateral: collateral, at: issue.addingTimeInterval(-1)).error?.code == .collateralNotYetValid)
+            #expect(
+                verifier.verify(quote: bytes, collateral: collateral, at: issue.addingTimeInterval(-1)).error?.code
+                    == .collateralNotYetValid)
         }
     }
 
@@ -75,7 +81,9 @@ struct VerificationTests {
         let bytes = try Fixtures.quote(pair.quote)
         let collateral = try Fixtures.collateral(pair.collateral)
         let verifier = try Fixtures.verifier(cache: VerificationCache())
-        for outcome in [pair.flip_quote_signature, pair.flip_td_report_body, pair.flip_qe_report, pair.flip_attestation_key, pair.flip_header_user_data] {
+        for outcome in [
+            pair.flip_quote_signature, pair.flip_td_report_body, pair.flip_qe_report, pair.flip_attestation_key, pair.flip_header_user_data,
+        ] {
             var mutated = bytes
             mutated[try #require(outcome.offset)] ^= 0x01
             let error = try #require(verifier.verify(quote: mutated, collateral: collateral, at: pair.time).error)
@@ -113,7 +121,8 @@ struct VerificationTests {
         let pair = try #require(Fixtures.pairs.first { $0.id == "P01" })
         let key = try ECPrivateKey(generating: .p256)
         let other = try CertificateBuilder(
-            subject: [("CN", "Intel SGX Root CA"), ("O", "Intel Corporation")], serialNumber: [1], notBefore: Date(timeIntervalSince1970: 0),
+            subject: [("CN", "Intel SGX Root CA"), ("O", "Intel Corporation")], serialNumber: [1],
+            notBefore: Date(timeIntervalSince1970: 0),
             notAfter: Date(timeIntervalSince1970: 4_000_000_000), isCA: true
         ).sign(subjectKey: .ec(key.publicKey), issuer: nil, issuerKey: .ec(key))
         let result = QuoteVerifier(trustedRoot: other).verify(
@@ -143,7 +152,8 @@ struct VerificationTests {
                     let expected: Set<TDXError.Code>
                     switch offset {
                     case 0..<48: expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid]
-                    case 48..<s: expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid, .tdxModuleMismatch, .tcbInfoMismatch]
+                    case 48..<s:
+                        expected = [.malformedQuote, .unsupportedQuoteFormat, .quoteSignatureInvalid, .tdxModuleMismatch, .tcbInfoMismatch]
                     case (s + 68)..<(s + 132): expected = [.qeReportDataMismatch]
                     case (s + 138)..<(s + 138 + 384 + 64): expected = [.qeReportSignatureInvalid]
                     default: expected = [.malformedQuote, .unsupportedQuoteFormat, .qeReportDataMismatch]
@@ -168,7 +178,9 @@ struct VerificationTests {
         #expect(first.tcbStatus == second.tcbStatus && first.quote == second.quote)
         // A cached entry is never used past its nextUpdate.
         let expired = try #require(pair.expired.now)
-        #expect(cached.verify(quote: bytes, collateral: collateral, at: Date(timeIntervalSince1970: TimeInterval(expired))).error?.code == .collateralExpired)
+        #expect(
+            cached.verify(quote: bytes, collateral: collateral, at: Date(timeIntervalSince1970: TimeInterval(expired))).error?.code
+                == .collateralExpired)
         // A tampered quote is still rejected with a warm cache.
         var mutated = bytes
         mutated[600] ^= 0x80
@@ -179,7 +191,9 @@ struct VerificationTests {
     func rawBytesAgreeBetweenForms() throws {
         for pair in Fixtures.pairs {
             let fromJSON = try Fixtures.collateral(pair.collateral)
-            guard FileManager.default.fileExists(atPath: TestData.url("tdx/" + pair.collateralDirectory + "/qe_identity.json").path) else { continue }
+            guard FileManager.default.fileExists(atPath: TestData.url("tdx/" + pair.collateralDirectory + "/qe_identity.json").path) else {
+                continue
+            }
             let fromDirectory = try Fixtures.collateral(pair.collateralDirectory)
             #expect(fromJSON.tcbInfo.signedBytes == fromDirectory.tcbInfo.signedBytes)
             #expect(fromJSON.qeIdentity.signedBytes == fromDirectory.qeIdentity.signedBytes)

@@ -11,7 +11,8 @@ struct BootMatchTests {
     static func eventLog(_ variant: UKIFixtures.Variant, applicationDigest: [UInt8]) throws -> [ReplayedEvent] {
         var events = [
             ReplayedEvent(register: .rtmr(0), eventType: 0x8000_0001, digest: Digest.sha384(Array("config".utf8))),
-            ReplayedEvent(register: .rtmr(1), eventType: 0x0000_0007, digest: Digest.sha384(Array("Calling EFI Application from Boot Option".utf8))),
+            ReplayedEvent(
+                register: .rtmr(1), eventType: 0x0000_0007, digest: Digest.sha384(Array("Calling EFI Application from Boot Option".utf8))),
             ReplayedEvent(register: .rtmr(1), eventType: ReplayedEvent.efiBootServicesApplication, digest: applicationDigest),
         ]
         for name in ["linux", "osrel", "cmdline", "initrd", "uname", "sbat"] {
@@ -85,7 +86,9 @@ struct BootMatchTests {
         #expect(StubInfo(sdmagic: "garbage") == nil)
         #expect(StubInfo(sdmagic: "#### LoaderInfo:  ####") == nil)
         #expect(try StubMeasurementRules.rules(for: stub) == .v252)
-        #expect(throws: UKIError(.unsupportedStub, "")) { try StubMeasurementRules.rules(for: StubInfo(sdmagic: "#### LoaderInfo: systemd-stub 257.1 ####")) }
+        #expect(throws: UKIError(.unsupportedStub, "")) {
+            try StubMeasurementRules.rules(for: StubInfo(sdmagic: "#### LoaderInfo: systemd-stub 257.1 ####"))
+        }
         #expect(throws: UKIError(.unsupportedStub, "")) { try StubMeasurementRules.rules(for: nil) }
     }
 

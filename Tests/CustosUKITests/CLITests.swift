@@ -1,10 +1,11 @@
 import ArgumentParser
 import CustosCrypto
-@testable import CustosCLI
 import CustosTestSupport
 import CustosUKI
 import Foundation
 import Testing
+
+@testable import CustosCLI
 
 @Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
 struct UKICLITests {
@@ -24,7 +25,9 @@ struct UKICLITests {
     func verifyExitCodes() throws {
         let variant = try UKIFixtures.variant("ukify-254")
         let db = variant.dbCertificate.path
-        for (file, expected) in [("uki-signed.efi", 0), ("uki-signed-sha384.efi", 0), ("uki-unsigned.efi", 1), ("uki-wrongkey.efi", 1), ("uki-tampered.efi", 1)] {
+        for (file, expected) in [
+            ("uki-signed.efi", 0), ("uki-signed-sha384.efi", 0), ("uki-unsigned.efi", 1), ("uki-wrongkey.efi", 1), ("uki-tampered.efi", 1),
+        ] {
             #expect(try Self.exitCode(["uki", "verify", variant.url(file).path, "--cert", db, "--json"]) == Int32(expected), "\(file)")
         }
         #expect(try Self.exitCode(["uki", "verify", variant.url("uki-wrongkey.efi").path, "--cert", variant.wrongCertificate.path]) == 0)
@@ -32,7 +35,9 @@ struct UKICLITests {
         #expect(try Self.exitCode(["uki", "verify", variant.url("uki-signed.efi").path, "--cert", variant.url("cmdline.txt").path]) == 2)
         #expect(throws: (any Error).self) { try CustosCommand.parseAsRoot(["uki", "verify", variant.url("uki-signed.efi").path]) }
 
-        let tampered = UKIVerifyCommand.verify(file: variant.url("uki-tampered.efi").path, anchors: try Certificate.parsePEMChain(String(contentsOf: variant.dbCertificate, encoding: .utf8)))
+        let tampered = UKIVerifyCommand.verify(
+            file: variant.url("uki-tampered.efi").path,
+            anchors: try Certificate.parsePEMChain(String(contentsOf: variant.dbCertificate, encoding: .utf8)))
         #expect(!tampered.verified && tampered.error?.code == "digestMismatch")
         // sbverify's "expecting" digest for the tampered file is the recomputed one, which osslsigncode also prints.
         #expect(tampered.error?.message.contains(variant.peers.osslsigncode["uki-tampered.efi"]?.calculated ?? "-") == true)

@@ -55,7 +55,9 @@ struct FixtureTests {
         let unsigned = try Self.load(variant, "uki-unsigned.efi")
         let padded = try #require(variant.peers.pesignPaddedUnsigned)
         #expect(unsigned.authenticodeDigest(.sha256, padding: .signingAlignment).hexString == padded)
-        #expect(unsigned.rtmr1EventDigest(padding: .signingAlignment).hexString == variant.peers.osslsigncode["uki-signed-sha384.efi"]?.calculated)
+        #expect(
+            unsigned.rtmr1EventDigest(padding: .signingAlignment).hexString
+                == variant.peers.osslsigncode["uki-signed-sha384.efi"]?.calculated)
         if variantName.hasPrefix("objcopy-252") {
             // The stub-252 objcopy build has trailing data and an unaligned size: the two digests differ.
             #expect(unsigned.image.bytes.count % 8 != 0)
@@ -154,6 +156,7 @@ struct FixtureTests {
         #expect(certificate == db)
         // Peer: openssl x509 -serial.
         let serial = try UKIFixtures.run("/usr/bin/openssl", arguments: ["x509", "-noout", "-serial", "-in", variant.dbCertificate.path])
-        #expect(serial.stdout.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "serial=" + certificate.serialNumber.hexString)
+        #expect(
+            serial.stdout.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "serial=" + certificate.serialNumber.hexString)
     }
 }

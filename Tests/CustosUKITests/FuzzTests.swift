@@ -63,7 +63,10 @@ struct FuzzTests {
         let image = try PEImage(bytes: bytes)
         let certStart = try #require(image.certificateTableOffset)
         // A sample across the whole file plus every length in the last 64 bytes of the certificate table.
-        let lengths = Array(stride(from: 0, to: bytes.count, by: bytes.count / 97)) + Array(bytes.count - 64..<bytes.count) + [certStart, certStart + 1]
+        let lengths =
+            Array(stride(from: 0, to: bytes.count, by: bytes.count / 97)) + Array(bytes.count - 64..<bytes.count) + [
+                certStart, certStart + 1,
+            ]
         for length in lengths {
             #expect(throws: PEParseError(.truncated, at: 0, "")) { try PEImage(bytes: Array(bytes[0..<length])) }
         }

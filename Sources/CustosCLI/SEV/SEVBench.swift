@@ -29,10 +29,12 @@ struct SEVBenchMeasure: ParsableCommand {
         for _ in 0..<max(1, iterations) {
             let start = DispatchTime.now().uptimeNanoseconds
             let inputs = LaunchInputs(
-                firmware: image, policy: GuestPolicy(rawValue: 7), vcpus: vcpus, cpuSignature: try CPUSignature(family: 25, model: 1, stepping: 1))
+                firmware: image, policy: GuestPolicy(rawValue: 7), vcpus: vcpus,
+                cpuSignature: try CPUSignature(family: 25, model: 1, stepping: 1))
             let digest = try LaunchDigest(inputs)
             _ = try LaunchMeasurement.compute(
-                tik: tik, version: FirmwareVersion(apiMajor: 1, apiMinor: 55, buildID: 21), policy: inputs.policy, launchDigest: digest.digest,
+                tik: tik, version: FirmwareVersion(apiMajor: 1, apiMinor: 55, buildID: 21), policy: inputs.policy,
+                launchDigest: digest.digest,
                 mnonce: [UInt8](repeating: 0, count: 16))
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
@@ -40,10 +42,16 @@ struct SEVBenchMeasure: ParsableCommand {
         let p50 = times[times.count / 2]
         let report = Report(
             iterations: times.count, firmwareBytes: image.count, vcpus: vcpus, p50Milliseconds: p50,
-            p99Milliseconds: times[min(times.count - 1, times.count * 99 / 100)], megabytesPerSecond: Double(image.count) / 1e6 / (p50 / 1e3))
-        if global.json { try Output.printJSON(report) } else {
-            print(String(format: "sev-measure: %d iterations, %d-byte firmware, %d vCPUs: p50 %.2f ms, p99 %.2f ms, %.0f MB/s",
-                         report.iterations, report.firmwareBytes, vcpus, report.p50Milliseconds, report.p99Milliseconds, report.megabytesPerSecond))
+            p99Milliseconds: times[min(times.count - 1, times.count * 99 / 100)],
+            megabytesPerSecond: Double(image.count) / 1e6 / (p50 / 1e3))
+        if global.json {
+            try Output.printJSON(report)
+        } else {
+            print(
+                String(
+                    format: "sev-measure: %d iterations, %d-byte firmware, %d vCPUs: p50 %.2f ms, p99 %.2f ms, %.0f MB/s",
+                    report.iterations, report.firmwareBytes, vcpus, report.p50Milliseconds, report.p99Milliseconds,
+                    report.megabytesPerSecond))
         }
     }
 

@@ -4,7 +4,8 @@ import ArgumentParser
 struct SEVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sev",
-        abstract: "AMD SEV/SEV-ES guest owner: verify the platform chain, make the launch session, compute and check the measurement, build the secret.",
+        abstract:
+            "AMD SEV/SEV-ES guest owner: verify the platform chain, make the launch session, compute and check the measurement, build the secret.",
         subcommands: [SEVVerifyChain.self, SEVSession.self, SEVMeasure.self, SEVCheckMeasurement.self, SEVSecret.self])
 }
 

@@ -26,7 +26,9 @@ struct SEVMeasure: ParsableCommand {
             guard let tik, let nonce, let version = version.version else {
                 throw ValidationError("the measurement needs --tik, --nonce, --api-major, --api-minor and --build-id together")
             }
-            guard let decoded = try? Hex.decode(nonce), decoded.count == 16 else { throw ValidationError("--nonce must be 16 bytes of hex") }
+            guard let decoded = try? Hex.decode(nonce), decoded.count == 16 else {
+                throw ValidationError("--nonce must be 16 bytes of hex")
+            }
             mnonce = decoded
             do {
                 measure = try LaunchMeasurement.compute(
@@ -37,7 +39,9 @@ struct SEVMeasure: ParsableCommand {
         let report = Report(
             launchDigest: Hex.encode(digest.digest), measurement: measure.map { Hex.encode($0) },
             sevMeasurement: measure.flatMap { m in mnonce.map { Base64.encode(m + $0) } })
-        if global.json { try Output.printJSON(report) } else {
+        if global.json {
+            try Output.printJSON(report)
+        } else {
             print("launch digest:   \(report.launchDigest)")
             if let m = report.measurement { print("measurement:     \(m)") }
             if let s = report.sevMeasurement { print("sev-measurement: \(s)") }
@@ -48,8 +52,10 @@ struct SEVMeasure: ParsableCommand {
 /// `custos sev check-measurement`: libvirt's `sev-measurement` against the expected launch, in constant time.
 struct SEVCheckMeasurement: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "check-measurement", abstract: "Check libvirt's sev-measurement against the expected firmware, kernel, VMSAs, policy and TIK.")
-    @Option(name: .customLong("sev-measurement"), help: "base64 MEASURE‖MNONCE from virDomainGetLaunchSecurityInfo.") var sevMeasurement: String
+        commandName: "check-measurement",
+        abstract: "Check libvirt's sev-measurement against the expected firmware, kernel, VMSAs, policy and TIK.")
+    @Option(name: .customLong("sev-measurement"), help: "base64 MEASURE‖MNONCE from virDomainGetLaunchSecurityInfo.") var sevMeasurement:
+        String
     @Option(name: .long, help: "TIK file (16 raw bytes).") var tik: String
     @OptionGroup var launch: LaunchOptions
     @OptionGroup var version: FirmwareVersionOptions
@@ -62,18 +68,25 @@ struct SEVCheckMeasurement: ParsableCommand {
     }
 
     func run() throws {
-        guard let version = version.version else { throw ValidationError("give --api-major, --api-minor and --build-id (sev-api-major/minor, sev-build-id)") }
+        guard let version = version.version else {
+            throw ValidationError("give --api-major, --api-minor and --build-id (sev-api-major/minor, sev-build-id)")
+        }
         let digest = try launch.digest()
         let policy = try SEVFiles.parsePolicy(launch.policy)
         let result = MeasurementChecker.check(
-            sevMeasurement: sevMeasurement, tik: try SEVFiles.readKey(tik, what: "TIK"), version: version, policy: policy, launchDigest: digest.digest)
+            sevMeasurement: sevMeasurement, tik: try SEVFiles.readKey(tik, what: "TIK"), version: version, policy: policy,
+            launchDigest: digest.digest)
         switch result {
         case .verified:
-            if global.json { try Output.printJSON(Report(verified: true, launchDigest: Hex.encode(digest.digest), error: nil)) } else {
+            if global.json {
+                try Output.printJSON(Report(verified: true, launchDigest: Hex.encode(digest.digest), error: nil))
+            } else {
                 print("verified: the launch measurement matches (launch digest \(Hex.encode(digest.digest)))")
             }
         case .rejected(let error):
-            if global.json { try Output.printJSON(Report(verified: false, launchDigest: Hex.encode(digest.digest), error: JSONError(error))) } else {
+            if global.json {
+                try Output.printJSON(Report(verified: false, launchDigest: Hex.encode(digest.digest), error: JSONError(error)))
+            } else {
                 print("NOT verified: \(error)")
             }
             throw ExitCode(1)

@@ -5,10 +5,12 @@ import CustosSEV
 /// `custos sev secret`: the LAUNCH_SECRET packet for libvirt's `sev-secret-header` and `sev-secret`.
 struct SEVSecret: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "secret", abstract: "Build the encrypted secret table for virDomainSetLaunchSecurityState (run check-measurement first).")
+        commandName: "secret",
+        abstract: "Build the encrypted secret table for virDomainSetLaunchSecurityState (run check-measurement first).")
     @Option(name: .long, help: "TEK file (16 raw bytes).") var tek: String
     @Option(name: .long, help: "TIK file (16 raw bytes).") var tik: String
-    @Option(name: .long, help: "The measurement: libvirt's base64 sev-measurement (48 bytes) or the 32-byte MEASURE in base64.") var measurement: String
+    @Option(name: .long, help: "The measurement: libvirt's base64 sev-measurement (48 bytes) or the 32-byte MEASURE in base64.")
+    var measurement: String
     @Option(name: .long, help: "GUID|luks-key:FILE (repeatable); the file's bytes are used verbatim.") var secret: [String]
     @Option(name: .long, help: "OVMF image: the padded table must fit its secret area.") var firmware: String?
     @Option(name: .long, help: "Padding: libvirt (virt-qemu-sev-validate) or minimal (sevctl).") var padding: String = "libvirt"
@@ -27,7 +29,9 @@ struct SEVSecret: ParsableCommand {
         }
         do {
             let entries = try secret.map { spec -> SecretEntry in
-                guard let colon = spec.firstIndex(of: ":") else { throw ValidationError("--secret must be GUID:FILE or luks-key:FILE, got \(spec)") }
+                guard let colon = spec.firstIndex(of: ":") else {
+                    throw ValidationError("--secret must be GUID:FILE or luks-key:FILE, got \(spec)")
+                }
                 var data = try SEVFiles.read(String(spec[spec.index(after: colon)...]), what: "secret")
                 defer { secureZero(&data) }
                 return SecretEntry(guid: try SecretEntry.guid(named: String(spec[..<colon])), data: SecretBytes(data))
@@ -41,7 +45,9 @@ struct SEVSecret: ParsableCommand {
             let packet = try SecretPacket(
                 table: try SecretTable(entries: entries), keys: keys, measure: Array(measure.prefix(32)), firmwareSecretArea: area,
                 padding: padding, iv: try SystemRandomSource().bytes(16))
-            if global.json { try Output.printJSON(Report(header: packet.headerBase64, secret: packet.secretBase64)) } else {
+            if global.json {
+                try Output.printJSON(Report(header: packet.headerBase64, secret: packet.secretBase64))
+            } else {
                 print("sev-secret-header: \(packet.headerBase64)")
                 print("sev-secret:        \(packet.secretBase64)")
             }

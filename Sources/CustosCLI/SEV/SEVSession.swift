@@ -54,7 +54,10 @@ struct SEVSession: ParsableCommand {
         try session.transportKeys.tik.withBytes { try SEVFiles.writeSecret($0, to: "\(out)/tik.bin") }
         let files = ["godh.b64", "session.b64", "tek.bin", "tik.bin"].map { "\(out)/\($0)" }
         if global.json {
-            try Output.printJSON(Report(godh: session.dhCertBase64, session: session.sessionBase64, policy: policy.description, files: files, generation: generation))
+            try Output.printJSON(
+                Report(
+                    godh: session.dhCertBase64, session: session.sessionBase64, policy: policy.description, files: files,
+                    generation: generation))
         } else {
             print("<launchSecurity type='sev'> for policy \(policy):")
             print("  <dhCert>\(session.dhCertBase64)</dhCert>")

@@ -78,11 +78,14 @@ struct PlatformInput: ParsableArguments {
         do {
             if let platform {
                 func cert(_ name: String) throws -> SEVCertificate {
-                    do { return try SEVCertificate(bytes: try SEVFiles.read("\(platform)/\(name)", what: name)) } catch let error as SEVError {
+                    do { return try SEVCertificate(bytes: try SEVFiles.read("\(platform)/\(name)", what: name)) } catch let error
+                        as SEVError
+                    {
                         throw CLIError("\(platform)/\(name): \(error)")
                     }
                 }
-                return PlatformCertificates(pdh: try cert("pdh.cert"), pek: try cert("pek.cert"), oca: try cert("oca.cert"), cek: try cert("cek.cert"))
+                return PlatformCertificates(
+                    pdh: try cert("pdh.cert"), pek: try cert("pek.cert"), oca: try cert("oca.cert"), cek: try cert("cek.cert"))
             }
             guard let pdh, let certChain else { throw ValidationError("give --platform DIR, or --pdh FILE with --cert-chain FILE") }
             return try PlatformCertificates(
@@ -96,7 +99,11 @@ struct PlatformInput: ParsableArguments {
 
 /// The AMD roots to verify against: a folder, or every pinned product line.
 struct RootsInput: ParsableArguments {
-    @Option(name: .long, help: "Folder with ark.cert and ask.cert of one product line, or with <line>/ark.cert and <line>/ask.cert subfolders. Default: every pinned product line in Certs/amd.")
+    @Option(
+        name: .long,
+        help:
+            "Folder with ark.cert and ask.cert of one product line, or with <line>/ark.cert and <line>/ask.cert subfolders. Default: every pinned product line in Certs/amd."
+    )
     var roots: String?
     @Option(name: .long, help: "The Certs directory (default: $CUSTOS_CERTS, ./Certs, or the source tree's Certs).")
     var certs: String?
@@ -106,7 +113,9 @@ struct RootsInput: ParsableArguments {
         if let roots {
             func pair(_ dir: String, _ line: ProductLine) throws -> AMDRoots {
                 do {
-                    return try AMDRoots(productLine: line, ark: try SEVFiles.read("\(dir)/ark.cert", what: "ARK"), ask: try SEVFiles.read("\(dir)/ask.cert", what: "ASK"))
+                    return try AMDRoots(
+                        productLine: line, ark: try SEVFiles.read("\(dir)/ark.cert", what: "ARK"),
+                        ask: try SEVFiles.read("\(dir)/ask.cert", what: "ASK"))
                 } catch let error as SEVError { throw CLIError("\(dir): \(error)") }
             }
             if fm.fileExists(atPath: "\(roots)/ark.cert") {
@@ -134,7 +143,9 @@ struct RootsInput: ParsableArguments {
                 problems.append("\(line): \(error)")
             }
         }
-        guard !out.isEmpty else { throw CLIError("no pinned AMD roots are installed (run `custos certs install`): \(problems.joined(separator: "; "))") }
+        guard !out.isEmpty else {
+            throw CLIError("no pinned AMD roots are installed (run `custos certs install`): \(problems.joined(separator: "; "))")
+        }
         return out
     }
 }
@@ -157,7 +168,9 @@ struct LaunchOptions: ParsableArguments {
         guard let variant = VMSAVariant(rawValue: vmsaVariant) else { throw ValidationError("--vmsa-variant must be legacy or init2") }
         var signature: CPUSignature? = nil
         if let cpuFamily, let cpuModel, let cpuStepping {
-            do { signature = try CPUSignature(family: cpuFamily, model: cpuModel, stepping: cpuStepping) } catch { throw ValidationError(error.description) }
+            do { signature = try CPUSignature(family: cpuFamily, model: cpuModel, stepping: cpuStepping) } catch {
+                throw ValidationError(error.description)
+            }
         } else if policy.isEncryptedState {
             throw ValidationError("SEV-ES (policy bit 2) needs --cpu-family, --cpu-model and --cpu-stepping")
         }

@@ -5,7 +5,8 @@ import CustosSEV
 /// `custos sev verify-chain`: PDH ← PEK ← CEK ← ASK ← ARK and PEK ← OCA, with product-line detection.
 struct SEVVerifyChain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify-chain", abstract: "Verify a platform's SEV certificate chain against the pinned AMD roots and name its product line.")
+        commandName: "verify-chain",
+        abstract: "Verify a platform's SEV certificate chain against the pinned AMD roots and name its product line.")
     @OptionGroup var platform: PlatformInput
     @OptionGroup var roots: RootsInput
     @Option(name: .customLong("pinned-oca"), help: "For an externally owned platform: your OCA certificate; the platform's must equal it.")
@@ -24,13 +25,18 @@ struct SEVVerifyChain: ParsableCommand {
         let rootList = try roots.load()
         var oca: SEVCertificate? = nil
         if let pinnedOCA {
-            do { oca = try SEVCertificate(bytes: try SEVFiles.read(pinnedOCA, what: "OCA")) } catch let error as SEVError { throw SEVFiles.sevError(error) }
+            do { oca = try SEVCertificate(bytes: try SEVFiles.read(pinnedOCA, what: "OCA")) } catch let error as SEVError {
+                throw SEVFiles.sevError(error)
+            }
         }
         let result = SEVChainVerifier.verify(certificates, roots: rootList, pinnedOCA: oca)
         switch result {
         case .verified(let chain):
-            let report = Report(verified: true, generation: chain.productLine.name, error: nil, pdhSHA256: Hex.encode(chain.pdh.displayHash))
-            if global.json { try Output.printJSON(report) } else {
+            let report = Report(
+                verified: true, generation: chain.productLine.name, error: nil, pdhSHA256: Hex.encode(chain.pdh.displayHash))
+            if global.json {
+                try Output.printJSON(report)
+            } else {
                 print("verified: PDH ← PEK ← CEK ← ASK ← ARK and PEK ← OCA")
                 print("product line: \(chain.productLine)")
                 print("ARK  \(Hex.encode(chain.roots.ark.displayHash))")

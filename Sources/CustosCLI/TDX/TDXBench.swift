@@ -84,7 +84,9 @@ struct TDXBenchVerify: AsyncParsableCommand {
         if global.json {
             try Output.printJSON(result)
         } else {
-            print("tdx-verify (\(cold ? "cold" : "warm"), \(iterations) iterations): \(Int(result.opsPerSecond)) ops/s single-threaded, p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs")
+            print(
+                "tdx-verify (\(cold ? "cold" : "warm"), \(iterations) iterations): \(Int(result.opsPerSecond)) ops/s single-threaded, p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs"
+            )
             if let multi { print("  \(threadCount) threads: \(Int(multi)) ops/s") }
         }
     }

@@ -50,16 +50,21 @@ public enum TDXCollateralFetcher {
             var chain: String? = nil
             for name in chainHeaders {
                 if let value = response.headers.first(name: name) {
-                    guard let decoded = value.removingPercentEncoding else { throw CLIError("GET \(url): \(name) is not URL-encoded PEM", exitCode: 1) }
+                    guard let decoded = value.removingPercentEncoding else {
+                        throw CLIError("GET \(url): \(name) is not URL-encoded PEM", exitCode: 1)
+                    }
                     chain = decoded
                     break
                 }
             }
-            if !chainHeaders.isEmpty, chain == nil { throw CLIError("GET \(url): no \(chainHeaders.joined(separator: "/")) header", exitCode: 1) }
+            if !chainHeaders.isEmpty, chain == nil {
+                throw CLIError("GET \(url): no \(chainHeaders.joined(separator: "/")) header", exitCode: 1)
+            }
             return (Array(body.readableBytesView), chain)
         }
         let base = base.hasSuffix("/") ? String(base.dropLast()) : base
-        let tcb = try await get("\(base)/tdx/certification/v4/tcb?fmspc=\(fmspc)", chainHeaders: ["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"])
+        let tcb = try await get(
+            "\(base)/tdx/certification/v4/tcb?fmspc=\(fmspc)", chainHeaders: ["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"])
         let qe = try await get("\(base)/tdx/certification/v4/qe/identity", chainHeaders: ["SGX-Enclave-Identity-Issuer-Chain"])
         let pckCRL = try await get("\(base)/sgx/certification/v4/pckcrl?ca=\(ca)&encoding=der", chainHeaders: ["SGX-PCK-CRL-Issuer-Chain"])
         let rootCRL = try await get(rootCRLURL, chainHeaders: [])
@@ -81,8 +86,10 @@ public enum TDXCollateralFetcher {
         for (name, bytes) in files { try Data(bytes).write(to: out.appendingPathComponent(name), options: .atomic) }
         let iso = ISO8601DateFormatter()
         let summary = Summary(
-            fmspc: fmspc.uppercased(), source: base, fetchedAt: iso.string(from: Date()), tcbInfoIssueDate: iso.string(from: collateral.tcbInfo.issueDate),
-            tcbInfoNextUpdate: iso.string(from: collateral.tcbInfo.nextUpdate), qeIdentityNextUpdate: iso.string(from: collateral.qeIdentity.nextUpdate),
+            fmspc: fmspc.uppercased(), source: base, fetchedAt: iso.string(from: Date()),
+            tcbInfoIssueDate: iso.string(from: collateral.tcbInfo.issueDate),
+            tcbInfoNextUpdate: iso.string(from: collateral.tcbInfo.nextUpdate),
+            qeIdentityNextUpdate: iso.string(from: collateral.qeIdentity.nextUpdate),
             tcbEvaluationDataNumber: collateral.tcbInfo.tcbEvaluationDataNumber, files: files.map(\.0))
         try Output.encoder().encode(summary).write(to: out.appendingPathComponent("fetch.json"), options: .atomic)
         return summary
@@ -97,7 +104,8 @@ struct TDXCollateralFetch: AsyncParsableCommand {
     @Option(name: .long, help: "A PCCS base URL (e.g. https://pccs.local:8081).") var pccs: String?
     @Flag(name: .long, help: "Use Intel PCS (api.trustedservices.intel.com).") var pcs = false
     @Option(name: .long, help: "PCK CA type: platform or processor.") var ca = "platform"
-    @Option(name: .long, help: "Root CA CRL URL (default: Intel's CDP for --pcs, <pccs>/sgx/certification/v4/rootcacrl for --pccs).") var rootCrlUrl: String?
+    @Option(name: .long, help: "Root CA CRL URL (default: Intel's CDP for --pcs, <pccs>/sgx/certification/v4/rootcacrl for --pccs).")
+    var rootCrlUrl: String?
     @Option(name: .long, help: "Output directory.") var out: String
     @OptionGroup var global: GlobalOptions
 
@@ -125,7 +133,9 @@ struct TDXCollateralFetch: AsyncParsableCommand {
             try Output.printJSON(summary)
         } else {
             print("fetched TDX collateral for FMSPC \(summary.fmspc) from \(summary.source) into \(out)")
-            print("  TCB Info \(summary.tcbInfoIssueDate) … \(summary.tcbInfoNextUpdate) (eval \(summary.tcbEvaluationDataNumber)); QE Identity until \(summary.qeIdentityNextUpdate)")
+            print(
+                "  TCB Info \(summary.tcbInfoIssueDate) … \(summary.tcbInfoNextUpdate) (eval \(summary.tcbEvaluationDataNumber)); QE Identity until \(summary.qeIdentityNextUpdate)"
+            )
         }
     }
 }

@@ -53,7 +53,8 @@ struct TDXEventLogCommand: ParsableCommand {
             let matches = quoteRTMRs.map { q in zip(q, replayed).map { constantTimeEqual($0, $1) } }
             let output = EventLogJSON(
                 table: ccel.map {
-                    .init(ccType: Int($0.ccType), ccSubtype: Int($0.ccSubtype), laml: "0x" + String($0.logAreaMinimumLength, radix: 16),
+                    .init(
+                        ccType: Int($0.ccType), ccSubtype: Int($0.ccSubtype), laml: "0x" + String($0.logAreaMinimumLength, radix: 16),
                         lasa: "0x" + String($0.logAreaStartAddress, radix: 16))
                 },
                 events: parsed.events.map {
@@ -61,8 +62,10 @@ struct TDXEventLogCommand: ParsableCommand {
                         index: $0.index, mrIndex: $0.mrIndex, rtmr: $0.rtmrIndex, type: "0x" + String($0.eventType, radix: 16),
                         typeName: $0.typeName, sha384: $0.sha384.map { Hex.encode($0) }, dataLength: $0.data.count, decoded: $0.decodedData)
                 },
-                rtmr: replayed.map { Hex.encode($0) }, bootServicesApplicationDigests: parsed.bootServicesApplicationDigests.map { Hex.encode($0) },
-                quoteRtmr: quoteRTMRs.map { $0.map { Hex.encode($0) } }, rtmrMatches: matches, matchesQuote: matches.map { $0.allSatisfy { $0 } })
+                rtmr: replayed.map { Hex.encode($0) },
+                bootServicesApplicationDigests: parsed.bootServicesApplicationDigests.map { Hex.encode($0) },
+                quoteRtmr: quoteRTMRs.map { $0.map { Hex.encode($0) } }, rtmrMatches: matches,
+                matchesQuote: matches.map { $0.allSatisfy { $0 } })
             if global.json {
                 try Output.printJSON(output)
             } else {
@@ -90,9 +93,13 @@ struct TDXEventLogCommand: ParsableCommand {
             print("  #\(event.index) \(register) \(event.typeName) \(digest)\(event.decoded.map { " \"\($0)\"" } ?? "")")
         }
         for (index, value) in output.rtmr.enumerated() {
-            let mark = output.rtmrMatches.map { $0[index] ? " (matches quote)" : " (MISMATCH: quote has \(output.quoteRtmr?[index] ?? "-"))" } ?? ""
+            let mark =
+                output.rtmrMatches.map { $0[index] ? " (matches quote)" : " (MISMATCH: quote has \(output.quoteRtmr?[index] ?? "-"))" }
+                ?? ""
             print("RTMR\(index) \(value)\(mark)")
         }
-        if let matches = output.matchesQuote { print(matches ? "MATCH: the log replays to the quote's RTMRs" : "MISMATCH: the log does not replay to the quote's RTMRs") }
+        if let matches = output.matchesQuote {
+            print(matches ? "MATCH: the log replays to the quote's RTMRs" : "MISMATCH: the log does not replay to the quote's RTMRs")
+        }
     }
 }

@@ -1,7 +1,7 @@
+import CustosAnchors
 public import CustosCrypto
 public import CustosTDX
 public import Foundation
-import CustosAnchors
 
 /// Loads TDX collateral from files (the CLI's side of the pure `CustosTDX` API).
 public enum TDXCollateralLoader {
@@ -50,11 +50,15 @@ struct TDXTrustAnchor {
 
     static func load(root: String?) throws -> TDXTrustAnchor {
         if let root {
-            do { return TDXTrustAnchor(certificate: try Certificate(derOrPEM: readInputFile(root)), customPath: root) } catch let error as CLIError {
+            do { return TDXTrustAnchor(certificate: try Certificate(derOrPEM: readInputFile(root)), customPath: root) } catch let error
+                as CLIError
+            {
                 throw error
             } catch { throw CLIError("--root \(root): \(error)") }
         }
-        do { return TDXTrustAnchor(certificate: try AnchorStore(directory: AnchorStore.locateDirectory()).intelRootCA(), customPath: nil) } catch {
+        do {
+            return TDXTrustAnchor(certificate: try AnchorStore(directory: AnchorStore.locateDirectory()).intelRootCA(), customPath: nil)
+        } catch {
             throw CLIError("the pinned Intel SGX Root CA is not available (\(error)); run `custos certs install` or pass --root")
         }
     }

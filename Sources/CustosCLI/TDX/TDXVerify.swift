@@ -62,7 +62,8 @@ struct TDXVerify: ParsableCommand {
             lines.append("TDATTRIBUTES:  \(quote.td.tdAttributes)\(quote.td.debug ? " (DEBUG)" : "")")
         }
         if report.verified {
-            lines.append("platform/module/QE status: \(report.platformStatus ?? "-") / \(report.moduleStatus ?? "-") / \(report.qeStatus ?? "-")")
+            lines.append(
+                "platform/module/QE status: \(report.platformStatus ?? "-") / \(report.moduleStatus ?? "-") / \(report.qeStatus ?? "-")")
             lines.append("advisories:    \(report.advisoryIDs.isEmpty ? "none" : report.advisoryIDs.joined(separator: ", "))")
             lines.append("collateral valid until: \(report.collateralExpiry ?? "-")")
         }
@@ -72,7 +73,8 @@ struct TDXVerify: ParsableCommand {
 
 /// `custos tdx inspect`: parses a quote without verifying it.
 struct TDXInspect: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Parse a TDX quote and print its fields (no verification).")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Parse a TDX quote and print its fields (no verification).")
 
     @Option(name: .long, help: "The quote file (raw bytes).") var quote: String
     @OptionGroup var global: GlobalOptions
@@ -93,7 +95,9 @@ struct TDXInspect: ParsableCommand {
             try Output.printJSON(json)
             return
         }
-        print("TDX quote v\(json.version), body \(json.bodyType), TEE \(json.teeType), \(json.length) bytes (\(bytes.count - json.length) trailing bytes ignored)")
+        print(
+            "TDX quote v\(json.version), body \(json.bodyType), TEE \(json.teeType), \(json.length) bytes (\(bytes.count - json.length) trailing bytes ignored)"
+        )
         print("signed region: \(json.signedLength) bytes; signature data: \(json.signatureDataLength) bytes; QE ISVSVN \(json.qeIsvSvn)")
         if let pck = json.pck {
             print("PCK: FMSPC \(pck.fmspc), PCE-ID \(pck.pceId), PCESVN \(pck.pceSvn), CPUSVN \(pck.cpuSvn), SGX type \(pck.sgxType)")

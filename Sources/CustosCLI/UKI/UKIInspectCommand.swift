@@ -7,7 +7,8 @@ import Foundation
 struct UKIInspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show a UKI's sections, stub version, Authenticode digests, signatures and PCR 11 prediction (exit 2 if it is not a PE image).")
+        abstract:
+            "Show a UKI's sections, stub version, Authenticode digests, signatures and PCR 11 prediction (exit 2 if it is not a PE image).")
     @Argument(help: "The UKI (PE/COFF) file.") var file: String
     @OptionGroup var global: GlobalOptions
 
@@ -22,7 +23,9 @@ struct UKIInspectCommand: ParsableCommand {
         if let stub = report.stub { print("stub:         \(stub.name) \(stub.fullVersion)") } else { print("stub:         (no .sdmagic)") }
         print("sections:")
         for s in report.sections {
-            print("  \(s.name.padding(toLength: 10, withPad: " ", startingAt: 0)) rva 0x\(String(s.virtualAddress, radix: 16)) vsize 0x\(String(s.virtualSize, radix: 16)) file 0x\(String(s.fileOffset, radix: 16)) raw 0x\(String(s.rawSize, radix: 16))")
+            print(
+                "  \(s.name.padding(toLength: 10, withPad: " ", startingAt: 0)) rva 0x\(String(s.virtualAddress, radix: 16)) vsize 0x\(String(s.virtualSize, radix: 16)) file 0x\(String(s.fileOffset, radix: 16)) raw 0x\(String(s.rawSize, radix: 16))"
+            )
         }
         print("authenticode: sha256 \(report.authenticode["sha256"] ?? "")")
         print("              sha384 \(report.authenticode["sha384"] ?? "")")
@@ -34,7 +37,9 @@ struct UKIInspectCommand: ParsableCommand {
             if let error = s.error {
                 print("signature \(s.index): \(error.code): \(error.message)")
             } else {
-                print("signature \(s.index): \(s.digestAlgorithm ?? "?") by \(s.subject ?? "?") (issuer \(s.issuer ?? "?"), serial \(s.serial ?? "?"))")
+                print(
+                    "signature \(s.index): \(s.digestAlgorithm ?? "?") by \(s.subject ?? "?") (issuer \(s.issuer ?? "?"), serial \(s.serial ?? "?"))"
+                )
             }
         }
         if let pcr11 = report.pcr11 {

@@ -46,7 +46,9 @@ struct UKIInspectReport: Encodable {
         let image = uki.image
         format = image.optionalHeader.format.rawValue
         sections = image.sections.map {
-            Section(name: $0.name, virtualAddress: $0.virtualAddress, virtualSize: $0.virtualSize, fileOffset: $0.pointerToRawData, rawSize: $0.sizeOfRawData)
+            Section(
+                name: $0.name, virtualAddress: $0.virtualAddress, virtualSize: $0.virtualSize, fileOffset: $0.pointerToRawData,
+                rawSize: $0.sizeOfRawData)
         }
         stub = uki.stub.map { Stub(name: $0.name, version: $0.majorVersion.map(String.init), fullVersion: $0.fullVersion) }
         let digests = AuthenticodeDigest.compute(image, algorithms: [.sha256, .sha384])
@@ -63,10 +65,13 @@ struct UKIInspectReport: Encodable {
                 let signer = signature.authenticode.signedData.signers.first
                 return Signature(
                     index: index, digestAlgorithm: signature.digestAlgorithm.rawValue, subject: signature.signerCertificate?.subject,
-                    issuer: signer?.issuer, serial: signer?.serialNumber.hexString, signedDigest: signature.authenticode.imageDigest.hexString,
+                    issuer: signer?.issuer, serial: signer?.serialNumber.hexString,
+                    signedDigest: signature.authenticode.imageDigest.hexString,
                     error: nil)
             case .failure(let error):
-                return Signature(index: index, digestAlgorithm: nil, subject: nil, issuer: nil, serial: nil, signedDigest: nil, error: UKIErrorReport(error))
+                return Signature(
+                    index: index, digestAlgorithm: nil, subject: nil, issuer: nil, serial: nil, signedDigest: nil,
+                    error: UKIErrorReport(error))
             }
         }
         do {

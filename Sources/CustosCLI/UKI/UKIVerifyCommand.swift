@@ -8,7 +8,9 @@ struct UKIVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a UKI's Authenticode signature against trusted certificates as UEFI's db check does.",
-        discussion: "Exit status: 0 verified, 1 not verified (unsigned, tampered, untrusted signer, malformed image), 2 bad usage or unreadable certificate.")
+        discussion:
+            "Exit status: 0 verified, 1 not verified (unsigned, tampered, untrusted signer, malformed image), 2 bad usage or unreadable certificate."
+    )
     @Argument(help: "The UKI (PE/COFF) file.") var file: String
     @Option(name: .long, help: "A trusted certificate (PEM or DER; a PEM file may hold several). Repeatable.") var cert: [String] = []
     @OptionGroup var global: GlobalOptions
@@ -50,7 +52,9 @@ struct UKIVerifyCommand: ParsableCommand {
         let image: PEImage
         do { image = try PEImage(bytes: bytes) } catch {
             let failure = UKIError(.malformedImage, error.description)
-            return UKIVerifyReport(file: file, verified: false, signer: nil, authenticode: nil, error: UKIErrorReport(failure), failures: [failure.description])
+            return UKIVerifyReport(
+                file: file, verified: false, signer: nil, authenticode: nil, error: UKIErrorReport(failure), failures: [failure.description]
+            )
         }
         switch AuthenticodeVerifier(trustAnchors: anchors).verify(image) {
         case .verified(let verified):
@@ -59,12 +63,15 @@ struct UKIVerifyCommand: ParsableCommand {
                 signatureIndex: verified.signatureIndex, digestAlgorithm: verified.digestAlgorithm.rawValue, subject: leaf?.subject ?? "",
                 issuer: leaf?.issuer ?? "", serial: leaf?.serialNumber.hexString ?? "", chain: verified.chain.certificates.map(\.subject))
             return UKIVerifyReport(
-                file: file, verified: true, signer: signer, authenticode: [verified.digestAlgorithm.rawValue: verified.imageDigest.hexString],
+                file: file, verified: true, signer: signer,
+                authenticode: [verified.digestAlgorithm.rawValue: verified.imageDigest.hexString],
                 error: nil, failures: [])
         case .rejected(let failures):
             // Report the most telling failure: a tampered image over an untrusted one over a parse problem.
             let order: [UKIError.Code] = [.digestMismatch, .signatureInvalid, .untrustedSigner, .unsupportedAlgorithm, .malformedSignature]
-            let main = failures.min { (order.firstIndex(of: $0.error.code) ?? order.count) < (order.firstIndex(of: $1.error.code) ?? order.count) }
+            let main = failures.min {
+                (order.firstIndex(of: $0.error.code) ?? order.count) < (order.firstIndex(of: $1.error.code) ?? order.count)
+            }
             return UKIVerifyReport(
                 file: file, verified: false, signer: nil, authenticode: nil, error: main.map { UKIErrorReport($0.error) },
                 failures: failures.map(\.description))

@@ -59,7 +59,9 @@ public enum AES {
             case 32: cipher = EVP_aes_256_gcm()
             default: throw CryptoError(.invalidParameter, "AES-GCM key must be 16 or 32 bytes, got \(keyLength)")
             }
-            guard (1...128).contains(nonce.count) else { throw CryptoError(.invalidParameter, "AES-GCM nonce length \(nonce.count) out of range") }
+            guard (1...128).contains(nonce.count) else {
+                throw CryptoError(.invalidParameter, "AES-GCM nonce length \(nonce.count) out of range")
+            }
             let encrypt = tag == nil
             guard let ctx = EVP_CIPHER_CTX_new() else { throw .openSSL(.internalFailure, "EVP_CIPHER_CTX_new failed") }
             defer { EVP_CIPHER_CTX_free(ctx) }

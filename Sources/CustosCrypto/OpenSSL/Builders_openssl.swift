@@ -152,7 +152,8 @@ public struct CRLBuilder: Sendable {
     public var revoked: [(serialNumber: [UInt8], date: Date)]
     public var digest: DigestAlgorithm
 
-    public init(thisUpdate: Date, nextUpdate: Date, revoked: [(serialNumber: [UInt8], date: Date)] = [], digest: DigestAlgorithm = .sha256) {
+    public init(thisUpdate: Date, nextUpdate: Date, revoked: [(serialNumber: [UInt8], date: Date)] = [], digest: DigestAlgorithm = .sha256)
+    {
         self.thisUpdate = thisUpdate
         self.nextUpdate = nextUpdate
         self.revoked = revoked

@@ -58,7 +58,9 @@ private func pkeyFromParameters(
     try push(builder)
     guard let params = OSSL_PARAM_BLD_to_param(builder.builder) else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_to_param failed") }
     defer { OSSL_PARAM_free(params) }
-    guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed") }
+    guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else {
+        throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed")
+    }
     defer { EVP_PKEY_CTX_free(ctx) }
     var key: OpaquePointer? = nil
     guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &key, selection, params) == 1, let key else {
@@ -68,7 +70,9 @@ private func pkeyFromParameters(
 }
 
 private func generateKey(type: String, configure: (OpaquePointer) -> Int32) throws(CryptoError) -> PKeyBox {
-    guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else { throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed") }
+    guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else {
+        throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed")
+    }
     defer { EVP_PKEY_CTX_free(ctx) }
     var key: OpaquePointer? = nil
     guard EVP_PKEY_keygen_init(ctx) == 1, configure(ctx) > 0, EVP_PKEY_generate(ctx, &key) == 1, let key else {
@@ -305,7 +309,9 @@ public struct ECPrivateKey: Sendable {
 
     /// ECDH (SP 800-56A): the shared secret is the x coordinate of d·Q, big-endian.
     public func sharedSecret(with peer: ECPublicKey) throws(CryptoError) -> SecretBytes {
-        guard peer.curve == curve else { throw CryptoError(.invalidParameter, "ECDH peer is on \(peer.curve.rawValue), key on \(curve.rawValue)") }
+        guard peer.curve == curve else {
+            throw CryptoError(.invalidParameter, "ECDH peer is on \(peer.curve.rawValue), key on \(curve.rawValue)")
+        }
         guard let ctx = EVP_PKEY_CTX_new(box.pointer, nil) else { throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new failed") }
         defer { EVP_PKEY_CTX_free(ctx) }
         var length = 0
@@ -428,7 +434,9 @@ public struct RSAPrivateKey: Sendable {
 
     /// A fresh key of `bits` (2048, 3072 or 4096).
     public init(generatingBits bits: Int) throws(CryptoError) {
-        guard [2048, 3072, 4096].contains(bits) else { throw CryptoError(.invalidParameter, "RSA key size must be 2048, 3072 or 4096, got \(bits)") }
+        guard [2048, 3072, 4096].contains(bits) else {
+            throw CryptoError(.invalidParameter, "RSA key size must be 2048, 3072 or 4096, got \(bits)")
+        }
         let box = try generateKey(type: "RSA") { EVP_PKEY_CTX_set_rsa_keygen_bits($0, Int32(bits)) }
         try self.init(box: box)
     }
@@ -493,9 +501,13 @@ func digestSign(
     let result: Result<[UInt8], CryptoError> = message.withNonNilBytes { buffer in
         let data = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
         var length = 0
-        guard EVP_DigestSign(mctx, nil, &length, data, buffer.count) == 1 else { return .failure(.openSSL(.internalFailure, "signing failed")) }
+        guard EVP_DigestSign(mctx, nil, &length, data, buffer.count) == 1 else {
+            return .failure(.openSSL(.internalFailure, "signing failed"))
+        }
         var out = [UInt8](repeating: 0, count: length)
-        guard EVP_DigestSign(mctx, &out, &length, data, buffer.count) == 1 else { return .failure(.openSSL(.internalFailure, "signing failed")) }
+        guard EVP_DigestSign(mctx, &out, &length, data, buffer.count) == 1 else {
+            return .failure(.openSSL(.internalFailure, "signing failed"))
+        }
         return .success(Array(out.prefix(length)))
     }
     return try result.get()

@@ -69,11 +69,14 @@ public struct PKCS7SignedData: Sendable {
             let fields = try signer.expecting(DERNode.Tag.sequence).children()
             guard fields.count >= 5 else { throw CryptoError(.malformedInput, "PKCS #7 SignerInfo has \(fields.count) fields") }
             let sid = try fields[1].expecting(DERNode.Tag.sequence).children()
-            guard sid.count == 2 else { throw CryptoError(.malformedInput, "PKCS #7 signer uses a subjectKeyIdentifier; only issuerAndSerialNumber is supported") }
+            guard sid.count == 2 else {
+                throw CryptoError(.malformedInput, "PKCS #7 signer uses a subjectKeyIdentifier; only issuerAndSerialNumber is supported")
+            }
             let serial = try sid[1].expecting(DERNode.Tag.integer).content
             let digestOID = try fields[2].expecting(DERNode.Tag.sequence).children().first?.objectIdentifier() ?? ""
             signers.append(
-                SignerInfo(issuer: Self.nameText(Array(sid[0].encoded)), serialNumber: minimalBigEndian(serial), digestAlgorithmOID: digestOID))
+                SignerInfo(
+                    issuer: Self.nameText(Array(sid[0].encoded)), serialNumber: minimalBigEndian(serial), digestAlgorithmOID: digestOID))
         }
         guard !signers.isEmpty else { throw CryptoError(.malformedInput, "PKCS #7 SignedData has no signer") }
         self.der = der
@@ -115,10 +118,13 @@ public struct PKCS7SignedData: Sendable {
             let digestFailure = errors.contains { $0.contains("digest failure") }
             throw CryptoError(
                 digestFailure ? .digestMismatch : .signatureInvalid,
-                digestFailure ? "the signed content's digest does not match the signed attributes" : "the PKCS #7 signature does not verify",
+                digestFailure
+                    ? "the signed content's digest does not match the signed attributes" : "the PKCS #7 signature does not verify",
                 openSSLErrors: errors)
         }
-        guard let signers = PKCS7_get0_signers(p7, nil, 0) else { throw .openSSL(.signatureInvalid, "no signer certificate in the message") }
+        guard let signers = PKCS7_get0_signers(p7, nil, 0) else {
+            throw .openSSL(.signatureInvalid, "no signer certificate in the message")
+        }
         defer { COpenSSL_sk_X509_free(signers) }
         guard COpenSSL_sk_X509_num(signers) >= 1, let x509 = COpenSSL_sk_X509_value(signers, 0) else {
             throw CryptoError(.signatureInvalid, "no signer certificate in the message")
@@ -183,7 +189,8 @@ public struct AuthenticodeSignature: Sendable {
         }
         let digest = Array(try digestInfo[1].expecting(DERNode.Tag.octetString).content)
         guard digest.count == algorithm.byteCount else {
-            throw CryptoError(.malformedInput, "Authenticode digest is \(digest.count) bytes, \(algorithm.rawValue) needs \(algorithm.byteCount)")
+            throw CryptoError(
+                .malformedInput, "Authenticode digest is \(digest.count) bytes, \(algorithm.rawValue) needs \(algorithm.byteCount)")
         }
         self.signedData = signedData
         self.digestAlgorithm = algorithm

@@ -104,7 +104,9 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses DER; trailing bytes are rejected.
     public init(derEncoded der: [UInt8]) throws(CryptoError) {
-        guard !der.isEmpty, der.count <= 1 << 20 else { throw CryptoError(.malformedInput, "certificate DER is empty or larger than 1 MiB") }
+        guard !der.isEmpty, der.count <= 1 << 20 else {
+            throw CryptoError(.malformedInput, "certificate DER is empty or larger than 1 MiB")
+        }
         var parsed: OpaquePointer? = nil
         var consumed = 0
         der.withNonNilBytes { buffer in
@@ -115,7 +117,9 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
         }
         guard let parsed else { throw .openSSL(.malformedInput, "not a DER X.509 certificate") }
         let box = X509Box(takingOwnership: parsed)
-        guard consumed == der.count else { throw CryptoError(.malformedInput, "\(der.count - consumed) trailing bytes after the certificate") }
+        guard consumed == der.count else {
+            throw CryptoError(.malformedInput, "\(der.count - consumed) trailing bytes after the certificate")
+        }
         self.der = der
         self.box = box
     }
@@ -139,7 +143,9 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses DER, or PEM when the bytes look like text with a BEGIN line.
     public init(derOrPEM bytes: [UInt8]) throws(CryptoError) {
-        if bytes.starts(with: Array("-----BEGIN".utf8)) || String(decoding: bytes.prefix(4096), as: UTF8.self).contains("-----BEGIN CERTIFICATE") {
+        if bytes.starts(with: Array("-----BEGIN".utf8))
+            || String(decoding: bytes.prefix(4096), as: UTF8.self).contains("-----BEGIN CERTIFICATE")
+        {
             try self.init(pemEncoded: String(decoding: bytes, as: UTF8.self))
         } else {
             try self.init(derEncoded: bytes)

@@ -54,8 +54,10 @@ public final class EmulatedSEVFirmware: Sendable {
         let askKey = try RSAPrivateKey(generatingBits: rsaBits)
         let arkID = try SecureRandom.bytes(16)
         let askID = try SecureRandom.bytes(16)
-        let ark = try Self.amdCertificate(key: arkKey.publicKey, keyID: arkID, certifyingID: arkID, usage: 0x00, signer: arkKey, bits: rsaBits)
-        let ask = try Self.amdCertificate(key: askKey.publicKey, keyID: askID, certifyingID: arkID, usage: 0x13, signer: arkKey, bits: rsaBits)
+        let ark = try Self.amdCertificate(
+            key: arkKey.publicKey, keyID: arkID, certifyingID: arkID, usage: 0x00, signer: arkKey, bits: rsaBits)
+        let ask = try Self.amdCertificate(
+            key: askKey.publicKey, keyID: askID, certifyingID: arkID, usage: 0x13, signer: arkKey, bits: rsaBits)
         roots = AMDRoots(productLine: Self.productLine, ark: ark, ask: ask)
 
         let cekKey = try ECPrivateKey(generating: .p384)
@@ -64,18 +66,24 @@ public final class EmulatedSEVFirmware: Sendable {
         pdhKey = try ECPrivateKey(generating: .p384)
         let digest: DigestAlgorithm = rsaBits == 2048 ? .sha256 : .sha384
         let askPadding = RSAPadding.pss(mgf1: digest, saltLength: digest.byteCount)
-        let cekBody = SEVCertificate.unsignedBody(usage: .cek, algorithm: .ecdsaSHA256, publicKey: cekKey.publicKey, apiMajor: version.apiMajor, apiMinor: version.apiMinor)
+        let cekBody = SEVCertificate.unsignedBody(
+            usage: .cek, algorithm: .ecdsaSHA256, publicKey: cekKey.publicKey, apiMajor: version.apiMajor, apiMinor: version.apiMinor)
         let cek = try SEVCertificate(
             usage: .cek, algorithm: .ecdsaSHA256, publicKey: cekKey.publicKey, apiMajor: version.apiMajor, apiMinor: version.apiMinor,
-            signatures: [.rsa(usage: .ask, algorithm: rsaBits == 2048 ? .rsaSHA256 : .rsaSHA384,
-                              bigEndianSignature: try askKey.signature(for: cekBody, digest: digest, padding: askPadding))])
+            signatures: [
+                .rsa(
+                    usage: .ask, algorithm: rsaBits == 2048 ? .rsaSHA256 : .rsaSHA384,
+                    bigEndianSignature: try askKey.signature(for: cekBody, digest: digest, padding: askPadding))
+            ])
         let oca = try Self.sevCertificate(.oca, .ecdsaSHA256, ocaKey.publicKey, version, signers: [(.oca, ocaKey)])
         let pek = try Self.sevCertificate(.pek, .ecdsaSHA256, pekKey.publicKey, version, signers: [(.oca, ocaKey), (.cek, cekKey)])
         let pdh = try Self.sevCertificate(.pdh, .ecdhSHA256, pdhKey.publicKey, version, signers: [(.pek, pekKey)])
         platform = PlatformCertificates(pdh: pdh, pek: pek, oca: oca, cek: cek)
     }
 
-    private static func amdCertificate(key: RSAPublicKey, keyID: [UInt8], certifyingID: [UInt8], usage: UInt32, signer: RSAPrivateKey, bits: Int) throws -> AMDCertificate {
+    private static func amdCertificate(
+        key: RSAPublicKey, keyID: [UInt8], certifyingID: [UInt8], usage: UInt32, signer: RSAPrivateKey, bits: Int
+    ) throws -> AMDCertificate {
         let size = bits / 8
         var body: [UInt8] = []
         func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
@@ -91,11 +99,13 @@ public final class EmulatedSEVFirmware: Sendable {
         _ usage: SEVCertificate.Usage, _ algorithm: SEVCertificate.Algorithm, _ key: ECPublicKey, _ version: FirmwareVersion,
         signers: [(SEVCertificate.Usage, ECPrivateKey)]
     ) throws -> SEVCertificate {
-        let body = SEVCertificate.unsignedBody(usage: usage, algorithm: algorithm, publicKey: key, apiMajor: version.apiMajor, apiMinor: version.apiMinor)
+        let body = SEVCertificate.unsignedBody(
+            usage: usage, algorithm: algorithm, publicKey: key, apiMajor: version.apiMajor, apiMinor: version.apiMinor)
         let slots = try signers.map { signer in
             try SEVCertificate.SignatureSlot.ecdsa(usage: signer.0, signature: try signer.1.signature(for: body, digest: .sha256))
         }
-        return try SEVCertificate(usage: usage, algorithm: algorithm, publicKey: key, apiMajor: version.apiMajor, apiMinor: version.apiMinor, signatures: slots)
+        return try SEVCertificate(
+            usage: usage, algorithm: algorithm, publicKey: key, apiMajor: version.apiMajor, apiMinor: version.apiMinor, signatures: slots)
     }
 
     // MARK: PDH_CERT_EXPORT
@@ -123,14 +133,18 @@ public final class EmulatedSEVFirmware: Sendable {
     /// - Returns: the guest handle.
     public func launchStart(policy: UInt32, godhCertificate: [UInt8], session: [UInt8]) throws(SEVFirmwareError) -> UInt32 {
         let godh: SEVCertificate
-        do { godh = try SEVCertificate(bytes: godhCertificate) } catch { throw SEVFirmwareError(SEVFirmwareError.invalidCertificate, "GODH: \(error)") }
+        do { godh = try SEVCertificate(bytes: godhCertificate) } catch {
+            throw SEVFirmwareError(SEVFirmwareError.invalidCertificate, "GODH: \(error)")
+        }
         guard godh.algorithm.isECDH, godh.publicKey.curve == .p384 else {
             throw SEVFirmwareError(SEVFirmwareError.invalidCertificate, "GODH must be an ECDH P-384 key")
         }
         let blob: SessionBlob
         do { blob = try SessionBlob(bytes: session) } catch { throw SEVFirmwareError(SEVFirmwareError.invalidLength, "session: \(error)") }
         let z: SecretBytes
-        do { z = try pdhKey.sharedSecret(with: godh.publicKey) } catch { throw SEVFirmwareError(SEVFirmwareError.invalidCertificate, "ECDH: \(error)") }
+        do { z = try pdhKey.sharedSecret(with: godh.publicKey) } catch {
+            throw SEVFirmwareError(SEVFirmwareError.invalidCertificate, "ECDH: \(error)")
+        }
         let keys = z.withBytes { SessionKeys(sharedSecret: $0, nonce: blob.nonce) }
         let guestPolicy = GuestPolicy(rawValue: policy)
         let transport: TransportKeys
@@ -164,7 +178,9 @@ public final class EmulatedSEVFirmware: Sendable {
     /// LAUNCH_UPDATE_DATA: the plaintext is measured (and would be encrypted in place).
     public func launchUpdateData(handle: UInt32, _ data: [UInt8]) throws(SEVFirmwareError) {
         try withGuest(handle) { (guest: inout GuestContext) throws(SEVFirmwareError) in
-            guard guest.state == .launchUpdate else { throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_UPDATE_DATA after LAUNCH_MEASURE") }
+            guard guest.state == .launchUpdate else {
+                throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_UPDATE_DATA after LAUNCH_MEASURE")
+            }
             guest.digest.update(data)
         }
     }
@@ -172,8 +188,12 @@ public final class EmulatedSEVFirmware: Sendable {
     /// LAUNCH_UPDATE_VMSA: SEV-ES guests only; the 4096-byte VMSA is measured.
     public func launchUpdateVMSA(handle: UInt32, _ vmsa: [UInt8]) throws(SEVFirmwareError) {
         try withGuest(handle) { (guest: inout GuestContext) throws(SEVFirmwareError) in
-            guard guest.state == .launchUpdate else { throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_UPDATE_VMSA after LAUNCH_MEASURE") }
-            guard guest.policy.isEncryptedState else { throw SEVFirmwareError(SEVFirmwareError.policyFailure, "VMSA update for a non-ES guest") }
+            guard guest.state == .launchUpdate else {
+                throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_UPDATE_VMSA after LAUNCH_MEASURE")
+            }
+            guard guest.policy.isEncryptedState else {
+                throw SEVFirmwareError(SEVFirmwareError.policyFailure, "VMSA update for a non-ES guest")
+            }
             guard vmsa.count == VMSA.size else { throw SEVFirmwareError(SEVFirmwareError.invalidLength, "VMSA must be 4096 bytes") }
             guest.digest.update(vmsa)
         }
@@ -186,7 +206,10 @@ public final class EmulatedSEVFirmware: Sendable {
         return try withGuest(handle) { (guest: inout GuestContext) throws(SEVFirmwareError) -> [UInt8] in
             guard guest.state == .launchUpdate else { throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_MEASURE twice") }
             let measure: [UInt8]
-            do { measure = try LaunchMeasurement.compute(tik: guest.keys.tik, version: version, policy: guest.policy, launchDigest: guest.digest.finalize(), mnonce: mnonce) } catch {
+            do {
+                measure = try LaunchMeasurement.compute(
+                    tik: guest.keys.tik, version: version, policy: guest.policy, launchDigest: guest.digest.finalize(), mnonce: mnonce)
+            } catch {
                 throw SEVFirmwareError(0xFF, "\(error)")
             }
             guest.measure = measure
@@ -203,7 +226,9 @@ public final class EmulatedSEVFirmware: Sendable {
                 throw SEVFirmwareError(SEVFirmwareError.invalidGuestState, "LAUNCH_SECRET outside the LAUNCH_SECRET state")
             }
             guard header.count == 52 else { throw SEVFirmwareError(SEVFirmwareError.invalidLength, "header must be 52 bytes") }
-            guard header[0..<4].allSatisfy({ $0 == 0 }) else { throw SEVFirmwareError(SEVFirmwareError.invalidParameter, "FLAGS must be 0") }
+            guard header[0..<4].allSatisfy({ $0 == 0 }) else {
+                throw SEVFirmwareError(SEVFirmwareError.invalidParameter, "FLAGS must be 0")
+            }
             guard !payload.isEmpty, payload.count % 16 == 0, payload.count <= 0xC00 else {
                 throw SEVFirmwareError(SEVFirmwareError.invalidLength, "payload of \(payload.count) bytes")
             }
@@ -213,7 +238,11 @@ public final class EmulatedSEVFirmware: Sendable {
             guard guest.keys.tik.withBytes({ HMAC.isValid(mac, .sha256, key: $0, data: input) }) else {
                 throw SEVFirmwareError(SEVFirmwareError.badMeasurement, "secret header MAC does not verify")
             }
-            do { guest.secretArea = try guest.keys.tek.withBytes { tek throws(CryptoError) in try AES.CTR.apply(key: tek, iv: iv, data: payload) } } catch {
+            do {
+                guest.secretArea = try guest.keys.tek.withBytes { tek throws(CryptoError) in
+                    try AES.CTR.apply(key: tek, iv: iv, data: payload)
+                }
+            } catch {
                 throw SEVFirmwareError(0xFF, "\(error)")
             }
         }

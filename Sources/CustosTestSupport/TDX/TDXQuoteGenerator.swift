@@ -18,7 +18,9 @@ public struct TDXTestHierarchy: Sendable {
     public let notAfter: Date
 
     /// Makes a fresh hierarchy valid from `notBefore` to `notAfter`.
-    public init(notBefore: Date = Date(timeIntervalSince1970: 1_700_000_000), notAfter: Date = Date(timeIntervalSince1970: 2_500_000_000)) throws {
+    public init(notBefore: Date = Date(timeIntervalSince1970: 1_700_000_000), notAfter: Date = Date(timeIntervalSince1970: 2_500_000_000))
+        throws
+    {
         self.notBefore = notBefore
         self.notAfter = notAfter
         rootKey = try ECPrivateKey(generating: .p256)
@@ -122,7 +124,9 @@ public struct TDXQuoteSpec: Sendable {
     public init() {}
 
     /// A TCB level JSON object with the given leading component SVNs (rest zero).
-    public static func level(sgx: [Int], pcesvn: Int, tdx: [Int], status: String, date: String = "2024-11-13T00:00:00Z", advisories: [String] = [])
+    public static func level(
+        sgx: [Int], pcesvn: Int, tdx: [Int], status: String, date: String = "2024-11-13T00:00:00Z", advisories: [String] = []
+    )
         -> String
     {
         func components(_ svns: [Int]) -> String {
@@ -136,10 +140,11 @@ public struct TDXQuoteSpec: Sendable {
 
 extension TDXTestHierarchy {
     private static func isvLevels(_ levels: [(Int, String, [String])]) -> String {
-        "[" + levels.map { level in
-            let advisories = level.2.isEmpty ? "" : ",\"advisoryIDs\":[" + level.2.map { "\"\($0)\"" }.joined(separator: ",") + "]"
-            return "{\"tcb\":{\"isvsvn\":\(level.0)},\"tcbDate\":\"2024-11-13T00:00:00Z\",\"tcbStatus\":\"\(level.1)\"\(advisories)}"
-        }.joined(separator: ",") + "]"
+        "["
+            + levels.map { level in
+                let advisories = level.2.isEmpty ? "" : ",\"advisoryIDs\":[" + level.2.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+                return "{\"tcb\":{\"isvsvn\":\(level.0)},\"tcbDate\":\"2024-11-13T00:00:00Z\",\"tcbStatus\":\"\(level.1)\"\(advisories)}"
+            }.joined(separator: ",") + "]"
     }
 
     /// Makes a quote and matching collateral.
@@ -241,7 +246,8 @@ extension TDXTestHierarchy {
         let signingChain = tcbSigning.pemRepresentation + root.pemRepresentation
         let collateral = try Collateral(
             tcbInfoBody: Array(tcbBody.utf8), tcbInfoIssuerChain: signingChain, qeIdentityBody: Array(qeBody.utf8),
-            qeIdentityIssuerChain: signingChain, pckCRL: pckCRL.der, pckCRLIssuerChain: platformCA.pemRepresentation + root.pemRepresentation,
+            qeIdentityIssuerChain: signingChain, pckCRL: pckCRL.der,
+            pckCRLIssuerChain: platformCA.pemRepresentation + root.pemRepresentation,
             rootCACRL: rootCRL.der)
         return TDXTestCase(quote: quote, collateral: collateral, root: root, pck: pck)
     }

@@ -43,7 +43,9 @@ public enum UKIFixtures {
 
     /// A built variant.
     /// - Throws: ``FixtureError`` when the build failed (with the script's output).
-    public static func variant(_ name: String) throws -> Variant { try built.get()[name] ?? { throw FixtureError(message: "no variant \(name)") }() }
+    public static func variant(_ name: String) throws -> Variant {
+        try built.get()[name] ?? { throw FixtureError(message: "no variant \(name)") }()
+    }
 
     /// Runs one of `scripts/uki/*.sh` and returns its stdout; throws with stdout+stderr when it exits non-zero.
     public static func runScript(_ script: String, arguments: [String] = [], environment: [String: String] = [:]) throws -> String {
@@ -55,7 +57,9 @@ public enum UKIFixtures {
     }
 
     /// Runs a program and collects its output.
-    public static func run(_ path: String, arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(_ path: String, arguments: [String], environment: [String: String] = [:]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -139,7 +143,11 @@ private final class LockedData: @unchecked Sendable {  // all state behind `lock
     private let lock = NSLock()
     private var data = Data()
     private var done = false
-    func set(_ value: Data) { lock.withLock { data = value; done = true } }
+    func set(_ value: Data) {
+        lock.withLock {
+            data = value; done = true
+        }
+    }
     var isSet: Bool { lock.withLock { done } }
     func get() -> Data { lock.withLock { data } }
 }
