@@ -4,7 +4,7 @@ import ArgumentParser
 struct UKICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uki", abstract: "Inspect and verify signed Unified Kernel Images (Authenticode, PCR 11, RTMR1).",
-        subcommands: [UKIInspectCommand.self, UKIVerifyCommand.self])
+        subcommands: [UKIInspectCommand.self, UKIVerifyCommand.self, UKIBootedCommand.self])
 }
 
 extension BenchCommand {
