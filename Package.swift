@@ -55,7 +55,17 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto", "CustosTestSupport"]),
-        .testTarget(name: "CustosTDXTests", dependencies: ["CustosTDX", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
+        .testTarget(
+            name: "CustosTDXTests",
+            dependencies: [
+                "CustosTDX", "CustosCrypto", "CustosTestSupport", "CustosCLI",
+                // A local PCCS (NIO HTTP server) and the fetcher's client for the collateral-fetch test.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "CustosSEVTests", dependencies: ["CustosSEV", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosUKITests", dependencies: ["CustosUKI", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosAnchorsTests", dependencies: ["CustosAnchors", "CustosCrypto", "CustosTestSupport"]),

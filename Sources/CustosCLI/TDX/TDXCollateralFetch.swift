@@ -31,34 +31,84 @@ public enum TDXCollateralFetcher {
         public let files: [String]
     }
 
+    /// Why a fetch failed. The CLI exits 1 for every code (the collateral source, not the user, is at fault).
+    public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What went wrong.
+        public struct Code: Sendable, Hashable, CustomStringConvertible {
+            let name: String
+            public var description: String { name }
+            /// The request failed before a response (connection refused, timeout, TLS).
+            public static let transport = Code(name: "transport")
+            /// The server answered with a status other than 200.
+            public static let httpStatus = Code(name: "httpStatus")
+            /// An issuer-chain header is missing or not URL-encoded.
+            public static let missingIssuerChain = Code(name: "missingIssuerChain")
+            /// A body or header does not parse as the collateral part it should be.
+            public static let malformedCollateral = Code(name: "malformedCollateral")
+            /// The TCB Info served is for another FMSPC.
+            public static let fmspcMismatch = Code(name: "fmspcMismatch")
+            /// The output directory could not be written.
+            public static let output = Code(name: "output")
+        }
+        public let code: Code
+        public let message: String
+        /// The HTTP status, for ``Code/httpStatus``.
+        public let httpStatus: Int?
+
+        init(_ code: Code, _ message: String, httpStatus: Int? = nil) {
+            self.code = code
+            self.message = message
+            self.httpStatus = httpStatus
+        }
+
+        public var description: String { "collateral fetch failed (\(code)): \(message)" }
+        /// Equal by code (as `CertificateError` is).
+        public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    }
+
     /// Fetches the seven collateral parts for `fmspc` and writes them to `out` in PCS layout.
+    ///
+    /// Every part is downloaded and parsed before anything is written; the files are written into a staging folder
+    /// next to `out` and moved into place, so a failed fetch leaves `out` as it was.
     /// - Parameters:
     ///   - base: PCS or PCCS base URL (paths `/sgx/certification/v4/…`, `/tdx/certification/v4/…` are appended).
     ///   - rootCRLURL: where the Root CA CRL is (PCS: Intel's CDP; PCCS: `<base>/sgx/certification/v4/rootcacrl`).
     ///   - ca: `platform` or `processor`.
+    /// - Returns: a summary of what was fetched (also written to `fetch.json`).
+    /// - Throws: ``FetchError``.
     public static func fetch(
         fmspc: String, base: String, rootCRLURL: String, ca: String, out: URL, client: HTTPClient
-    ) async throws -> Summary {
-        func get(_ url: String, chainHeaders: [String]) async throws -> (body: [UInt8], chain: String?) {
+    ) async throws(FetchError) -> Summary {
+        func get(_ url: String, chainHeaders: [String]) async throws(FetchError) -> (body: [UInt8], chain: String?) {
             var request = HTTPClientRequest(url: url)
             request.method = .GET
-            let response = try await client.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 16 << 20)
-            guard response.status == .ok else {
-                throw CLIError("GET \(url): HTTP \(response.status.code)", exitCode: 1)
+            let status: HTTPResponseStatus
+            let headers: HTTPHeaders
+            let body: ByteBuffer
+            do {
+                let response = try await client.execute(request, timeout: .seconds(30))
+                status = response.status
+                headers = response.headers
+                body = try await response.body.collect(upTo: 16 << 20)
+            } catch {
+                throw FetchError(.transport, "GET \(url): \(error)")
+            }
+            guard status == .ok else {
+                throw FetchError(.httpStatus, "GET \(url): HTTP \(status.code) \(status.reasonPhrase)", httpStatus: Int(status.code))
             }
             var chain: String? = nil
             for name in chainHeaders {
-                if let value = response.headers.first(name: name) {
-                    guard let decoded = value.removingPercentEncoding else {
-                        throw CLIError("GET \(url): \(name) is not URL-encoded PEM", exitCode: 1)
+                if let value = headers.first(name: name) {
+                    // Spec §3: the header is URL-encoded PEM (signer certificate, then the root).
+                    guard let decoded = value.removingPercentEncoding, decoded.contains("-----BEGIN CERTIFICATE-----") else {
+                        throw FetchError(.missingIssuerChain, "GET \(url): \(name) is not URL-encoded PEM")
                     }
                     chain = decoded
                     break
                 }
             }
             if !chainHeaders.isEmpty, chain == nil {
-                throw CLIError("GET \(url): no \(chainHeaders.joined(separator: "/")) header", exitCode: 1)
+                throw FetchError(.missingIssuerChain, "GET \(url): no \(chainHeaders.joined(separator: "/")) header")
             }
             return (Array(body.readableBytesView), chain)
         }
@@ -69,30 +119,66 @@ public enum TDXCollateralFetcher {
         let pckCRL = try await get("\(base)/sgx/certification/v4/pckcrl?ca=\(ca)&encoding=der", chainHeaders: ["SGX-PCK-CRL-Issuer-Chain"])
         let rootCRL = try await get(rootCRLURL, chainHeaders: [])
         // Normalize CRLs to DER (PCCS may serve hex or PEM, spec §3); the JSON bodies are stored verbatim.
-        let pckDER = try CertificateRevocationList(anyEncoding: pckCRL.body).der
-        let rootDER = try CertificateRevocationList(anyEncoding: rootCRL.body).der
-        let collateral = try Collateral(
-            tcbInfoBody: tcb.body, tcbInfoIssuerChain: tcb.chain ?? "", qeIdentityBody: qe.body, qeIdentityIssuerChain: qe.chain ?? "",
-            pckCRL: pckDER, pckCRLIssuerChain: pckCRL.chain ?? "", rootCACRL: rootDER)
-        guard Hex.encode(collateral.tcbInfo.fmspc).uppercased() == fmspc.uppercased() else {
-            throw CLIError("the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)", exitCode: 1)
+        let collateral: Collateral
+        let pckDER: [UInt8]
+        let rootDER: [UInt8]
+        do {
+            pckDER = try CertificateRevocationList(anyEncoding: pckCRL.body).der
+            rootDER = try CertificateRevocationList(anyEncoding: rootCRL.body).der
+            collateral = try Collateral(
+                tcbInfoBody: tcb.body, tcbInfoIssuerChain: tcb.chain ?? "", qeIdentityBody: qe.body,
+                qeIdentityIssuerChain: qe.chain ?? "", pckCRL: pckDER, pckCRLIssuerChain: pckCRL.chain ?? "", rootCACRL: rootDER)
+        } catch let error as CryptoError {
+            throw FetchError(.malformedCollateral, error.reason)
+        } catch let error as TDXError {
+            throw FetchError(.malformedCollateral, error.reason)
+        } catch {
+            throw FetchError(.malformedCollateral, "\(error)")
         }
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        guard Hex.encode(collateral.tcbInfo.fmspc).uppercased() == fmspc.uppercased() else {
+            throw FetchError(.fmspcMismatch, "the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)")
+        }
+        let iso = ISO8601DateFormatter()
         let files: [(String, [UInt8])] = [
             ("tcb_info.json", tcb.body), ("tcb_info_issuer_chain.pem", Array((tcb.chain ?? "").utf8)), ("qe_identity.json", qe.body),
             ("qe_identity_issuer_chain.pem", Array((qe.chain ?? "").utf8)), ("pck_crl.der", pckDER),
             ("pck_crl_issuer_chain.pem", Array((pckCRL.chain ?? "").utf8)), ("root_ca_crl.der", rootDER),
         ]
-        for (name, bytes) in files { try Data(bytes).write(to: out.appendingPathComponent(name), options: .atomic) }
-        let iso = ISO8601DateFormatter()
         let summary = Summary(
             fmspc: fmspc.uppercased(), source: base, fetchedAt: iso.string(from: Date()),
             tcbInfoIssueDate: iso.string(from: collateral.tcbInfo.issueDate),
             tcbInfoNextUpdate: iso.string(from: collateral.tcbInfo.nextUpdate),
             qeIdentityNextUpdate: iso.string(from: collateral.qeIdentity.nextUpdate),
             tcbEvaluationDataNumber: collateral.tcbInfo.tcbEvaluationDataNumber, files: files.map(\.0))
-        try Output.encoder().encode(summary).write(to: out.appendingPathComponent("fetch.json"), options: .atomic)
+        do {
+            try writeAtomically(files + [("fetch.json", Array(try Output.encoder().encode(summary)))], to: out)
+        } catch {
+            throw FetchError(.output, "\(out.path): \(error)")
+        }
         return summary
+    }
+
+    /// Writes every file into a staging folder beside `out`, then moves them into `out` (created if needed).
+    private static func writeAtomically(_ files: [(String, [UInt8])], to out: URL) throws {
+        let manager = FileManager.default
+        let parent = out.deletingLastPathComponent()
+        try manager.createDirectory(at: parent, withIntermediateDirectories: true)
+        let staging = parent.appendingPathComponent(".\(out.lastPathComponent).fetch-\(UUID().uuidString)")
+        try manager.createDirectory(at: staging, withIntermediateDirectories: false)
+        defer { try? manager.removeItem(at: staging) }
+        for (name, bytes) in files { try Data(bytes).write(to: staging.appendingPathComponent(name)) }
+        if !manager.fileExists(atPath: out.path) {
+            try manager.moveItem(at: staging, to: out)
+            return
+        }
+        for (name, _) in files {
+            let target = out.appendingPathComponent(name)
+            if manager.fileExists(atPath: target.path) {
+                _ = try manager.replaceItemAt(target, withItemAt: staging.appendingPathComponent(name))
+            } else {
+                try manager.moveItem(at: staging.appendingPathComponent(name), to: target)
+            }
+        }
     }
 }
 
@@ -125,8 +211,7 @@ struct TDXCollateralFetch: AsyncParsableCommand {
                 fmspc: fmspc, base: base, rootCRLURL: rootURL, ca: ca, out: URL(fileURLWithPath: out), client: client)
         } catch {
             try? await client.shutdown()
-            if let error = error as? CLIError { throw error }
-            throw CLIError("collateral fetch failed: \(error)", exitCode: 1)
+            throw CLIError(error.description, exitCode: 1)
         }
         try await client.shutdown()
         if global.json {

@@ -125,15 +125,9 @@ public struct CertificateBuilder: Sendable {
         }
         all += extensions
         for ext in all {
-            guard let object = OBJ_txt2obj(ext.oid, 1) else { throw .openSSL(.invalidParameter, "invalid extension OID \(ext.oid)") }
-            defer { ASN1_OBJECT_free(object) }
-            guard let value = ASN1_OCTET_STRING_new() else { throw .openSSL(.internalFailure, "ASN1_OCTET_STRING_new failed") }
-            defer { ASN1_OCTET_STRING_free(value) }
-            guard ASN1_OCTET_STRING_set(value, ext.value, Int32(ext.value.count)) == 1,
-                let made = X509_EXTENSION_create_by_OBJ(nil, object, ext.critical ? 1 : 0, value)
-            else { throw .openSSL(.invalidParameter, "invalid extension \(ext.oid)") }
-            defer { X509_EXTENSION_free(made) }
-            guard X509_add_ext(x509, made, -1) == 1 else { throw .openSSL(.internalFailure, "X509_add_ext failed") }
+            try withExtension(ext) { made throws(CryptoError) in
+                guard X509_add_ext(x509, made, -1) == 1 else { throw .openSSL(.internalFailure, "X509_add_ext failed") }
+            }
         }
         guard X509_sign(x509, issuerKey.box.pointer, digest.evpMD) > 0 else { throw .openSSL(.internalFailure, "X509_sign failed") }
         var out: UnsafeMutablePointer<UInt8>? = nil
@@ -144,6 +138,19 @@ public struct CertificateBuilder: Sendable {
     }
 }
 
+/// Lends a new `X509_EXTENSION` made from `ext` to `body`, freeing it afterwards.
+private func withExtension(_ ext: Certificate.Extension, _ body: (OpaquePointer) throws(CryptoError) -> Void) throws(CryptoError) {
+    guard let object = OBJ_txt2obj(ext.oid, 1) else { throw .openSSL(.invalidParameter, "invalid extension OID \(ext.oid)") }
+    defer { ASN1_OBJECT_free(object) }
+    guard let value = ASN1_OCTET_STRING_new() else { throw .openSSL(.internalFailure, "ASN1_OCTET_STRING_new failed") }
+    defer { ASN1_OCTET_STRING_free(value) }
+    guard ASN1_OCTET_STRING_set(value, ext.value, Int32(ext.value.count)) == 1,
+        let made = X509_EXTENSION_create_by_OBJ(nil, object, ext.critical ? 1 : 0, value)
+    else { throw .openSSL(.invalidParameter, "invalid extension \(ext.oid)") }
+    defer { X509_EXTENSION_free(made) }
+    try body(made)
+}
+
 /// Makes X.509 v2 CRLs for test hierarchies.
 public struct CRLBuilder: Sendable {
     public var thisUpdate: Date
@@ -151,13 +158,22 @@ public struct CRLBuilder: Sendable {
     /// Serial numbers (big-endian) to list, each with its revocation date.
     public var revoked: [(serialNumber: [UInt8], date: Date)]
     public var digest: DigestAlgorithm
+    /// The cRLNumber extension's value (big-endian); `nil` omits it. RFC 5280 §5.2.3 requires it, and so do Intel
+    /// QVL (CRL_INVALID_EXTENSIONS) and webpki-based verifiers.
+    public var crlNumber: [UInt8]?
+    /// Whether to add an authorityKeyIdentifier (SHA-1 of the issuer's public key, RFC 5280 §4.2.1.2 method 1).
+    public var authorityKeyIdentifier: Bool
 
-    public init(thisUpdate: Date, nextUpdate: Date, revoked: [(serialNumber: [UInt8], date: Date)] = [], digest: DigestAlgorithm = .sha256)
-    {
+    public init(
+        thisUpdate: Date, nextUpdate: Date, revoked: [(serialNumber: [UInt8], date: Date)] = [], digest: DigestAlgorithm = .sha256,
+        crlNumber: [UInt8]? = [1], authorityKeyIdentifier: Bool = true
+    ) {
         self.thisUpdate = thisUpdate
         self.nextUpdate = nextUpdate
         self.revoked = revoked
         self.digest = digest
+        self.crlNumber = crlNumber
+        self.authorityKeyIdentifier = authorityKeyIdentifier
     }
 
     /// Signs the CRL as `issuer`.
@@ -185,6 +201,28 @@ public struct CRLBuilder: Sendable {
             else {
                 X509_REVOKED_free(item)
                 throw .openSSL(.internalFailure, "adding a revoked entry failed")
+            }
+        }
+        var extensions: [Certificate.Extension] = []
+        if let crlNumber {
+            // INTEGER, non-negative: a leading zero when the high bit is set.
+            var magnitude = Array(crlNumber.drop { $0 == 0 })
+            if magnitude.isEmpty || magnitude[0] & 0x80 != 0 { magnitude.insert(0, at: 0) }
+            guard magnitude.count < 128 else { throw CryptoError(.invalidParameter, "cRLNumber too long") }
+            extensions.append(.init(oid: "2.5.29.20", critical: false, value: [0x02, UInt8(magnitude.count)] + magnitude))
+        }
+        if authorityKeyIdentifier {
+            var keyID = [UInt8](repeating: 0, count: 20)
+            var length: UInt32 = 0
+            guard let sha1 = EVP_sha1(), X509_pubkey_digest(issuer.box.pointer, sha1, &keyID, &length) == 1, length == 20 else {
+                throw .openSSL(.internalFailure, "X509_pubkey_digest failed")
+            }
+            // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+            extensions.append(.init(oid: "2.5.29.35", critical: false, value: [0x30, 0x16, 0x80, 0x14] + keyID))
+        }
+        for ext in extensions {
+            try withExtension(ext) { made throws(CryptoError) in
+                guard X509_CRL_add_ext(crl, made, -1) == 1 else { throw .openSSL(.internalFailure, "X509_CRL_add_ext failed") }
             }
         }
         _ = X509_CRL_sort(crl)

@@ -1,0 +1,252 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CustosCrypto
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import CustosCLI
+
+// MARK: - A local PCCS serving recorded collateral
+
+/// One canned HTTP response.
+struct CannedResponse: Sendable {
+    var status: HTTPResponseStatus = .ok
+    var headers: [(String, String)] = []
+    var body: [UInt8]
+}
+
+/// Answers each request by its exact URI (path and query); anything else is a 404, so a wrong path or query fails the
+/// fetch the way the real PCS would.
+final class CannedHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let routes: [String: CannedResponse]
+    private var uri = ""
+
+    init(routes: [String: CannedResponse]) { self.routes = routes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): uri = head.uri
+        case .body: break
+        case .end:
+            let response = routes[uri] ?? CannedResponse(status: .notFound, body: Array("no route for \(uri)".utf8))
+            var headers = HTTPHeaders()
+            for (name, value) in response.headers { headers.add(name: name, value: value) }
+            headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.count)")
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 with an ephemeral port, serving canned responses.
+struct CannedHTTPServer {
+    let channel: any Channel
+    let port: Int
+
+    static func start(routes: [String: CannedResponse]) async throws -> CannedHTTPServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(CannedHTTPHandler(routes: routes))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(channel.localAddress?.port)
+        return CannedHTTPServer(channel: channel, port: port)
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func stop() async { try? await channel.close() }
+}
+
+/// URL-encodes like Intel PCS encodes its issuer-chain headers: every byte outside the RFC 3986 unreserved set
+/// becomes `%XX` (spaces `%20`, newlines `%0A`, `+` `%2B`, `/` `%2F`, `=` `%3D`).
+func pcsURLEncode(_ text: String) -> String {
+    var out = ""
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.unicodeScalars.append(Unicode.Scalar(byte))
+        default:
+            out += "%" + String(format: "%02X", byte)
+        }
+    }
+    return out
+}
+
+/// The PCCS routes (PCS v4 paths, spec §3) for a recorded PCS-layout collateral directory.
+func pccsRoutes(directory: String, fmspc: String) throws -> [String: CannedResponse] {
+    func file(_ name: String) throws -> [UInt8] { try TestData.bytes("tdx/\(directory)/\(name)") }
+    func header(_ name: String) throws -> String { pcsURLEncode(String(decoding: try file(name), as: UTF8.self)) }
+    return [
+        "/tdx/certification/v4/tcb?fmspc=\(fmspc)": CannedResponse(
+            headers: [("TCB-Info-Issuer-Chain", try header("tcb_info_issuer_chain.pem")), ("Content-Type", "application/json")],
+            body: try file("tcb_info.json")),
+        "/tdx/certification/v4/qe/identity": CannedResponse(
+            headers: [("SGX-Enclave-Identity-Issuer-Chain", try header("qe_identity_issuer_chain.pem"))], body: try file("qe_identity.json")
+        ),
+        "/sgx/certification/v4/pckcrl?ca=platform&encoding=der": CannedResponse(
+            headers: [("SGX-PCK-CRL-Issuer-Chain", try header("pck_crl_issuer_chain.pem"))], body: try file("pck_crl.der")),
+        // A PCCS serves the Root CA CRL as a hex string of the DER (spec §3).
+        "/sgx/certification/v4/rootcacrl": CannedResponse(body: Array(Hex.encode(try file("root_ca_crl.der")).utf8)),
+    ]
+}
+
+// MARK: - Tests
+
+@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"), .timeLimit(.minutes(2)))
+struct TDXCollateralFetchTests {
+    /// Runs the CLI as `main` does and returns its exit code.
+    func run(_ arguments: [String]) async -> Int32 {
+        do {
+            var command = try CustosCommand.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch let error as CLIError {
+            return error.exitCode
+        } catch {
+            return CustosCommand.exitCode(for: error).rawValue
+        }
+    }
+
+    func temporaryFolder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("custos-fetch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The pairs whose collateral is recorded in full PCS layout (the ones a PCCS could have served).
+    static var pcsPairs: [ExpectedPair] {
+        Fixtures.pairs.filter { pair in
+            TDXCollateralLoader.pcsFiles.allSatisfy {
+                FileManager.default.fileExists(atPath: TestData.url("tdx/\(pair.collateralDirectory)/\($0)").path)
+            }
+        }
+    }
+
+    @Test("collateral fetch from a local PCCS writes the recorded files and verifies like them", arguments: pcsPairs)
+    func fetchMatchesRecording(pair: ExpectedPair) async throws {
+        let server = try await CannedHTTPServer.start(routes: try pccsRoutes(directory: pair.collateralDirectory, fmspc: pair.parsed.fmspc))
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("collateral")
+        let code = await run([
+            "tdx", "collateral", "fetch", "--pccs", server.base, "--fmspc", pair.parsed.fmspc, "--out", out.path, "--json",
+        ])
+        await server.stop()
+        #expect(code == 0)
+
+        // Every part byte-identical to the recording: JSON bodies verbatim, issuer chains URL-decoded, CRLs as DER
+        // (the Root CA CRL came as hex).
+        for name in TDXCollateralLoader.pcsFiles {
+            let fetched = try [UInt8](Data(contentsOf: out.appendingPathComponent(name)))
+            #expect(fetched == (try TestData.bytes("tdx/\(pair.collateralDirectory)/\(name)")), "\(name)")
+        }
+        let summary = try JSONDecoder().decode(
+            TDXCollateralFetcher.Summary.self, from: Data(contentsOf: out.appendingPathComponent("fetch.json")))
+        #expect(summary.fmspc == pair.parsed.fmspc)
+
+        // The fetched directory verifies the quote as dcap-qvl verified it with the recorded collateral.
+        let quote = try Fixtures.quote(pair.quote)
+        let fetched = try TDXCollateralLoader.load(path: out.path)
+        let recorded = try Fixtures.collateral(pair.collateralDirectory)
+        #expect(fetched.contentHash == recorded.contentHash)
+        let verifier = try Fixtures.verifier()
+        let result = verifier.verify(quote: quote, collateral: fetched, at: pair.time)
+        let reference = verifier.verify(quote: quote, collateral: recorded, at: pair.time)
+        if pair.valid.result == "accepted" {
+            let verified = try #require(result.verifiedQuote)
+            #expect(verified.tcbStatus.rawValue == pair.valid.status)
+        } else {
+            #expect(result.verifiedQuote == nil)
+            #expect(result.error?.code == reference.error?.code)
+        }
+    }
+
+    /// Faults a PCCS can serve; each must fail with a typed error, exit 1 and leave the output untouched.
+    enum Fault: String, CaseIterable, Sendable {
+        case unknownFMSPC, qeIdentityServerError, garbageTCBInfo, missingTCBIssuerChain, garbageIssuerChain, garbagePCKCRL,
+            tcbInfoForOtherFMSPC, truncatedQEIdentity, connectionRefused
+
+        var expectedCode: TDXCollateralFetcher.FetchError.Code {
+            switch self {
+            case .unknownFMSPC, .qeIdentityServerError: .httpStatus
+            case .garbageTCBInfo, .garbagePCKCRL, .truncatedQEIdentity, .garbageIssuerChain: .malformedCollateral
+            case .missingTCBIssuerChain: .missingIssuerChain
+            case .tcbInfoForOtherFMSPC: .fmspcMismatch
+            case .connectionRefused: .transport
+            }
+        }
+    }
+
+    @Test("collateral fetch failures are typed, exit 1 and write nothing", arguments: Fault.allCases)
+    func fetchFailure(fault: Fault) async throws {
+        let c1 = "collateral/c1_dcapqvl_2025-06_B0C06F"
+        var fmspc = "B0C06F000000"
+        var routes = try pccsRoutes(directory: c1, fmspc: fmspc)
+        let tcbPath = "/tdx/certification/v4/tcb?fmspc=\(fmspc)"
+        switch fault {
+        case .unknownFMSPC: fmspc = "00906ED50000"
+        case .qeIdentityServerError:
+            routes["/tdx/certification/v4/qe/identity"] = CannedResponse(status: .internalServerError, body: Array("boom".utf8))
+        case .garbageTCBInfo: routes[tcbPath]?.body = Array("<html>maintenance</html>".utf8)
+        case .missingTCBIssuerChain: routes[tcbPath]?.headers = []
+        case .garbageIssuerChain:
+            routes[tcbPath]?.headers = [
+                ("TCB-Info-Issuer-Chain", pcsURLEncode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+            ]
+        case .garbagePCKCRL: routes["/sgx/certification/v4/pckcrl?ca=platform&encoding=der"]?.body = [0x30, 0x82, 0x01]
+        case .tcbInfoForOtherFMSPC: routes[tcbPath]?.body = try TestData.bytes("tdx/collateral/c4_gotdx_2023-06_50806F/tcb_info.json")
+        case .truncatedQEIdentity: routes["/tdx/certification/v4/qe/identity"]?.body.removeLast(40)
+        case .connectionRefused: break
+        }
+        let server = try await CannedHTTPServer.start(routes: routes)
+        let base = server.base
+        if fault == .connectionRefused { await server.stop() }
+
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("collateral")
+
+        // The library function: a typed error with the expected code.
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let thrown = await #expect(throws: TDXCollateralFetcher.FetchError.self) {
+            _ = try await TDXCollateralFetcher.fetch(
+                fmspc: fmspc, base: base, rootCRLURL: base + "/sgx/certification/v4/rootcacrl", ca: "platform", out: out, client: client)
+        }
+        try await client.shutdown()
+        #expect(thrown?.code == fault.expectedCode, "\(thrown.map { "\($0)" } ?? "no error")")
+        if fault == .unknownFMSPC { #expect(thrown?.httpStatus == 404) }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+
+        // The CLI: exit 1, and an existing output directory keeps its previous content byte for byte.
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let previous = Array("previous collateral".utf8)
+        try Data(previous).write(to: out.appendingPathComponent("tcb_info.json"))
+        let code = await run(["tdx", "collateral", "fetch", "--pccs", base, "--fmspc", fmspc, "--out", out.path])
+        await server.stop()
+        #expect(code == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["tcb_info.json"])
+        #expect(try [UInt8](Data(contentsOf: out.appendingPathComponent("tcb_info.json"))) == previous)
+        // No staging folder is left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["collateral"])
+    }
+}
