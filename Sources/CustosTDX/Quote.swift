@@ -322,7 +322,11 @@ public struct Quote: Sendable, Equatable {
     /// NUL is stripped; order is not guaranteed).
     /// - Throws: ``TDXError/Code/unsupportedQuoteFormat`` for inner types other than 5,
     ///   ``TDXError/Code/invalidPCKCertificate`` when the PEM does not parse.
-    public func pckCertificateChain() throws(TDXError) -> [Certificate] {
+    public func pckCertificateChain() throws(TDXError) -> [Certificate] { try pckCertificateChain(reusing: []) }
+
+    /// The PCK chain, reusing already-parsed certificates with the same DER (the trusted root, the collateral's
+    /// Platform CA) instead of parsing them again.
+    public func pckCertificateChain(reusing known: [Certificate]) throws(TDXError) -> [Certificate] {
         guard innerCertificationDataType == 5 else {
             throw TDXError(
                 .unsupportedQuoteFormat,
@@ -332,7 +336,7 @@ public struct Quote: Sendable, Equatable {
         while pem.last == 0 { pem.removeLast() }
         guard !pem.contains(0) else { throw TDXError(.invalidPCKCertificate, "NUL byte inside the PCK PEM chain") }
         do {
-            return try Certificate.parsePEMChain(String(decoding: pem, as: UTF8.self))
+            return try Certificate.parsePEMChain(String(decoding: pem, as: UTF8.self), reusing: known)
         } catch {
             throw TDXError(.invalidPCKCertificate, "PCK chain does not parse: \(error.reason)")
         }

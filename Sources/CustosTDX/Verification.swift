@@ -165,10 +165,10 @@ public struct QuoteVerifier: Sendable {
                 throw TDXError(.collateralExpired, "\(name) expired at \(crl.nextUpdate.map { "\($0)" } ?? "(no nextUpdate)")")
             }
         }
-        // Root CA CRL: signed by the trusted root (spec §2.1 step 9).
-        guard collateral.rootCACRL.isSigned(by: trustedRoot) else {
-            throw TDXError(.crlInvalid, "the Root CA CRL is not signed by the trusted root")
-        }
+        // Root CA CRL: issued and signed by the trusted root, with the required extensions (spec §2.1 step 9). Each
+        // CRL's signature is checked once here; the chain checks below look serials up in the verified CRLs instead
+        // of letting OpenSSL re-verify every CRL for every certificate.
+        try checkCRL(collateral.rootCACRL, issuedBy: trustedRoot, name: "Root CA CRL")
         let tcbSigner = try signingCertificate(
             collateral.tcbInfoIssuerChain, name: "TCB Info issuer chain", crl: collateral.rootCACRL, at: time)
         guard case .ec(let tcbKey) = tcbSigner.publicKey,
@@ -191,10 +191,9 @@ public struct QuoteVerifier: Sendable {
             throw TDXError(.crlInvalid, "the PCK CRL issuer chain has no CA certificate")
         }
         try checkRoot(of: collateral.pckCRLIssuerChain, name: "PCK CRL issuer chain")
-        try verifyChain(pckCA, intermediates: [], crls: [collateral.rootCACRL], at: time, failure: .crlInvalid, what: "PCK CRL issuer")
-        guard collateral.pckCRL.issuer == pckCA.subject, collateral.pckCRL.isSigned(by: pckCA) else {
-            throw TDXError(.crlInvalid, "the PCK CRL is not issued and signed by \(pckCA.subject)")
-        }
+        try verifyChain(pckCA, intermediates: [], at: time, failure: .crlInvalid, what: "PCK CRL issuer")
+        guard !collateral.rootCACRL.lists(pckCA) else { throw TDXError(.crlInvalid, "the PCK CRL issuer \(pckCA.subject) is revoked") }
+        try checkCRL(collateral.pckCRL, issuedBy: pckCA, name: "PCK CRL")
 
         var from = [tcb.issueDate, qe.issueDate, collateral.rootCACRL.thisUpdate, collateral.pckCRL.thisUpdate]
         var until = [
@@ -217,7 +216,8 @@ public struct QuoteVerifier: Sendable {
         guard let root = chain.first(where: isSelfIssued) else {
             throw TDXError(.untrustedRoot, "\(name) has no root certificate")
         }
-        guard root.signature == trustedRoot.signature, root.publicKey == trustedRoot.publicKey else {
+        // The same DER is the same certificate; otherwise compare what QVL compares (cheap check first).
+        guard root.der == trustedRoot.der || (root.signature == trustedRoot.signature && root.publicKey == trustedRoot.publicKey) else {
             throw TDXError(.untrustedRoot, "\(name) ends in \(root.subject), which is not the trusted root")
         }
     }
@@ -231,19 +231,37 @@ public struct QuoteVerifier: Sendable {
             throw TDXError(.tcbSigningChainInvalid, "\(name) has no Intel SGX TCB Signing certificate")
         }
         try checkRoot(of: chain, name: name)
-        try verifyChain(signer, intermediates: [], crls: [crl], at: time, failure: .tcbSigningChainInvalid, what: name)
+        try verifyChain(signer, intermediates: [], at: time, failure: .tcbSigningChainInvalid, what: name)
+        // QVL 27 TCB_SIGNING_CERT_REVOKED (the Root CA CRL itself was checked once in verifyCollateral).
+        guard !crl.lists(signer) else { throw TDXError(.tcbSigningChainInvalid, "\(name): the TCB signing certificate is revoked") }
         return signer
     }
 
-    /// OpenSSL path validation to the trusted root with CRLs for every certificate, mapping failures.
+    /// A CRL from `issuer`: same issuer DN, cRLNumber and authorityKeyIdentifier present, no critical extension we do
+    /// not understand, signature by `issuer`'s key (spec §2.1 steps 9–10: QVL 29, 31, 32). Validity dates are checked
+    /// by the caller.
+    private func checkCRL(_ crl: CertificateRevocationList, issuedBy issuer: Certificate, name: String) throws(TDXError) {
+        guard crl.issuer == issuer.subject else { throw TDXError(.crlInvalid, "\(name) is issued by \(crl.issuer), not \(issuer.subject)") }
+        let extensions = crl.extensions
+        let known: Set<String> = ["2.5.29.20", "2.5.29.35", "2.5.29.28"]  // cRLNumber, AKI, issuingDistributionPoint
+        guard extensions.contains(where: { $0.oid == "2.5.29.20" }), extensions.contains(where: { $0.oid == "2.5.29.35" }) else {
+            throw TDXError(.crlInvalid, "\(name) lacks the cRLNumber or authorityKeyIdentifier extension")
+        }
+        if let unknown = extensions.first(where: { $0.critical && !known.contains($0.oid) }) {
+            throw TDXError(.crlInvalid, "\(name) has an unhandled critical extension \(unknown.oid)")
+        }
+        guard crl.isSigned(by: issuer) else { throw TDXError(.crlInvalid, "\(name) is not signed by \(issuer.subject)") }
+    }
+
+    /// OpenSSL path validation to the trusted root at `time`, mapping failures. Revocation is checked by the callers
+    /// against CRLs whose signatures were verified once (``checkCRL(_:issuedBy:name:)``).
     private func verifyChain(
-        _ leaf: Certificate, intermediates: [Certificate], crls: [CertificateRevocationList], at time: Date, failure: TDXError.Code,
-        what: String, revokedCode: TDXError.Code? = nil
+        _ leaf: Certificate, intermediates: [Certificate], at time: Date, failure: TDXError.Code, what: String,
+        revokedCode: TDXError.Code? = nil
     ) throws(TDXError) {
         do {
             _ = try ChainVerifier.verify(
-                leaf, intermediates: intermediates, trustAnchors: [trustedRoot],
-                options: .init(time: time, crls: crls, revocation: .all))
+                leaf, intermediates: intermediates, trustAnchors: [trustedRoot], options: .init(time: time, revocation: .none))
         } catch {
             let code: TDXError.Code
             switch error.code {
@@ -275,7 +293,7 @@ public struct QuoteVerifier: Sendable {
         }
         let cacheKey = Digest.sha256(quote.innerCertificationData) + collateral.collateral.contentHash
         if let cached = cache?.pck(cacheKey), cached.validFrom <= time, time <= cached.validUntil { return cached }
-        let chain = try quote.pckCertificateChain()
+        let chain = try quote.pckCertificateChain(reusing: [trustedRoot] + collateral.collateral.pckCRLIssuerChain)
         guard chain.count == 3 else { throw TDXError(.pckChainInvalid, "the PCK chain has \(chain.count) certificates, not 3") }
         guard let root = chain.first(where: { isSelfIssued($0) && ($0.commonName ?? "").contains("SGX Root CA") }) else {
             throw TDXError(.pckChainInvalid, "the PCK chain has no Intel SGX Root CA")
@@ -289,13 +307,18 @@ public struct QuoteVerifier: Sendable {
         try checkRoot(of: [root], name: "PCK chain")
         let crls = collateral.collateral
         try verifyChain(
-            leaf, intermediates: [intermediate], crls: [crls.rootCACRL, crls.pckCRL], at: time, failure: .pckChainInvalid,
-            what: "PCK chain",
-            revokedCode: .pckRevoked)
-        // 4.1.2.4.6: the PCK CRL is the one of the leaf's issuer (checked after the chain, as QVL does).
+            leaf, intermediates: [intermediate], at: time, failure: .pckChainInvalid, what: "PCK chain", revokedCode: .pckRevoked)
+        // 4.1.2.4.6: the PCK CRL is the one of the leaf's issuer (checked after the chain, as QVL does), signed by the
+        // quote's intermediate (already checked when it is the collateral's PCK CRL issuer, as it normally is).
         guard crls.pckCRL.issuer == leaf.issuer else {
             throw TDXError(.crlInvalid, "the PCK CRL is issued by \(crls.pckCRL.issuer), the PCK by \(leaf.issuer)")
         }
+        if !crls.pckCRLIssuerChain.contains(intermediate) {
+            try checkCRL(crls.pckCRL, issuedBy: intermediate, name: "PCK CRL")
+        }
+        // Spec §2.1 steps 11–12 (QVL 11, 16).
+        guard !crls.rootCACRL.lists(intermediate) else { throw TDXError(.pckRevoked, "the PCK chain's intermediate CA is revoked") }
+        guard !crls.pckCRL.lists(leaf) else { throw TDXError(.pckRevoked, "the PCK certificate is revoked") }
         let pckExtension = try PCKExtension(certificate: leaf)
         guard case .ec(let key) = leaf.publicKey, key.curve == .p256 else {
             throw TDXError(.invalidPCKCertificate, "the PCK key is not an EC P-256 key")

@@ -110,11 +110,9 @@ public enum ChainVerifier {
         if let verified = X509_STORE_CTX_get0_chain(ctx) {
             for index in 0..<COpenSSL_sk_X509_num(verified) {
                 guard let x509 = COpenSSL_sk_X509_value(verified, index) else { continue }
-                var out: UnsafeMutablePointer<UInt8>? = nil
-                let length = i2d_X509(x509, &out)
-                guard length > 0, let out else { continue }
-                defer { COpenSSL_free(out) }
-                chain.append(try Certificate(derEncoded: Array(UnsafeBufferPointer(start: out, count: Int(length)))))
+                // Share the verified X509 rather than re-parsing its DER (OpenSSL 3's key decoders made re-parsing the
+                // largest cost of a cold TDX verification).
+                chain.append(try Certificate(sharing: x509))
             }
         }
         return ValidatedChain(verified: chain)

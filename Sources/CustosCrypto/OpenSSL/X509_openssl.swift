@@ -124,13 +124,38 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
         self.box = box
     }
 
+    /// Shares an `X509` that OpenSSL handed out (taking a reference of our own), with its DER re-encoded.
+    init(sharing pointer: OpaquePointer) throws(CryptoError) {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        let length = i2d_X509(pointer, &out)
+        guard length > 0, let out else { throw .openSSL(.internalFailure, "i2d_X509 failed") }
+        defer { COpenSSL_free(out) }
+        guard X509_up_ref(pointer) == 1 else { throw .openSSL(.internalFailure, "X509_up_ref failed") }
+        self.der = Array(UnsafeBufferPointer(start: out, count: Int(length)))
+        self.box = X509Box(takingOwnership: pointer)
+    }
+
     /// Parses every `CERTIFICATE` block of a PEM text, in order.
     /// - Throws: when there is no certificate or one fails to parse.
     public static func parsePEMChain(_ pem: String) throws(CryptoError) -> [Certificate] {
+        try parsePEMChain(pem, reusing: [])
+    }
+
+    /// Parses every `CERTIFICATE` block of a PEM text, in order; a block whose DER equals one of `known` yields that
+    /// already-parsed certificate instead of a new parse (certificates are immutable and compared by DER, so the
+    /// result is the same — only OpenSSL's costly key decoding is skipped).
+    /// - Throws: when there is no certificate or one fails to parse.
+    public static func parsePEMChain(_ pem: String, reusing known: [Certificate]) throws(CryptoError) -> [Certificate] {
         let blocks = try pemBlocks(pem, label: "CERTIFICATE")
         guard !blocks.isEmpty else { throw CryptoError(.malformedInput, "no PEM CERTIFICATE block found") }
         var out: [Certificate] = []
-        for block in blocks { out.append(try Certificate(derEncoded: block)) }
+        for block in blocks {
+            if let same = known.first(where: { $0.der == block }) {
+                out.append(same)
+            } else {
+                out.append(try Certificate(derEncoded: block))
+            }
+        }
         return out
     }
 
@@ -331,6 +356,19 @@ public struct CertificateRevocationList: Sendable, Hashable {
                 let serial = X509_REVOKED_get0_serialNumber(revoked), let bn = ASN1_INTEGER_to_BN(serial, nil)
             else { continue }
             out.append((try? BigNum(takingOwnership: bn).bytes()) ?? [])
+        }
+        return out
+    }
+
+    /// The CRL's own extensions (crlExtensions), in order.
+    public var extensions: [Certificate.Extension] {
+        var out: [Certificate.Extension] = []
+        for index in 0..<X509_CRL_get_ext_count(box.pointer) {
+            guard let ext = X509_CRL_get_ext(box.pointer, index) else { continue }
+            out.append(
+                Certificate.Extension(
+                    oid: objectText(X509_EXTENSION_get_object(ext)), critical: X509_EXTENSION_get_critical(ext) == 1,
+                    value: stringBytes(X509_EXTENSION_get_data(ext))))
         }
         return out
     }
