@@ -35,7 +35,7 @@ let package = Package(
 
         // MARK: Libraries
         .target(name: "CustosCrypto", dependencies: ["COpenSSL"]),
-        .target(name: "CustosAnchors", dependencies: ["CustosCrypto"]),
+        .target(name: "CustosAnchors", dependencies: ["CustosCrypto", "CustosSEV"]),
         .target(name: "CustosTDX", dependencies: ["CustosCrypto"]),
         .target(name: "CustosSEV", dependencies: ["CustosCrypto"]),
         .target(name: "CustosUKI", dependencies: ["CustosCrypto"]),

@@ -1,4 +1,5 @@
 public import CustosCrypto
+import CustosSEV
 public import Foundation
 
 /// One pinned trust anchor, as listed in `Certs/anchors.json`.
@@ -176,10 +177,9 @@ public struct AnchorStore: Sendable {
                     subject = cert.subject
                     notBefore = cert.notBefore
                     notAfter = cert.notAfter
-                } else if pin.format == "amd-sev", bytes.count >= 0x24 {
-                    // AMD format (SEV API spec, Appendix C): KEY_ID at 0x04, 16 bytes. AMD certificates carry no
-                    // names or validity; the key ID is what sevctl prints.
-                    subject = "AMD \(pin.role) \(pin.productLine), key id \(Hex.encode(bytes[0x04..<0x14]))"
+                } else if pin.format == "amd-sev", let cert = try? AMDCertificate(bytes: bytes) {
+                    // AMD certificates carry no names or validity; the key ID is what sevctl prints.
+                    subject = "AMD \(pin.role) \(pin.productLine), key id \(Hex.encode(cert.keyID)), RSA-\(cert.modulusBits)"
                 }
             } catch {
                 if error.code != .notInstalled { problem = error.reason }

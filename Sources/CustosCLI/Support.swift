@@ -39,6 +39,22 @@ enum Output {
 }
 
 extension CustosCommand {
+    /// Parses and runs a synchronous command line in-process and returns the exit status the executable would
+    /// have (0, 1 for a failed verification, 2 for a usage error): what the tests use to check exit codes.
+    static func exitStatus(running arguments: [String]) -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            return 0
+        } catch let exit as ExitCode {
+            return exit.rawValue
+        } catch let error as CLIError {
+            return error.exitCode
+        } catch {
+            return exitCode(for: error).rawValue
+        }
+    }
+
     /// Runs the command line with Custos's error mapping: typed errors print one line on stderr.
     public static func runMain() async {
         do {

@@ -10,19 +10,7 @@ import Testing
 /// 2 usage error.
 @Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
 struct TDXCLITests {
-    func run(_ arguments: [String]) throws -> Int32 {
-        do {
-            var command = try CustosCommand.parseAsRoot(arguments)
-            try command.run()
-            return 0
-        } catch let exit as ExitCode {
-            return exit.rawValue
-        } catch let error as CLIError {
-            return error.exitCode
-        } catch {
-            return CustosCommand.exitCode(for: error).rawValue
-        }
-    }
+    func run(_ arguments: [String]) throws -> Int32 { CustosCommand.exitStatus(running: arguments) }
 
     func path(_ relative: String) -> String { TestData.url("tdx/" + relative).path }
 

@@ -27,17 +27,7 @@ struct UKIBootedTests {
         return url
     }
 
-    static func exitCode(_ arguments: [String]) throws -> Int32 {
-        var command = try CustosCommand.parseAsRoot(arguments)
-        do {
-            try command.run()
-            return 0
-        } catch let code as ExitCode {
-            return code.rawValue
-        } catch let error as CLIError {
-            return error.exitCode
-        }
-    }
+    static func exitCode(_ arguments: [String]) throws -> Int32 { CustosCommand.exitStatus(running: arguments) }
 
     @Test func aLogWithTheUKIsDigestInRTMR1SaysItBooted() throws {
         let variant = try UKIFixtures.variant("ukify-254")

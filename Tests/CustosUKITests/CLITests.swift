@@ -9,17 +9,7 @@ import Testing
 
 @Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
 struct UKICLITests {
-    static func exitCode(_ arguments: [String]) throws -> Int32 {
-        var command = try CustosCommand.parseAsRoot(arguments)
-        do {
-            try command.run()
-            return 0
-        } catch let code as ExitCode {
-            return code.rawValue
-        } catch let error as CLIError {
-            return error.exitCode
-        }
-    }
+    static func exitCode(_ arguments: [String]) throws -> Int32 { CustosCommand.exitStatus(running: arguments) }
 
     @Test("uki verify exits 0 only when verified; the report matches sbverify")
     func verifyExitCodes() throws {
