@@ -90,19 +90,22 @@ struct CertsInstall: AsyncParsableCommand {
     private func downloadAll(_ store: AnchorStore) async -> [AnchorStore.InstallResult] {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         var results: [AnchorStore.InstallResult] = []
-        var cache: [String: [UInt8]] = [:]
+        // One request per URL (AMD ships ASK‖ARK in one file); a failure is remembered too, so an unreachable host
+        // costs one time-out, not one per anchor.
+        var cache: [String: Result<[UInt8], CLIError>] = [:]
         for pin in store.manifest.anchors {
-            do {
-                let body: [UInt8]
-                if let cached = cache[pin.url] {
-                    body = cached
-                } else {
+            if cache[pin.url] == nil {
+                do {
                     let response = try await client.execute(HTTPClientRequest(url: pin.url), timeout: .seconds(30))
                     guard response.status == .ok else { throw CLIError("HTTP \(response.status.code) from \(pin.url)") }
-                    body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
-                    cache[pin.url] = body
+                    cache[pin.url] = .success(Array(buffer: try await response.body.collect(upTo: 1 << 20)))
+                } catch {
+                    cache[pin.url] = .failure(error as? CLIError ?? CLIError("\(error)"))
                 }
-                try store.install(try AnchorStore.extract(body, for: pin), as: pin)
+            }
+            do {
+                guard let fetched = cache[pin.url] else { continue }
+                try store.install(try AnchorStore.extract(try fetched.get(), for: pin), as: pin)
                 results.append(AnchorStore.InstallResult(id: pin.id, installed: true, message: "downloaded from \(pin.url)"))
             } catch {
                 let note = pin.note.map { " (\($0))" } ?? ""
