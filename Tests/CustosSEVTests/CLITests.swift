@@ -230,6 +230,13 @@ struct SEVVerifyChainCLITests {
         let notOnCurve = try SEVCLI.run(["sev", "verify-chain", "--platform", dir.path, "--roots", roots])
         #expect(notOnCurve.status == 2, "\(notOnCurve.stdout)\(notOnCurve.stderr)")
         #expect(notOnCurve.stderr.contains("pek.cert"))
+        // An RSA-keyed PEK: a typed unsupportedAlgorithm error naming the file.
+        var rsa = try sev("platform-chains/rome/pek.cert")
+        rsa[0x0C] = 0x01  // PUBKEY_ALGO = RSA_SHA256
+        _ = try SEVCLI.write(rsa, "pek.cert", in: dir)
+        let rsaKey = try SEVCLI.run(["sev", "verify-chain", "--platform", dir.path, "--roots", roots])
+        #expect(rsaKey.status == 2, "\(rsaKey.stdout)\(rsaKey.stderr)")
+        #expect(rsaKey.stderr.contains("pek.cert") && rsaKey.stderr.contains("unsupportedAlgorithm"), "\(rsaKey.stderr)")
         // A roots folder without ark.cert/ask.cert.
         #expect(try SEVCLI.run(["sev", "verify-chain", "--platform", sevPath("platform-chains/rome"), "--roots", dir.path]).status == 2)
         // Usage errors never exit 0.
