@@ -181,11 +181,31 @@ public struct LaunchDigest: Sendable, Equatable {
     ///   `.firmwareFooterMissing` for SEV-ES without an SEV-ES reset block; `.invalidParameter` for a missing CPU
     ///   signature or a vCPU count out of range.
     public init(_ inputs: LaunchInputs) throws(SEVError) {
+        let result: Result<LaunchDigest, SEVError> = inputs.firmware.withUnsafeBytes { firmware in
+            do throws(SEVError) { return .success(try LaunchDigest(core: inputs, firmware: firmware)) } catch { return .failure(error) }
+        }
+        self = try result.get()
+    }
+
+    /// Computes the launch digest with the firmware image given as raw bytes, such as a mapped file, so that a
+    /// multi-MiB image is hashed where it lies, without copying it into an array (issue 4 "Performance").
+    /// - Parameters:
+    ///   - inputs: everything but the firmware; `inputs.firmware` must be empty.
+    ///   - firmware: the whole OVMF image.
+    /// - Throws: as ``init(_:)``, and `.invalidParameter` when `inputs.firmware` is not empty (two images).
+    public init(_ inputs: LaunchInputs, firmware: UnsafeRawBufferPointer) throws(SEVError) {
+        guard inputs.firmware.isEmpty else {
+            throw SEVError(.invalidParameter, "give the firmware either in the inputs or as raw bytes, not both")
+        }
+        try self.init(core: inputs, firmware: firmware)
+    }
+
+    private init(core inputs: LaunchInputs, firmware: UnsafeRawBufferPointer) throws(SEVError) {
         var footer: OVMFFooter? = nil
         var hasher = StreamingDigest(.sha256)
-        hasher.update(inputs.firmware)
+        hasher.update(firmware)
         if let kernel = inputs.kernel {
-            footer = try OVMFFooter(firmware: inputs.firmware)
+            footer = try OVMFFooter(firmware: firmware)
             guard footer?.hashesArea != nil else {
                 throw SEVError(
                     .kernelHashesUnsupported,
@@ -209,7 +229,7 @@ public struct LaunchDigest: Sendable, Equatable {
                 throw SEVError(.invalidParameter, "SEV-ES needs the guest CPU family, model and stepping")
             }
             let resolvedFooter: OVMFFooter
-            if let footer { resolvedFooter = footer } else { resolvedFooter = try OVMFFooter(firmware: inputs.firmware) }
+            if let footer { resolvedFooter = footer } else { resolvedFooter = try OVMFFooter(firmware: firmware) }
             guard let reset = resolvedFooter.sevESResetAddress else {
                 throw SEVError(.firmwareFooterMissing, "the firmware has no SEV-ES reset block")
             }

@@ -41,7 +41,15 @@ public struct OVMFFooter: Sendable, Equatable {
     /// Parses the footer of a firmware image.
     /// - Throws: `.firmwareFooterMissing` when the image has no footer GUID; `.invalidValue`/`.lengthOverflow`
     ///   with the offset when the table is malformed.
-    public init(firmware: [UInt8]) throws(SEVError) {
+    public init(firmware: [UInt8]) throws(SEVError) { try self.init(image: firmware) }
+
+    /// Parses the footer of an image given as raw bytes (a mapped file): nothing is copied but the entries' data.
+    /// - Throws: as ``init(firmware:)``.
+    public init(firmware: UnsafeRawBufferPointer) throws(SEVError) { try self.init(image: firmware) }
+
+    init<Image: RandomAccessCollection<UInt8>>(image firmware: Image) throws(SEVError) where Image.Index == Int {
+        // Both callers' collections are indexed from 0.
+        guard firmware.startIndex == 0 else { throw SEVError(.invalidParameter, "firmware image must be indexed from 0") }
         let count = firmware.count
         guard count >= 50 else { throw SEVError(.firmwareFooterMissing, "image of \(count) bytes is too short for an OVMF footer table") }
         guard Array(firmware[(count - 48)..<(count - 32)]) == Self.tableGUID.bytes else {

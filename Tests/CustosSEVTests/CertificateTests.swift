@@ -320,4 +320,37 @@ struct PlatformChainTests {
             _ = try? PlatformCertificates(pdh: bytes, certChain: bytes + bytes + bytes)
         }
     }
+
+    /// The SEV API defines RSA platform keys; real platforms use P-384 and Custos refuses RSA with its own code.
+    @Test(
+        "RSA-keyed platform certificates are a typed .unsupportedAlgorithm error at PUBKEY_ALGO",
+        arguments: ["pdh", "pek", "oca", "cek"], [UInt32(0x1), 0x101])
+    func rsaPlatformKeys(_ name: String, _ algorithm: UInt32) throws {
+        var bytes = try sev("platform-chains/rome/\(name).cert")
+        bytes.replaceSubrange(0x0C..<0x10, with: [UInt8(algorithm & 0xFF), UInt8(algorithm >> 8 & 0xFF), 0, 0])
+        let error = #expect(throws: SEVError.self) { try SEVCertificate(bytes: bytes) }
+        #expect(error?.code == .unsupportedAlgorithm)
+        #expect(error?.offset == 0x0C)
+        let rome = try platform("rome")
+        let chain = rome.pek.bytes + rome.oca.bytes + rome.cek.bytes
+        if name == "pdh" {
+            #expect(
+                (#expect(throws: SEVError.self) { try PlatformCertificates(pdh: bytes, certChain: chain) })?.code == .unsupportedAlgorithm)
+        }
+    }
+
+    @Test("a PEK whose OCA slot claims an RSA signature is rejected at OCA → PEK (an EC OCA cannot make one)")
+    func rsaSignatureSlot() throws {
+        let rome = try platform("rome")
+        var pek = rome.pek.bytes
+        #expect(Array(pek[0x414..<0x41C]) == [0x01, 0x10, 0, 0, 0x02, 0, 0, 0])  // SIG1 = (OCA, ECDSA_SHA256), MANIFEST
+        pek[0x418] = 0x01  // RSA_SHA256
+        let platform = PlatformCertificates(pdh: rome.pdh, pek: try SEVCertificate(bytes: pek), oca: rome.oca, cek: rome.cek)
+        guard case .rejected(let failure) = SEVChainVerifier.verify(platform, roots: try publishedRoots()) else {
+            Issue.record("a PEK with an RSA OCA slot verified")
+            return
+        }
+        #expect(failure.link == .pekByOCA)
+        #expect(failure.error.code == .chainMismatch)
+    }
 }

@@ -329,4 +329,38 @@ struct MeasurementTests {
             })?.code == .trailingBytes)
         #expect((#expect(throws: SEVError.self) { try MeasurementChecker.decode(sevMeasurement: "**") })?.code == .invalidValue)
     }
+
+    @Test("V1–V7 with the firmware as raw bytes (the CLI's mapped file) give the same digests", arguments: scenarios)
+    func rawFirmware(_ s: Scenario) throws {
+        var inputs = try Self.inputs(s)
+        let firmware = inputs.firmware
+        inputs.firmware = []
+        let digest = try firmware.withUnsafeBytes { try LaunchDigest(inputs, firmware: $0) }
+        #expect(Hex.encode(digest.digest) == s.ld)
+        let footer = try firmware.withUnsafeBytes { try OVMFFooter(firmware: $0) }
+        #expect(footer == (try OVMFFooter(firmware: firmware)))
+        // The firmware in both places is refused rather than hashed twice or one silently ignored.
+        inputs.firmware = firmware
+        let error = firmware.withUnsafeBytes { raw in #expect(throws: SEVError.self) { try LaunchDigest(inputs, firmware: raw) } }
+        #expect(error?.code == .invalidParameter)
+    }
+
+    @Test("raw firmware bytes without a footer, or too short, are typed errors (offsets as for arrays)")
+    func rawFirmwareErrors() throws {
+        let image = [UInt8](repeating: 0xFF, count: 4096)
+        let array = #expect(throws: SEVError.self) { try OVMFFooter(firmware: image) }
+        let raw = image.withUnsafeBytes { raw in #expect(throws: SEVError.self) { try OVMFFooter(firmware: raw) } }
+        #expect(array?.code == .firmwareFooterMissing)
+        #expect(raw?.code == .firmwareFooterMissing)
+        #expect(raw?.offset == array?.offset)
+        let short = [UInt8](repeating: 0, count: 10)
+        #expect(
+            (short.withUnsafeBytes { raw in #expect(throws: SEVError.self) { try OVMFFooter(firmware: raw) } })?.code
+                == .firmwareFooterMissing)
+        let es = LaunchInputs(
+            firmware: [], policy: GuestPolicy(rawValue: 7), vcpus: 1, cpuSignature: try CPUSignature(family: 25, model: 1, stepping: 1))
+        #expect(
+            (image.withUnsafeBytes { raw in #expect(throws: SEVError.self) { try LaunchDigest(es, firmware: raw) } })?.code
+                == .firmwareFooterMissing)
+    }
 }

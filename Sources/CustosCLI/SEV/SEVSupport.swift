@@ -6,14 +6,71 @@ import Foundation
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
+
+/// `read(2)`; named apart from ``SEVFiles/read(_:what:)``.
+private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    #if canImport(Glibc)
+        Glibc.read(fd, buffer, count)
+    #else
+        Darwin.read(fd, buffer, count)
+    #endif
+}
 
 /// File and argument helpers shared by the `custos sev` verbs. No logic of their own: parsing, verification and
 /// cryptography are CustosSEV's.
 enum SEVFiles {
+    /// Upper bound on any input file (firmware images are a few MiB; kernels and initrds a few hundred).
+    static let maxFileSize = 1 << 30
+
+    /// Reads a whole file straight into one array: one allocation and one copy out of the page cache (not
+    /// `Data` then `[UInt8]`, which faults in and copies a 4 MiB firmware twice; issue 4 "Performance").
     static func read(_ path: String, what: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(what) \(path)") }
-        return [UInt8](data)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        let isRegular = info.st_mode & S_IFMT == S_IFREG
+        guard let size = Int(exactly: info.st_size), size <= maxFileSize else {
+            throw CLIError("\(what) \(path) is larger than \(maxFileSize) bytes")
+        }
+        // Regular files: read exactly st_size bytes (a file that changes size under us is an error). Anything else
+        // (/dev/null, pipes): read until EOF in chunks.
+        if isRegular {
+            var failure: Int32 = 0
+            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = 0
+                while count < size {
+                    let n = posixRead(fd, buffer.baseAddress.map { $0 + count }, size - count)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if n == 0 { break }
+                    count += n
+                }
+            }
+            guard failure == 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(failure)))") }
+            guard bytes.count == size else { throw CLIError("\(what) \(path) changed size while being read") }
+            return bytes
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        defer { secureZero(&chunk) }  // may hold part of a TEK/TIK or secret read from a pipe
+        while true {
+            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { return bytes }
+            guard bytes.count + n <= maxFileSize else { throw CLIError("\(what) \(path) is larger than \(maxFileSize) bytes") }
+            bytes += chunk[0..<n]
+        }
     }
 
     /// A file that holds either raw bytes of `rawSize` or their base64 text (libvirt hands out base64; sevctl
@@ -61,6 +118,44 @@ enum SEVFiles {
     }
 
     static func sevError(_ error: SEVError, exitCode: Int32 = 2) -> CLIError { CLIError(error.description, exitCode: exitCode) }
+}
+
+/// A read-only, private mapping of a whole regular file, unmapped on deinit.
+///
+/// `custos sev measure` hashes a multi-MiB firmware image straight from the page cache: no 4 MiB allocation to
+/// fault in and no copy (issue 4 "Performance"; measured with scripts/sev/bench-measure.sh). Non-regular files
+/// (pipes, /dev/null) and empty files are not mapped; callers fall back to ``SEVFiles/read(_:what:)``. As with any
+/// mapping, truncating the file while it is hashed ends the process with SIGBUS; the image is the operator's own
+/// firmware file, not data from the host.
+final class MappedFile {
+    private let base: UnsafeMutableRawPointer
+    let count: Int
+
+    /// Maps `path`, or returns nil when it is not a non-empty regular file that can be mapped.
+    init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let size = Int(exactly: info.st_size), size > 0,
+            size <= SEVFiles.maxFileSize
+        else { return nil }
+        #if canImport(Glibc)
+            let flags = MAP_PRIVATE | MAP_POPULATE
+        #else
+            let flags = MAP_PRIVATE
+        #endif
+        guard let pointer = mmap(nil, size, PROT_READ, flags, fd, 0), pointer != MAP_FAILED else { return nil }
+        base = pointer
+        count = size
+    }
+
+    deinit { munmap(base, count) }
+
+    /// Lends the bytes; they must not escape `body`.
+    func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
 }
 
 /// Where the platform chain comes from: a folder, or libvirt's pdh + cert-chain.
@@ -163,7 +258,8 @@ struct LaunchOptions: ParsableArguments {
     @Option(name: .customLong("cpu-stepping"), help: "SEV-ES: guest CPU stepping.") var cpuStepping: Int?
     @Option(name: .customLong("vmsa-variant"), help: "SEV-ES VMSA: legacy (stock QEMU/KVM) or init2.") var vmsaVariant: String = "legacy"
 
-    func inputs() throws -> LaunchInputs {
+    /// The launch inputs; with `readFirmware: false` the firmware is left empty for ``digest()`` to map.
+    func inputs(readFirmware: Bool = true) throws -> LaunchInputs {
         let policy = try SEVFiles.parsePolicy(policy)
         guard let variant = VMSAVariant(rawValue: vmsaVariant) else { throw ValidationError("--vmsa-variant must be legacy or init2") }
         var signature: CPUSignature? = nil
@@ -176,14 +272,21 @@ struct LaunchOptions: ParsableArguments {
         }
         if kernel == nil, initrd != nil || cmdline != nil { throw ValidationError("--initrd and --cmdline need --kernel") }
         return LaunchInputs(
-            firmware: try SEVFiles.read(firmware, what: "firmware"),
+            firmware: readFirmware ? try SEVFiles.read(firmware, what: "firmware") : [],
             kernel: try kernel.map { try SEVFiles.read($0, what: "kernel") },
             initrd: try initrd.map { try SEVFiles.read($0, what: "initrd") },
             cmdline: cmdline, policy: policy, vcpus: vcpus, cpuSignature: signature, vmsaVariant: variant)
     }
 
+    /// The expected launch digest. A regular firmware file is mapped and hashed in place (see ``MappedFile``).
     func digest() throws -> LaunchDigest {
-        do { return try LaunchDigest(try inputs()) } catch let error as SEVError { throw SEVFiles.sevError(error) }
+        do {
+            if let mapped = MappedFile(path: firmware) {
+                let inputs = try inputs(readFirmware: false)
+                return try mapped.withBytes { (bytes) throws(SEVError) in try LaunchDigest(inputs, firmware: bytes) }
+            }
+            return try LaunchDigest(try inputs())
+        } catch let error as SEVError { throw SEVFiles.sevError(error) }
     }
 }
 
