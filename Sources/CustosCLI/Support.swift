@@ -51,9 +51,12 @@ extension CustosCommand {
         } catch let error as CLIError {
             return error.exitCode
         } catch {
-            return exitCode(for: error).rawValue
+            return usageMapped(exitCode(for: error)).rawValue
         }
     }
+
+    /// ArgumentParser reports usage errors with EX_USAGE (64); Custos's contract is 2 for bad usage or input.
+    static func usageMapped(_ code: ExitCode) -> ExitCode { code == .validationFailure ? ExitCode(2) : code }
 
     /// Runs the command line with Custos's error mapping: typed errors print one line on stderr.
     public static func runMain() async {
@@ -68,7 +71,10 @@ extension CustosCommand {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             Foundation.exit(error.exitCode)
         } catch {
-            exit(withError: error)
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(usageMapped(code).rawValue)
         }
     }
 }
