@@ -2,40 +2,7 @@ import CustosTestSupport
 import Foundation
 import Testing
 
-/// Runs the built `custos` executable (next to the test bundle) as a user would.
-enum CLI {
-    static var executable: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("custos")
-    }
-
-    static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: executable.path) }
-
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = TestData.packageRoot
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
-    }
-}
+typealias CLI = CustosExecutable
 
 @Suite(.enabled(if: CLI.isBuilt && TestData.isAvailable, "needs the custos executable (swift build) and the vendor testdata"))
 struct CertsCLITests {

@@ -8,46 +8,21 @@ import Testing
     import Glibc
 #endif
 
+extension CustosExecutable.Result {
+    /// The stdout as a JSON object (fails the test when it is not one).
+    func json(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
+        return try #require(object as? [String: Any], "stdout is not a JSON object: \(stdout)", sourceLocation: sourceLocation)
+    }
+}
+
 /// Runs the built `custos` executable (next to the test bundle) as a user would: real argument parsing, exit codes
 /// and stdout. Expected values come from the spec, MANIFEST.tsv and the peer tools (sev.md §8–§9), never from
 /// Custos's own output.
 enum SEVCLI {
-    static var executable: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("custos")
-    }
+    static var isBuilt: Bool { CustosExecutable.isBuilt }
 
-    static var isBuilt: Bool { FileManager.default.isExecutableFile(atPath: executable.path) }
-
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-
-        /// The stdout as a JSON object (fails the test when it is not one).
-        func json(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
-            let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
-            return try #require(object as? [String: Any], "stdout is not a JSON object: \(stdout)", sourceLocation: sourceLocation)
-        }
-    }
-
-    static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = TestData.packageRoot
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    static func run(_ arguments: [String]) throws -> CustosExecutable.Result { try CustosExecutable.run(arguments) }
 
     /// A fresh temporary folder, removed by the caller.
     static func temporaryDirectory() throws -> URL {
