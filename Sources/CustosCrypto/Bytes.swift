@@ -66,9 +66,15 @@ public enum Base64 {
 
     /// Decodes standard or URL-safe Base64, with or without padding; whitespace is ignored.
     public static func decode(_ text: some StringProtocol) throws(CryptoError) -> [UInt8] {
+        try decode(utf8: text.utf8)
+    }
+
+    /// Decodes Base64 given as UTF-8 bytes (see ``decode(_:)-(StringProtocol)``).
+    public static func decode(utf8 text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
         var values: [UInt8] = []
+        values.reserveCapacity(text.count)
         var padding = 0
-        for (offset, c) in text.utf8.enumerated() {
+        for (offset, c) in text.enumerated() {
             let v: UInt8
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = c - UInt8(ascii: "A")

@@ -44,19 +44,41 @@ public struct PCKExtension: Sendable, Equatable {
         }
     }
 
+    /// The content octets of the extension's OID: entries are looked up by their OIDs' bytes (`arcs` appended),
+    /// which spares rendering ~30 dotted OIDs per PCK certificate.
+    private static let oidContent: [UInt8] = {
+        var writer = DERWriter()
+        writer.objectIdentifier(oid)
+        return Array(writer.bytes.dropFirst(2))  // tag and one-byte length
+    }()
+
+    /// The OID bytes of an entry: a well-formed OBJECT IDENTIFIER's content (minimal arcs, last octet ends an arc).
+    private static func oidKey(_ node: DERNode) throws(TDXError) -> [UInt8] {
+        let content = node.content
+        guard node.tag == DERNode.Tag.objectIdentifier, let last = content.last, last & 0x80 == 0, content.count <= 64,
+            content.first != 0x80
+        else { throw TDXError(.invalidPCKCertificate, "SGX extension entry at offset \(node.offset) has no valid OID") }
+        for (previous, byte) in zip(content, content.dropFirst()) where previous & 0x80 == 0 && byte == 0x80 {
+            throw TDXError(.invalidPCKCertificate, "SGX extension entry at offset \(node.offset) has a non-minimal OID")
+        }
+        return Array(content)
+    }
+
     /// Parses the extension's DER value.
     public init(der: [UInt8]) throws {
         let root = try DERReader.parseSingle(der).expecting(DERNode.Tag.sequence)
-        var values: [String: DERNode] = [:]
+        var values: [[UInt8]: DERNode] = [:]
         for entry in try root.children() {
             let parts = try entry.expecting(DERNode.Tag.sequence).children()
             guard parts.count == 2 else { throw TDXError(.invalidPCKCertificate, "SGX extension entry has \(parts.count) parts") }
-            let oid = try parts[0].objectIdentifier()
-            guard values[oid] == nil else { throw TDXError(.invalidPCKCertificate, "duplicate SGX extension entry \(oid)") }
+            let oid = try Self.oidKey(parts[0])
+            guard values[oid] == nil else {
+                throw TDXError(.invalidPCKCertificate, "duplicate SGX extension entry \((try? parts[0].objectIdentifier()) ?? "?")")
+            }
             values[oid] = parts[1]
         }
-        func required(_ suffix: String) throws -> DERNode {
-            guard let node = values["\(Self.oid).\(suffix)"] else {
+        func required(_ suffix: UInt8) throws -> DERNode {
+            guard let node = values[Self.oidContent + [suffix]] else {
                 throw TDXError(.invalidPCKCertificate, "SGX extension lacks \(Self.oid).\(suffix)")
             }
             return node
@@ -67,24 +89,25 @@ public struct PCKExtension: Sendable, Equatable {
             }
             return Array(node.content)
         }
-        ppid = try octets(required("1"), 16, "PPID")
-        pceID = try octets(required("3"), 2, "PCE-ID")
-        fmspc = try octets(required("4"), 6, "FMSPC")
-        let typeNode = try required("5")
+        ppid = try octets(required(1), 16, "PPID")
+        pceID = try octets(required(3), 2, "PCE-ID")
+        fmspc = try octets(required(4), 6, "FMSPC")
+        let typeNode = try required(5)
         guard typeNode.tag == 0x0a, typeNode.content.count == 1 else {
             throw TDXError(.invalidPCKCertificate, "SGX extension SGX type is not a one-byte ENUMERATED")
         }
         sgxType = Int(typeNode.content[typeNode.content.startIndex])
 
-        var tcb: [String: DERNode] = [:]
-        for entry in try required("2").expecting(DERNode.Tag.sequence).children() {
+        var tcb: [[UInt8]: DERNode] = [:]
+        for entry in try required(2).expecting(DERNode.Tag.sequence).children() {
             let parts = try entry.expecting(DERNode.Tag.sequence).children()
             guard parts.count == 2 else { throw TDXError(.invalidPCKCertificate, "SGX TCB entry has \(parts.count) parts") }
-            tcb[try parts[0].objectIdentifier()] = parts[1]
+            tcb[try Self.oidKey(parts[0])] = parts[1]
         }
+        let tcbPrefix = Self.oidContent + [2]
         var components: [Int] = []
-        for index in 1...16 {
-            guard let node = tcb["\(Self.oid).2.\(index)"] else {
+        for index in UInt8(1)...16 {
+            guard let node = tcb[tcbPrefix + [index]] else {
                 throw TDXError(.invalidPCKCertificate, "SGX TCB lacks component \(index)")
             }
             let value = try node.integerValue()
@@ -92,18 +115,18 @@ public struct PCKExtension: Sendable, Equatable {
             components.append(value)
         }
         tcbComponents = components
-        guard let pce = tcb["\(Self.oid).2.17"] else { throw TDXError(.invalidPCKCertificate, "SGX TCB lacks PCESVN") }
+        guard let pce = tcb[tcbPrefix + [17]] else { throw TDXError(.invalidPCKCertificate, "SGX TCB lacks PCESVN") }
         pceSVN = try pce.integerValue()
         guard pceSVN <= 0xffff else { throw TDXError(.invalidPCKCertificate, "PCESVN \(pceSVN) exceeds 65535") }
-        guard let cpu = tcb["\(Self.oid).2.18"] else { throw TDXError(.invalidPCKCertificate, "SGX TCB lacks CPUSVN") }
+        guard let cpu = tcb[tcbPrefix + [18]] else { throw TDXError(.invalidPCKCertificate, "SGX TCB lacks CPUSVN") }
         cpuSVN = try octets(cpu, 16, "CPUSVN")
 
-        if let node = values["\(Self.oid).6"] {
+        if let node = values[Self.oidContent + [6]] {
             platformInstanceID = try octets(node, 16, "Platform Instance ID")
         } else {
             platformInstanceID = nil
         }
-        if let node = values["\(Self.oid).7"] {
+        if let node = values[Self.oidContent + [7]] {
             var config: [String: Bool] = [:]
             let names = ["1": "dynamicPlatform", "2": "cachedKeys", "3": "smtEnabled"]
             for entry in try node.expecting(DERNode.Tag.sequence).children() {

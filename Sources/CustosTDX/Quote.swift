@@ -336,7 +336,7 @@ public struct Quote: Sendable, Equatable {
         while pem.last == 0 { pem.removeLast() }
         guard !pem.contains(0) else { throw TDXError(.invalidPCKCertificate, "NUL byte inside the PCK PEM chain") }
         do {
-            return try Certificate.parsePEMChain(String(decoding: pem, as: UTF8.self), reusing: known)
+            return try Certificate.parsePEMChain(pemBytes: pem, reusing: known)
         } catch {
             throw TDXError(.invalidPCKCertificate, "PCK chain does not parse: \(error.reason)")
         }

@@ -209,7 +209,7 @@ public struct QuoteVerifier: Sendable {
         return verified
     }
 
-    private func isSelfIssued(_ certificate: Certificate) -> Bool { certificate.subject == certificate.issuer }
+    private func isSelfIssued(_ certificate: Certificate) -> Bool { certificate.isSelfIssued }
 
     /// The chain's self-issued root must be the trusted root: same signature bytes and key (spec §2.1 step 8).
     private func checkRoot(of chain: [Certificate], name: String) throws(TDXError) {
@@ -241,7 +241,9 @@ public struct QuoteVerifier: Sendable {
     /// not understand, signature by `issuer`'s key (spec §2.1 steps 9–10: QVL 29, 31, 32). Validity dates are checked
     /// by the caller.
     private func checkCRL(_ crl: CertificateRevocationList, issuedBy issuer: Certificate, name: String) throws(TDXError) {
-        guard crl.issuer == issuer.subject else { throw TDXError(.crlInvalid, "\(name) is issued by \(crl.issuer), not \(issuer.subject)") }
+        guard crl.isIssued(bySubjectOf: issuer) else {
+            throw TDXError(.crlInvalid, "\(name) is issued by \(crl.issuer), not \(issuer.subject)")
+        }
         let extensions = crl.extensions
         let known: Set<String> = ["2.5.29.20", "2.5.29.35", "2.5.29.28"]  // cRLNumber, AKI, issuingDistributionPoint
         guard extensions.contains(where: { $0.oid == "2.5.29.20" }), extensions.contains(where: { $0.oid == "2.5.29.35" }) else {
@@ -255,13 +257,21 @@ public struct QuoteVerifier: Sendable {
 
     /// OpenSSL path validation to the trusted root at `time`, mapping failures. Revocation is checked by the callers
     /// against CRLs whose signatures were verified once (``checkCRL(_:issuedBy:name:)``).
+    ///
+    /// `verifiedIssuer` is a CA already verified to the trusted root at `time` in this verification: the path then stops
+    /// there (OpenSSL's partial chain), so its signature is not checked a second time.
     private func verifyChain(
         _ leaf: Certificate, intermediates: [Certificate], at time: Date, failure: TDXError.Code, what: String,
-        revokedCode: TDXError.Code? = nil
+        revokedCode: TDXError.Code? = nil, verifiedIssuer: Certificate? = nil
     ) throws(TDXError) {
         do {
-            _ = try ChainVerifier.verify(
-                leaf, intermediates: intermediates, trustAnchors: [trustedRoot], options: .init(time: time, revocation: .none))
+            if let verifiedIssuer {
+                _ = try ChainVerifier.verify(
+                    leaf, trustAnchors: [verifiedIssuer], options: .init(time: time, revocation: .none, allowPartialChain: true))
+            } else {
+                _ = try ChainVerifier.verify(
+                    leaf, intermediates: intermediates, trustAnchors: [trustedRoot], options: .init(time: time, revocation: .none))
+            }
         } catch {
             let code: TDXError.Code
             switch error.code {
@@ -306,11 +316,15 @@ public struct QuoteVerifier: Sendable {
         }
         try checkRoot(of: [root], name: "PCK chain")
         let crls = collateral.collateral
+        // The collateral's PCK CRL issuer was verified to the root at `time` (verifyCollateral); when the quote's
+        // intermediate is that certificate, only the leaf's signature is left to check.
+        let verifiedCA = crls.pckCRLIssuerChain.first { !isSelfIssued($0) && $0 == intermediate }
         try verifyChain(
-            leaf, intermediates: [intermediate], at: time, failure: .pckChainInvalid, what: "PCK chain", revokedCode: .pckRevoked)
+            leaf, intermediates: [intermediate], at: time, failure: .pckChainInvalid, what: "PCK chain", revokedCode: .pckRevoked,
+            verifiedIssuer: verifiedCA)
         // 4.1.2.4.6: the PCK CRL is the one of the leaf's issuer (checked after the chain, as QVL does), signed by the
         // quote's intermediate (already checked when it is the collateral's PCK CRL issuer, as it normally is).
-        guard crls.pckCRL.issuer == leaf.issuer else {
+        guard crls.pckCRL.isIssued(byIssuerOf: leaf) else {
             throw TDXError(.crlInvalid, "the PCK CRL is issued by \(crls.pckCRL.issuer), the PCK by \(leaf.issuer)")
         }
         if !crls.pckCRLIssuerChain.contains(intermediate) {

@@ -73,22 +73,51 @@ func stringBytes(_ string: UnsafePointer<ASN1_STRING>?) -> [UInt8] {
 /// Splits PEM text into the DER of each block with the given label. Text around and between blocks is ignored
 /// (PEM chains often arrive inside binary quotes or HTTP headers).
 func pemBlocks(_ text: String, label: String) throws(CryptoError) -> [[UInt8]] {
-    let begin = "-----BEGIN \(label)-----"
-    let end = "-----END \(label)-----"
+    let bytes = Array(text.utf8)
+    return try bytes.withUnsafeBufferPointer { buffer throws(CryptoError) in try pemBlocks(buffer, label: label) }
+}
+
+/// ``pemBlocks(_:label:)`` over UTF-8 bytes: a plain byte scan (Foundation's string search made PEM splitting a
+/// tenth of a cold TDX verification).
+func pemBlocks(_ bytes: UnsafeBufferPointer<UInt8>, label: String) throws(CryptoError) -> [[UInt8]] {
+    let begin = Array("-----BEGIN \(label)-----".utf8)
+    let end = Array("-----END \(label)-----".utf8)
+    let dashes = Array("-----".utf8)
     var blocks: [[UInt8]] = []
-    var rest = text[...]
-    while let open = rest.range(of: begin) {
-        guard let close = rest.range(of: end, range: open.upperBound..<rest.endIndex) else {
+    var cursor = 0
+    while let open = firstIndex(of: begin, in: bytes, from: cursor) {
+        let bodyStart = open + begin.count
+        guard let close = firstIndex(of: end, in: bytes, from: bodyStart) else {
             throw CryptoError(.malformedInput, "PEM block for \(label) is not terminated")
         }
-        let body = rest[open.upperBound..<close.lowerBound]
-        guard !body.contains("-----") else { throw CryptoError(.malformedInput, "PEM block for \(label) contains another armour line") }
-        blocks.append(try Base64.decode(body))
+        let body = UnsafeBufferPointer(rebasing: bytes[bodyStart..<close])
+        guard firstIndex(of: dashes, in: body, from: 0) == nil else {
+            throw CryptoError(.malformedInput, "PEM block for \(label) contains another armour line")
+        }
+        blocks.append(try Base64.decode(utf8: body))
         guard blocks.count <= 64 else { throw CryptoError(.malformedInput, "too many PEM blocks") }
-        rest = rest[close.upperBound...]
+        cursor = close + end.count
     }
-    if blocks.isEmpty, text.contains(end) { throw CryptoError(.malformedInput, "PEM END without BEGIN for \(label)") }
+    if blocks.isEmpty, firstIndex(of: end, in: bytes, from: 0) != nil {
+        throw CryptoError(.malformedInput, "PEM END without BEGIN for \(label)")
+    }
     return blocks
+}
+
+/// The first index at or after `start` where `needle` occurs in `haystack`.
+private func firstIndex(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+    guard let first = needle.first, haystack.count >= needle.count else { return nil }
+    var index = start
+    let last = haystack.count - needle.count
+    while index <= last {
+        if haystack[index] == first {
+            var matched = 1
+            while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index }
+        }
+        index += 1
+    }
+    return nil
 }
 
 // MARK: - Certificate
@@ -146,7 +175,16 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
     /// result is the same — only OpenSSL's costly key decoding is skipped).
     /// - Throws: when there is no certificate or one fails to parse.
     public static func parsePEMChain(_ pem: String, reusing known: [Certificate]) throws(CryptoError) -> [Certificate] {
-        let blocks = try pemBlocks(pem, label: "CERTIFICATE")
+        try certificates(pemBlocks(pem, label: "CERTIFICATE"), reusing: known)
+    }
+
+    /// ``parsePEMChain(_:reusing:)`` over the PEM text's bytes (no String round trip, for PEM found in binary data).
+    public static func parsePEMChain(pemBytes: [UInt8], reusing known: [Certificate]) throws(CryptoError) -> [Certificate] {
+        let blocks = try pemBytes.withUnsafeBufferPointer { bytes throws(CryptoError) in try pemBlocks(bytes, label: "CERTIFICATE") }
+        return try certificates(blocks, reusing: known)
+    }
+
+    private static func certificates(_ blocks: [[UInt8]], reusing known: [Certificate]) throws(CryptoError) -> [Certificate] {
         guard !blocks.isEmpty else { throw CryptoError(.malformedInput, "no PEM CERTIFICATE block found") }
         var out: [Certificate] = []
         for block in blocks {
@@ -183,8 +221,29 @@ public struct Certificate: Sendable, Hashable, CustomStringConvertible {
     public var issuer: String { nameString(X509_get_issuer_name(box.pointer)) }
     /// The subject's attributes in order, short names (`CN`, `O`, …).
     public var subjectAttributes: [(String, String)] { nameEntries(X509_get_subject_name(box.pointer)) }
-    /// The subject's common name, when present.
-    public var commonName: String? { subjectAttributes.last { $0.0 == "CN" }?.1 }
+    /// The subject's common name (the last CN attribute), when present.
+    public var commonName: String? {
+        let name = X509_get_subject_name(box.pointer)
+        var found: Int32 = -1
+        var index: Int32 = -1
+        while true {
+            index = X509_NAME_get_index_by_NID(name, NID_commonName, index)
+            guard index >= 0 else { break }
+            found = index
+        }
+        guard found >= 0, let entry = X509_NAME_get_entry(name, found), let data = X509_NAME_ENTRY_get_data(entry) else { return nil }
+        var utf8: UnsafeMutablePointer<UInt8>? = nil
+        let length = ASN1_STRING_to_UTF8(&utf8, data)
+        guard length >= 0, let utf8 else { return nil }
+        defer { COpenSSL_free(utf8) }
+        return String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self)
+    }
+    /// Whether subject and issuer are the same name (X.509 name comparison, not a rendering of it).
+    public var isSelfIssued: Bool { X509_NAME_cmp(X509_get_subject_name(box.pointer), X509_get_issuer_name(box.pointer)) == 0 }
+    /// Whether `other`'s issuer is this certificate's subject.
+    public func isSubject(ofIssuerOf other: Certificate) -> Bool {
+        X509_NAME_cmp(X509_get_subject_name(box.pointer), X509_get_issuer_name(other.box.pointer)) == 0
+    }
     /// The serial number, big-endian magnitude.
     public var serialNumber: [UInt8] {
         guard let integer = X509_get0_serialNumber(box.pointer), let bn = ASN1_INTEGER_to_BN(integer, nil) else { return [] }
@@ -344,6 +403,14 @@ public struct CertificateRevocationList: Sendable, Hashable {
 
     /// The issuer DN in RFC 2253 form.
     public var issuer: String { nameString(X509_CRL_get_issuer(box.pointer)) }
+    /// Whether the CRL's issuer is `certificate`'s subject (X.509 name comparison).
+    public func isIssued(bySubjectOf certificate: Certificate) -> Bool {
+        X509_NAME_cmp(X509_CRL_get_issuer(box.pointer), X509_get_subject_name(certificate.box.pointer)) == 0
+    }
+    /// Whether the CRL's issuer is `certificate`'s issuer, i.e. the CRL that covers `certificate`.
+    public func isIssued(byIssuerOf certificate: Certificate) -> Bool {
+        X509_NAME_cmp(X509_CRL_get_issuer(box.pointer), X509_get_issuer_name(certificate.box.pointer)) == 0
+    }
     public var thisUpdate: Date { asn1TimeToDate(X509_CRL_get0_lastUpdate(box.pointer)) ?? .distantFuture }
     public var nextUpdate: Date? { asn1TimeToDate(X509_CRL_get0_nextUpdate(box.pointer)) }
 
