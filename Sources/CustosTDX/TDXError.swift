@@ -44,8 +44,10 @@ public struct TDXError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let pckChainInvalid = Code("pckChainInvalid")
         /// The chain's root is not the trusted root (QVL 18 SGX_PCK_CERT_CHAIN_UNTRUSTED).
         public static let untrustedRoot = Code("untrustedRoot")
-        /// The PCK leaf or its intermediate CA is listed in a CRL (QVL 11, 16, 43).
+        /// The PCK leaf is listed in the PCK CRL (QVL 16 SGX_PCK_REVOKED).
         public static let pckRevoked = Code("pckRevoked")
+        /// The PCK Platform/Processor CA is listed in the Root CA CRL (QVL 11 SGX_INTERMEDIATE_CA_REVOKED).
+        public static let intermediateCARevoked = Code("intermediateCARevoked")
 
         // MARK: Quote (spec §2.4)
         /// FMSPC/PCE-ID differ between PCK and TCB Info, or the TCB Info is not a TDX v3 one (QVL 44).

@@ -123,16 +123,21 @@ public struct QuoteVerifier: Sendable {
     ///   - collateral: the collateral for the quote's FMSPC.
     ///   - time: the verification time ("now").
     ///   - options: see ``VerificationOptions``.
+    ///   - diagnosticCallback: receives each check as it passes, then the verdict (``VerificationDiagnostic``).
     /// - Returns: ``QuoteVerificationResult/verified(_:)`` or ``QuoteVerificationResult/rejected(_:)`` whose code names
     ///   the failed check.
-    public func verify(quote: [UInt8], collateral: Collateral, at time: Date, options: VerificationOptions = .init())
-        -> QuoteVerificationResult
-    {
+    public func verify(
+        quote: [UInt8], collateral: Collateral, at time: Date, options: VerificationOptions = .init(),
+        diagnosticCallback: VerificationDiagnosticCallback? = nil
+    ) -> QuoteVerificationResult {
         do {
             let parsed = try Quote(parsing: quote)
-            let verified = try verifyCollateral(collateral, at: time)
-            return .verified(try verify(parsed, collateral: verified, at: time, options: options))
+            let verified = try checkCollateral(collateral, at: time, report: diagnosticCallback)
+            let result = try checkQuote(parsed, collateral: verified, at: time, options: options, report: diagnosticCallback)
+            diagnosticCallback?(.verified(tcbStatus: result.tcbStatus, advisoryIDs: result.advisoryIDs))
+            return .verified(result)
         } catch {
+            diagnosticCallback?(.rejected(error))
             return .rejected(error)
         }
     }
@@ -140,9 +145,25 @@ public struct QuoteVerifier: Sendable {
     // MARK: Collateral (spec §2.2, §2.3)
 
     /// Checks collateral dates, issuer chains, CRL signatures and the TCB Info / QE Identity signatures at `time`.
+    /// - Parameter diagnosticCallback: receives ``VerificationDiagnostic/collateralVerified(fmspc:tcbEvaluationDataNumber:validFrom:validUntil:)``
+    ///   (or ``VerificationDiagnostic/collateralFromCache(validUntil:)``), or ``VerificationDiagnostic/rejected(_:)``.
     /// - Throws: ``TDXError`` (``TDXError/Code/collateralExpired``, ``TDXError/Code/tcbInfoSignatureInvalid``, …).
-    public func verifyCollateral(_ collateral: Collateral, at time: Date) throws(TDXError) -> VerifiedCollateral {
+    public func verifyCollateral(
+        _ collateral: Collateral, at time: Date, diagnosticCallback: VerificationDiagnosticCallback? = nil
+    ) throws(TDXError) -> VerifiedCollateral {
+        do {
+            return try checkCollateral(collateral, at: time, report: diagnosticCallback)
+        } catch {
+            diagnosticCallback?(.rejected(error))
+            throw error
+        }
+    }
+
+    private func checkCollateral(_ collateral: Collateral, at time: Date, report: VerificationDiagnosticCallback?) throws(TDXError)
+        -> VerifiedCollateral
+    {
         if let cached = cache?.collateral(collateral.contentHash), cached.anchorDER == trustedRoot.der, cached.isValid(at: time) {
+            report?(.collateralFromCache(validUntil: cached.validUntil))
             return cached
         }
         let tcb = collateral.tcbInfo
@@ -192,7 +213,9 @@ public struct QuoteVerifier: Sendable {
         }
         try checkRoot(of: collateral.pckCRLIssuerChain, name: "PCK CRL issuer chain")
         try verifyChain(pckCA, intermediates: [], at: time, failure: .crlInvalid, what: "PCK CRL issuer")
-        guard !collateral.rootCACRL.lists(pckCA) else { throw TDXError(.crlInvalid, "the PCK CRL issuer \(pckCA.subject) is revoked") }
+        guard !collateral.rootCACRL.lists(pckCA) else {
+            throw TDXError(.intermediateCARevoked, "the PCK CRL issuer \(pckCA.subject) is revoked by the Root CA CRL")
+        }
         try checkCRL(collateral.pckCRL, issuedBy: pckCA, name: "PCK CRL")
 
         var from = [tcb.issueDate, qe.issueDate, collateral.rootCACRL.thisUpdate, collateral.pckCRL.thisUpdate]
@@ -206,6 +229,11 @@ public struct QuoteVerifier: Sendable {
         let verified = VerifiedCollateral(
             collateral: collateral, validFrom: from.max() ?? time, validUntil: until.min() ?? time, anchorDER: trustedRoot.der)
         cache?.store(verified)
+        report?(
+            .collateralVerified(
+                fmspc: Hex.encode(tcb.fmspc).uppercased(), tcbEvaluationDataNumber: tcb.tcbEvaluationDataNumber,
+                validFrom: verified.validFrom,
+                validUntil: verified.validUntil))
         return verified
     }
 
@@ -295,14 +323,21 @@ public struct QuoteVerifier: Sendable {
         let validUntil: Date
     }
 
-    func checkPCK(_ quote: Quote, collateral: VerifiedCollateral, at time: Date) throws(TDXError) -> CheckedPCK {
+    func checkPCK(_ quote: Quote, collateral: VerifiedCollateral, at time: Date, report: VerificationDiagnosticCallback?) throws(TDXError)
+        -> CheckedPCK
+    {
         guard quote.innerCertificationDataType == 5 else {
             throw TDXError(
                 .unsupportedQuoteFormat,
                 "certification data type \(quote.innerCertificationDataType) carries no PCK chain (only type 5 is usable)")
         }
         let cacheKey = Digest.sha256(quote.innerCertificationData) + collateral.collateral.contentHash
-        if let cached = cache?.pck(cacheKey), cached.validFrom <= time, time <= cached.validUntil { return cached }
+        if let cached = cache?.pck(cacheKey), cached.validFrom <= time, time <= cached.validUntil {
+            report?(
+                .pckChainVerified(
+                    fmspc: Hex.encode(cached.pckExtension.fmspc).uppercased(), pceSVN: cached.pckExtension.pceSVN, fromCache: true))
+            return cached
+        }
         let chain = try quote.pckCertificateChain(reusing: [trustedRoot] + collateral.collateral.pckCRLIssuerChain)
         guard chain.count == 3 else { throw TDXError(.pckChainInvalid, "the PCK chain has \(chain.count) certificates, not 3") }
         guard let root = chain.first(where: { isSelfIssued($0) && ($0.commonName ?? "").contains("SGX Root CA") }) else {
@@ -331,7 +366,9 @@ public struct QuoteVerifier: Sendable {
             try checkCRL(crls.pckCRL, issuedBy: intermediate, name: "PCK CRL")
         }
         // Spec §2.1 steps 11–12 (QVL 11, 16).
-        guard !crls.rootCACRL.lists(intermediate) else { throw TDXError(.pckRevoked, "the PCK chain's intermediate CA is revoked") }
+        guard !crls.rootCACRL.lists(intermediate) else {
+            throw TDXError(.intermediateCARevoked, "the PCK chain's intermediate CA \(intermediate.subject) is revoked by the Root CA CRL")
+        }
         guard !crls.pckCRL.lists(leaf) else { throw TDXError(.pckRevoked, "the PCK certificate is revoked") }
         let pckExtension = try PCKExtension(certificate: leaf)
         guard case .ec(let key) = leaf.publicKey, key.curve == .p256 else {
@@ -342,26 +379,42 @@ public struct QuoteVerifier: Sendable {
             validFrom: max(collateral.validFrom, leaf.notBefore, intermediate.notBefore),
             validUntil: min(collateral.validUntil, leaf.notAfter, intermediate.notAfter))
         cache?.store(checked, for: cacheKey)
+        report?(.pckChainVerified(fmspc: Hex.encode(pckExtension.fmspc).uppercased(), pceSVN: pckExtension.pceSVN, fromCache: false))
         return checked
     }
 
     // MARK: Quote (spec §2.4, §2.5)
 
     /// Verifies a parsed quote against verified collateral.
+    /// - Parameter diagnosticCallback: receives each check as it passes, then the verdict (``VerificationDiagnostic``).
     /// - Throws: ``TDXError`` whose code names the failed check.
-    public func verify(_ quote: Quote, collateral: VerifiedCollateral, at time: Date, options: VerificationOptions = .init())
-        throws(TDXError) -> VerifiedQuote
-    {
+    public func verify(
+        _ quote: Quote, collateral: VerifiedCollateral, at time: Date, options: VerificationOptions = .init(),
+        diagnosticCallback: VerificationDiagnosticCallback? = nil
+    ) throws(TDXError) -> VerifiedQuote {
+        do {
+            let result = try checkQuote(quote, collateral: collateral, at: time, options: options, report: diagnosticCallback)
+            diagnosticCallback?(.verified(tcbStatus: result.tcbStatus, advisoryIDs: result.advisoryIDs))
+            return result
+        } catch {
+            diagnosticCallback?(.rejected(error))
+            throw error
+        }
+    }
+
+    private func checkQuote(
+        _ quote: Quote, collateral: VerifiedCollateral, at time: Date, options: VerificationOptions, report: VerificationDiagnosticCallback?
+    ) throws(TDXError) -> VerifiedQuote {
         var collateral = collateral
         if collateral.anchorDER != trustedRoot.der || !collateral.isValid(at: time) {
             // Re-check at this time (a cached result from another time or anchor proves nothing here). Re-checking
             // happens once: a result still not valid at `time` is an error, never a reason to recurse.
-            collateral = try verifyCollateral(collateral.collateral, at: time)
+            collateral = try checkCollateral(collateral.collateral, at: time, report: report)
             guard collateral.anchorDER == trustedRoot.der, collateral.isValid(at: time) else {
                 throw TDXError(.collateralExpired, "the collateral is not valid at \(time)")
             }
         }
-        let pck = try checkPCK(quote, collateral: collateral, at: time)
+        let pck = try checkPCK(quote, collateral: collateral, at: time, report: report)
         let tcbInfo = collateral.collateral.tcbInfo
         let qeIdentity = collateral.collateral.qeIdentity
         let body = quote.body
@@ -393,16 +446,19 @@ public struct QuoteVerifier: Sendable {
         guard body.seamAttributes.allSatisfy({ $0 == 0 }), body.seamAttributes == module.attributes else {
             throw TDXError(.tdxModuleMismatch, "SEAMATTRIBUTES \(Hex.encode(body.seamAttributes)) are not zero")
         }
+        report?(.tdxModuleIdentityMatched(id: svn[1] > 0 ? module.id : "tdxModule"))
         // 4.1.2.4.12: QE report signed by the PCK key.
         guard let qeSignature = try? ECDSASignature(rawBigEndian: quote.qeReportSignature),
             pck.key.isValidSignature(qeSignature, for: quote.qeReport.raw, digest: .sha256)
         else { throw TDXError(.qeReportSignatureInvalid, "the QE report signature does not verify with the PCK key") }
+        report?(.qeReportSignatureVerified)
         // 4.1.2.4.13: QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
         let binding = Digest.sha256(quote.attestationKey + quote.qeAuthData)
         let reportData = quote.qeReport.reportData
         guard constantTimeEqual(Array(reportData[0..<32]), binding), reportData[32...].allSatisfy({ $0 == 0 }) else {
             throw TDXError(.qeReportDataMismatch, "QE REPORTDATA is not SHA-256(attestation key ‖ QE auth data) ‖ 0^32")
         }
+        report?(.attestationKeyBound)
         // 4.1.2.4.14/15: QE identity.
         let qe = quote.qeReport
         guard qeIdentity.id == "TD_QE", qeIdentity.version == 2 else {
@@ -426,6 +482,7 @@ public struct QuoteVerifier: Sendable {
             case "Revoked": .revoked
             default: .outOfDate
             }
+        report?(.qeIdentityMatched(isvSVN: Int(qe.isvSVN), status: qeStatus))
         // Attestation key and quote signature (4.1.2.4.16).
         guard
             let attestationKey = try? ECPublicKey(
@@ -434,12 +491,16 @@ public struct QuoteVerifier: Sendable {
         guard let quoteSignature = try? ECDSASignature(rawBigEndian: quote.signature),
             attestationKey.isValidSignature(quoteSignature, for: quote.signedRegion, digest: .sha256)
         else { throw TDXError(.quoteSignatureInvalid, "the quote signature does not verify with the attestation key") }
+        report?(.quoteSignatureVerified)
 
         // 4.1.2.4.17: TCB level matching and merge (spec §2.5).
         let evaluation = try TCBEvaluation(quote: quote, pck: pck.pckExtension, tcbInfo: tcbInfo, qeStatus: qeStatus)
+        report?(
+            .tcbLevelMatched(tcbDate: evaluation.tcbDate, platformStatus: evaluation.platformStatus, moduleStatus: evaluation.moduleStatus))
 
-        if body.isDebug && !options.allowDebug {
-            throw TDXError(.debugTD, "TDATTRIBUTES.DEBUG is set: the TD is a debug TD")
+        if body.isDebug {
+            guard options.allowDebug else { throw TDXError(.debugTD, "TDATTRIBUTES.DEBUG is set: the TD is a debug TD") }
+            report?(.debugTDAllowed)
         }
         var advisories: [String] = []
         for id in evaluation.platformAdvisoryIDs + evaluation.moduleAdvisoryIDs + (qeLevel?.advisoryIDs ?? [])

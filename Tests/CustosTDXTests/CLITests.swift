@@ -38,6 +38,33 @@ struct TDXCLITests {
         #expect(try run(["tdx", "verify", "--quote", q01]) != 0)
     }
 
+    @Test("tdx verify --json lists the checks in order, ending with the verdict", .enabled(if: CustosExecutable.isBuilt))
+    func verifyChecks() throws {
+        let root = path("root/intel_sgx_root_ca.pem")
+        let q01 = path("quotes/q01_dcapqvl_tdx_v4.bin")
+        let c1 = path("collateral/c1_dcapqvl_2025-06_B0C06F")
+        let ok = try CustosExecutable.run([
+            "tdx", "verify", "--quote", q01, "--collateral", c1, "--at", "2025-07-01T00:00:00Z", "--root", root, "--json",
+        ])
+        #expect(ok.status == 0)
+        let verified = try JSONDecoder().decode(VerifyJSON.self, from: Data(ok.stdout.utf8))
+        #expect(
+            verified.checks.map(\.check) == [
+                "collateralVerified", "pckChainVerified", "tdxModuleIdentityMatched", "qeReportSignatureVerified", "attestationKeyBound",
+                "qeIdentityMatched", "quoteSignatureVerified", "tcbLevelMatched", "verified",
+            ])
+        // The real collateral's FMSPC (MANIFEST: c1 is for B0C06F000000).
+        #expect(verified.checks.first?.detail.contains("B0C06F000000") == true)
+        // Expired collateral: nothing passed, the verdict names the failed check.
+        let expired = try CustosExecutable.run([
+            "tdx", "verify", "--quote", q01, "--collateral", c1, "--at", "2025-07-20T00:00:00Z", "--root", root, "--json",
+        ])
+        #expect(expired.status == 1)
+        let rejected = try JSONDecoder().decode(VerifyJSON.self, from: Data(expired.stdout.utf8))
+        #expect(rejected.checks.map(\.check) == ["rejected"])
+        #expect(rejected.error?.code == "collateralExpired")
+    }
+
     @Test("tdx inspect and eventlog")
     func inspectAndEventLog() throws {
         #expect(try run(["tdx", "inspect", "--quote", path("quotes/q06_gotdx_v5_sample.bin"), "--json"]) == 0)

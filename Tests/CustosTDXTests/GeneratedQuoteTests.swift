@@ -135,6 +135,8 @@ import Testing
             ("MRSIGNERSEAM non-zero", with { $0.mrSignerSeam[0] = 1 }, .tdxModuleMismatch),
             ("QE report data", with { $0.breakQEReportData = true }, .qeReportDataMismatch),
             ("PCK revoked", with { $0.revokePCK = true }, .pckRevoked),
+            ("Platform CA revoked", with { $0.revokePlatformCA = true }, .intermediateCARevoked),
+            ("TCB signing certificate revoked", with { $0.revokeTCBSigning = true }, .tcbSigningChainInvalid),
             ("debug TD", with { $0.tdAttributes = 1 }, .debugTD),
             ("expired collateral", with { $0.nextUpdate = "2025-01-02T00:00:00Z" }, .collateralExpired),
             ("future issueDate", with { $0.issueDate = "2025-01-05T00:00:00Z" }, .collateralNotYetValid),

@@ -204,4 +204,17 @@ public struct VerifyJSON: Codable, Sendable, Equatable {
     public let trustAnchor: String
     public let error: ErrorJSON?
     public let quote: QuoteJSON?
+    /// The verifier's diagnostics, in order: every check that passed, then the verdict.
+    public let checks: [CheckJSON]
+}
+
+/// One ``VerificationDiagnostic``: its stable name and a readable line.
+public struct CheckJSON: Codable, Sendable, Equatable {
+    public let check: String
+    public let detail: String
+
+    init(_ diagnostic: VerificationDiagnostic) {
+        check = diagnostic.name
+        detail = diagnostic.description
+    }
 }

@@ -24,15 +24,17 @@ struct TDXVerify: ParsableCommand {
         do { loaded = try TDXCollateralLoader.load(path: collateral) } catch let error as TDXError {
             throw CLIError("collateral \(collateral): \(error)")
         }
+        var checks: [CheckJSON] = []
         let result = QuoteVerifier(trustedRoot: anchor.certificate).verify(
-            quote: bytes, collateral: loaded, at: time, options: .init(allowDebug: allowDebug))
+            quote: bytes, collateral: loaded, at: time, options: .init(allowDebug: allowDebug),
+            diagnosticCallback: { checks.append(CheckJSON($0)) })
         let parsed = try? Quote(parsing: bytes)
         let verified = result.verifiedQuote
         let report = VerifyJSON(
             verified: verified != nil, tcbStatus: verified?.tcbStatus.rawValue, advisoryIDs: verified?.advisoryIDs ?? [],
             platformStatus: verified?.platformStatus, moduleStatus: verified?.moduleStatus, qeStatus: verified?.qeStatus.rawValue,
             tcbDate: verified?.tcbDate, collateralExpiry: verified.map { Output.iso($0.collateralExpiry) }, verifiedAt: Output.iso(time),
-            trustAnchor: anchor.label, error: result.error.map(ErrorJSON.init), quote: parsed.map(QuoteJSON.init))
+            trustAnchor: anchor.label, error: result.error.map(ErrorJSON.init), quote: parsed.map(QuoteJSON.init), checks: checks)
         if global.json {
             try Output.printJSON(report)
         } else {
@@ -60,6 +62,10 @@ struct TDXVerify: ParsableCommand {
             lines.append("RTMR3:         \(quote.td.rtmr3)")
             lines.append("REPORTDATA:    \(quote.td.reportData)")
             lines.append("TDATTRIBUTES:  \(quote.td.tdAttributes)\(quote.td.debug ? " (DEBUG)" : "")")
+        }
+        // The checks that passed, in order (the verdict is the first line).
+        for check in report.checks where check.check != "verified" && check.check != "rejected" {
+            lines.append("  ✓ \(check.detail)")
         }
         if report.verified {
             lines.append(

@@ -116,8 +116,12 @@ public struct TDXQuoteSpec: Sendable {
     public var qeLevels: [(Int, String, [String])] = [(4, "UpToDate", [])]
     public var issueDate = "2025-01-01T00:00:00Z"
     public var nextUpdate = "2025-02-01T00:00:00Z"
-    /// Serial numbers listed in the PCK CRL.
+    /// List the PCK leaf in the PCK CRL.
     public var revokePCK = false
+    /// List the PCK Platform CA in the Root CA CRL.
+    public var revokePlatformCA = false
+    /// List the TCB signing certificate in the Root CA CRL.
+    public var revokeTCBSigning = false
     /// Corrupt the QE REPORTDATA binding.
     public var breakQEReportData = false
 
@@ -239,7 +243,11 @@ extension TDXTestHierarchy {
         }
         let tcbBody = "{\"tcbInfo\":\(tcbInfo),\"signature\":\"\(try sign(tcbInfo))\"}"
         let qeBody = "{\"enclaveIdentity\":\(qeIdentity),\"signature\":\"\(try sign(qeIdentity))\"}"
-        let rootCRL = try CRLBuilder(thisUpdate: notBefore, nextUpdate: notAfter).sign(issuer: root, issuerKey: .ec(rootKey))
+        var rootRevoked: [(serialNumber: [UInt8], date: Date)] = []
+        if spec.revokePlatformCA { rootRevoked.append((serialNumber: [2], date: notBefore)) }
+        if spec.revokeTCBSigning { rootRevoked.append((serialNumber: [3], date: notBefore)) }
+        let rootCRL = try CRLBuilder(thisUpdate: notBefore, nextUpdate: notAfter, revoked: rootRevoked).sign(
+            issuer: root, issuerKey: .ec(rootKey))
         let pckCRL = try CRLBuilder(
             thisUpdate: notBefore, nextUpdate: notAfter, revoked: spec.revokePCK ? [(serialNumber: [0x42], date: notBefore)] : []
         ).sign(issuer: platformCA, issuerKey: .ec(platformCAKey))
