@@ -20,7 +20,8 @@ import Testing
     @Test("self-issued, issuer/subject and CRL issuer comparisons")
     func names() throws {
         let (root, rootKey) = try Self.certificate(subject: [("CN", "Test Root"), ("O", "Custos")])
-        let (leaf, _) = try Self.certificate(subject: [("CN", "Test Leaf"), ("O", "Custos")], issuer: root, issuerKey: rootKey, serial: [2])
+        let (leaf, _) = try Self.certificate(
+            subject: [("CN", "Test Leaf"), ("O", "Custos")], issuer: root, issuerKey: rootKey, serial: [2])
         #expect(root.isSelfIssued)
         #expect(!leaf.isSelfIssued)
         #expect(root.isSubject(ofIssuerOf: leaf))
