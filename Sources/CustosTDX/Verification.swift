@@ -484,10 +484,17 @@ public struct QuoteVerifier: Sendable {
             }
         report?(.qeIdentityMatched(isvSVN: Int(qe.isvSVN), status: qeStatus))
         // Attestation key and quote signature (4.1.2.4.16).
-        guard
-            let attestationKey = try? ECPublicKey(
-                curve: .p256, x: Array(quote.attestationKey[0..<32]), y: Array(quote.attestationKey[32...]))
-        else { throw TDXError(.unsupportedQuoteFormat, "the attestation key is not a P-256 point") }
+        let attestationKey: ECPublicKey
+        if let cached = cache?.attestationKey(quote.attestationKey) {
+            attestationKey = cached
+        } else {
+            guard
+                let parsed = try? ECPublicKey(
+                    curve: .p256, x: Array(quote.attestationKey[0..<32]), y: Array(quote.attestationKey[32...]))
+            else { throw TDXError(.unsupportedQuoteFormat, "the attestation key is not a P-256 point") }
+            cache?.store(attestationKey: parsed, for: quote.attestationKey)
+            attestationKey = parsed
+        }
         guard let quoteSignature = try? ECDSASignature(rawBigEndian: quote.signature),
             attestationKey.isValidSignature(quoteSignature, for: quote.signedRegion, digest: .sha256)
         else { throw TDXError(.quoteSignatureInvalid, "the quote signature does not verify with the attestation key") }

@@ -1,3 +1,4 @@
+internal import CustosCrypto
 public import Synchronization
 
 /// Remembers verified collateral (by content hash) and checked PCK chains (by chain bytes and collateral), so that
@@ -9,6 +10,7 @@ public final class VerificationCache: Sendable {
     private struct State {
         var collateral: [[UInt8]: VerifiedCollateral] = [:]
         var pcks: [[UInt8]: QuoteVerifier.CheckedPCK] = [:]
+        var attestationKeys: [[UInt8]: ECPublicKey] = [:]
     }
     private let state = Mutex(State())
     /// Maximum entries per table; the table is emptied when exceeded (collateral changes monthly, so this is rare).
@@ -34,9 +36,22 @@ public final class VerificationCache: Sendable {
         }
     }
 
+    /// A QE attestation key parsed earlier (keyed by its 64 raw bytes: parsing is a pure function of them, so the entry
+    /// never goes stale; it only spares OpenSSL's key import, a sixth of a warm verification).
+    func attestationKey(_ raw: [UInt8]) -> ECPublicKey? { state.withLock { $0.attestationKeys[raw] } }
+
+    func store(attestationKey: ECPublicKey, for raw: [UInt8]) {
+        state.withLock {
+            if $0.attestationKeys.count >= capacity { $0.attestationKeys.removeAll() }
+            $0.attestationKeys[raw] = attestationKey
+        }
+    }
+
     /// Drops every entry.
     public func removeAll() { state.withLock { $0 = State() } }
 
-    /// Numbers of cached collateral sets and PCK chains.
-    public var counts: (collateral: Int, pcks: Int) { state.withLock { ($0.collateral.count, $0.pcks.count) } }
+    /// Numbers of cached collateral sets, PCK chains and attestation keys.
+    public var counts: (collateral: Int, pcks: Int, attestationKeys: Int) {
+        state.withLock { ($0.collateral.count, $0.pcks.count, $0.attestationKeys.count) }
+    }
 }

@@ -172,7 +172,7 @@ struct VerificationTests {
         let cache = VerificationCache()
         let cached = try Fixtures.verifier(cache: cache)
         let first = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time).verifiedQuote)
-        #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1)
+        #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1 && cache.counts.attestationKeys == 1)
         let second = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time.addingTimeInterval(60)).verifiedQuote)
         #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1)
         #expect(first.tcbStatus == second.tcbStatus && first.quote == second.quote)
@@ -185,6 +185,12 @@ struct VerificationTests {
         var mutated = bytes
         mutated[600] ^= 0x80
         #expect(cached.verify(quote: mutated, collateral: collateral, at: pair.time).error?.code == .quoteSignatureInvalid)
+        // A different attestation key (v4: header 48 + TD10 body 584 + length 4 + signature 64 = offset 700) is not a
+        // cache hit: it fails the QE REPORTDATA binding, which is checked before any key is parsed or cached.
+        var otherKey = bytes
+        otherKey[710] ^= 0x01
+        #expect(cached.verify(quote: otherKey, collateral: collateral, at: pair.time).error?.code == .qeReportDataMismatch)
+        #expect(cache.counts.attestationKeys == 1)
     }
 
     @Test("the exact signed bytes are the raw tcbInfo / enclaveIdentity substrings of the PCS bodies")

@@ -144,7 +144,21 @@ public struct ECPublicKey: Sendable, Equatable {
             try builder.utf8(OSSL_PKEY_PARAM_GROUP_NAME, curve.groupName)
             try builder.octets(OSSL_PKEY_PARAM_PUB_KEY, point)
         }
-        try self.init(box: box)
+        let size = curve.coordinateByteCount
+        if point.count == 1 + 2 * size, point[0] == 0x04 {
+            // OpenSSL accepted the uncompressed point (on the curve, coordinates in range): it is the key, so reading
+            // it back from the EVP_PKEY would only cost time.
+            self.init(curve: curve, x: Array(point[1...size]), y: Array(point[(1 + size)...]), box: box)
+        } else {
+            try self.init(box: box)
+        }
+    }
+
+    private init(curve: ECCurve, x: [UInt8], y: [UInt8], box: PKeyBox) {
+        self.curve = curve
+        self.x = x
+        self.y = y
+        self.box = box
     }
 
     /// From DER SubjectPublicKeyInfo.
