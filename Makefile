@@ -62,9 +62,9 @@ bench: deps
 	  --collateral $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F --at 2025-07-01T00:00:00Z --iterations 2000 $(JSON)
 	$(BENCH) bench tdx-verify --quote $(TD)/tdx/quotes/q01_dcapqvl_tdx_v4.bin \
 	  --collateral $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F --at 2025-07-01T00:00:00Z --iterations 200 --cold $(JSON)
-	@echo "dcap-qvl 0.7.0 (peer, cold by construction) on the same quote:"
-	$$(scripts/tdx/setup-venv.sh) scripts/tdx/bench_dcapqvl.py $(TD)/tdx/quotes/q01_dcapqvl_tdx_v4.bin \
-	  $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F/collateral.json 1751328000 1000
+	@echo "Custos warm/cold vs dcap-qvl 0.7.0 (peer, cold by construction), interleaved, medians of 5 rounds:"
+	python3 scripts/tdx/compare.py $(BENCH) $$(scripts/tdx/setup-venv.sh) $(TD)/tdx/quotes/q01_dcapqvl_tdx_v4.bin \
+	  $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F 2025-07-01T00:00:00Z 1751328000 5
 	$(BENCH) bench sev-measure --vcpus 4 --iterations 50 $(JSON)
 	scripts/sev/bench-measure.sh --no-build
 
