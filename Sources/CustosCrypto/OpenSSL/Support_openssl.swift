@@ -172,14 +172,26 @@ final class PKeyBox: @unchecked Sendable {
 
 // MARK: - Message digests
 
+/// Message digests fetched from the default provider once, for the life of the process. OpenSSL 3 re-fetches the
+/// implementation of a legacy static `EVP_sha256()` on every `EVP_DigestInit`/`EVP_DigestVerifyInit`; a fetched
+/// `EVP_MD` is immutable and may be shared between threads.
+private final class FetchedDigests: @unchecked Sendable {
+    let sha1 = EVP_MD_fetch(nil, "SHA1", nil)
+    let sha256 = EVP_MD_fetch(nil, "SHA256", nil)
+    let sha384 = EVP_MD_fetch(nil, "SHA384", nil)
+    let sha512 = EVP_MD_fetch(nil, "SHA512", nil)
+}
+
+private let fetchedDigests = FetchedDigests()
+
 extension DigestAlgorithm {
-    /// The static EVP_MD (no fetch per call).
+    /// The fetched EVP_MD (the static one when the fetch failed, which OpenSSL then fetches per call).
     var evpMD: OpaquePointer {
         switch self {
-        case .sha1: EVP_sha1()
-        case .sha256: EVP_sha256()
-        case .sha384: EVP_sha384()
-        case .sha512: EVP_sha512()
+        case .sha1: fetchedDigests.sha1 ?? EVP_sha1()
+        case .sha256: fetchedDigests.sha256 ?? EVP_sha256()
+        case .sha384: fetchedDigests.sha384 ?? EVP_sha384()
+        case .sha512: fetchedDigests.sha512 ?? EVP_sha512()
         }
     }
 }
