@@ -52,65 +52,28 @@ import Testing
 
     @Test("malformed, non-minimal and duplicate OIDs and missing fields are invalidPCKCertificate")
     func malformed() throws {
-        let fmspcValue: (inout DERWriter) -> Void = { $0.octetString(Self.fmspc) }
+        /// An entry `SEQUENCE { <oidTag> oidContent, OCTET STRING value }`.
+        func entry(_ oidContent: [UInt8], _ value: [UInt8] = Self.fmspc, oidTag: UInt8 = DERNode.Tag.objectIdentifier)
+            -> (inout DERWriter) -> Void
+        {
+            { writer in
+                writer.element(oidTag, oidContent)
+                writer.octetString(value)
+            }
+        }
         let cases: [(String, [UInt8])] = [
             ("FMSPC missing", try Self.replacing(arc: 4, with: nil)),
-            (
-                "non-minimal arc",
-                try Self.replacing(
-                    arc: 4,
-                    with: {
-                        $0.element(DERNode.Tag.objectIdentifier, Self.prefix + [0x80, 0x04])
-                        fmspcValue(&$0)
-                    })
-            ),
-            (
-                "truncated OID",
-                try Self.replacing(
-                    arc: 4,
-                    with: {
-                        $0.element(DERNode.Tag.objectIdentifier, Self.prefix + [0x84])
-                        fmspcValue(&$0)
-                    })
-            ),
-            (
-                "not an OID",
-                try Self.replacing(
-                    arc: 4,
-                    with: {
-                        $0.octetString(Self.prefix + [4])
-                        fmspcValue(&$0)
-                    })
-            ),
-            (
-                "duplicate FMSPC",
-                try Self.replacing(
-                    arc: 99, with: nil,
-                    extra: {
-                        $0.element(DERNode.Tag.objectIdentifier, Self.prefix + [4])
-                        fmspcValue(&$0)
-                    })
-            ),
-            (
-                "FMSPC of 5 bytes",
-                try Self.replacing(
-                    arc: 4,
-                    with: {
-                        $0.element(DERNode.Tag.objectIdentifier, Self.prefix + [4])
-                        $0.octetString(Self.fmspc.prefix(5))
-                    })
-            ),
+            ("non-minimal arc", try Self.replacing(arc: 4, with: entry(Self.prefix + [0x80, 0x04]))),
+            ("truncated OID", try Self.replacing(arc: 4, with: entry(Self.prefix + [0x84]))),
+            ("not an OID", try Self.replacing(arc: 4, with: entry(Self.prefix + [4], oidTag: DERNode.Tag.octetString))),
+            ("duplicate FMSPC", try Self.replacing(arc: 99, with: nil, extra: entry(Self.prefix + [4]))),
+            ("FMSPC of 5 bytes", try Self.replacing(arc: 4, with: entry(Self.prefix + [4], Array(Self.fmspc.prefix(5))))),
         ]
         for (name, der) in cases {
             #expect(throws: TDXError(.invalidPCKCertificate, ""), "\(name)") { try PCKExtension(der: der) }
         }
         // Unknown entries are ignored, as Intel adds fields over time.
-        let extended = try Self.replacing(
-            arc: 99, with: nil,
-            extra: {
-                $0.element(DERNode.Tag.objectIdentifier, Self.prefix + [42])
-                $0.octetString([1, 2, 3])
-            })
+        let extended = try Self.replacing(arc: 99, with: nil, extra: entry(Self.prefix + [42], [1, 2, 3]))
         #expect(try PCKExtension(der: extended).fmspc == Self.fmspc)
     }
 }
