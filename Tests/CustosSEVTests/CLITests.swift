@@ -482,6 +482,57 @@ struct SEVMeasureCLITests {
     }
 }
 
+// MARK: - a firmware file that shrinks while it is hashed
+
+@Suite(
+    "custos sev measure with a shrinking firmware file",
+    .enabled(if: SEVCLI.isBuilt && testDataPresent, "needs the custos executable (swift build) and the vendor testdata"))
+struct SEVShrinkingFirmwareTests {
+    /// The firmware is hashed from a mapping; truncating the file under it makes the next access fault (SIGBUS). Whatever
+    /// the moment of the truncation — before the file is opened, while it is mapped, or mid-hash — the command must end
+    /// with exit status 2 and an error line, never be killed by a signal. A 256 MiB image (0xFF padding in front of the
+    /// real AmdSev tail, footer at the end) makes the hashing window long enough for the truncation to land in it.
+    @Test("truncation while measuring is an error (exit 2), not a crash")
+    func truncatedWhileHashing() throws {
+        let dir = try SEVCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tail = try TestData.bytes("sev/ovmf-tails/ovmf_AmdSev_suffix.bin")
+        let url = dir.appendingPathComponent("big.fd")
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        let padding = Data(repeating: 0xff, count: 1 << 20)
+        for _ in 0..<(256 - 1) { handle.write(padding) }
+        handle.write(Data(repeating: 0xff, count: (1 << 20) - tail.count))
+        handle.write(Data(tail))
+        try handle.close()
+
+        let process = Process()
+        process.executableURL = CustosExecutable.url
+        process.arguments = [
+            "sev", "measure", "--firmware", url.path, "--policy", "7", "--vcpus", "1", "--cpu-family", "25", "--cpu-model", "1",
+            "--cpu-stepping", "1",
+        ]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Truncate as soon as the file is mapped (it shows in /proc/PID/maps), so that hashing 256 MiB is under way.
+        let maps = "/proc/\(process.processIdentifier)/maps"
+        var mapped = false
+        for _ in 0..<5000 where !mapped {
+            mapped = (try? String(contentsOfFile: maps, encoding: .utf8))?.contains(url.path) == true
+            if !mapped { usleep(1000) }
+        }
+        #expect(truncate(url.path, 0) == 0)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(mapped, "the firmware was never seen mapped")
+        #expect(process.terminationReason == .exit, "killed by signal \(process.terminationStatus)")
+        #expect(process.terminationStatus == 2, "\(stderr)")
+        #expect(stderr.contains("the firmware file shrank while it was being hashed"), "\(stderr)")
+    }
+}
+
 // MARK: - session
 
 @Suite(
