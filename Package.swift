@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // MARK: C system libraries: module maps and shims only.
@@ -39,10 +41,20 @@ let package = Package(
         .target(name: "CustosTDX", dependencies: ["CustosCrypto"]),
         .target(name: "CustosSEV", dependencies: ["CustosCrypto"]),
         .target(name: "CustosUKI", dependencies: ["CustosCrypto"]),
+        // Tenants' policies: strict YAML load, content addressing, evaluation into decision + trust vector + trace.
+        .target(name: "CustosPolicy", dependencies: ["CustosCrypto", .product(name: "Yams", package: "Yams")]),
+        // State: SQLite through GRDB (tenants, credentials, sealed secrets, reference values, appraisals, launches).
+        .target(name: "CustosStore", dependencies: ["CustosCrypto", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The append-only, verifiable log: JCS entries, RFC 6962 tree, signed C2SP checkpoints, proofs.
+        .target(
+            name: "CustosAudit",
+            dependencies: ["CustosCrypto", "CustosStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .target(
             name: "CustosCLI",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
+                "CustosPolicy", "CustosStore", "CustosAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -69,6 +81,18 @@ let package = Package(
         .testTarget(name: "CustosSEVTests", dependencies: ["CustosSEV", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosUKITests", dependencies: ["CustosUKI", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosAnchorsTests", dependencies: ["CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
+        .testTarget(name: "CustosPolicyTests", dependencies: ["CustosPolicy", "CustosCrypto", "CustosTestSupport", "CustosCLI"]),
+        .testTarget(
+            name: "CustosStoreTests",
+            dependencies: ["CustosStore", "CustosCrypto", "CustosTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "CustosAuditTests",
+            dependencies: [
+                "CustosAudit", "CustosStore", "CustosCrypto", "CustosTestSupport", "CustosCLI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )

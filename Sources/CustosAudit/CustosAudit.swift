@@ -1,0 +1,2 @@
+/// CustosAudit: the append-only, verifiable log.
+public enum CustosAudit {}

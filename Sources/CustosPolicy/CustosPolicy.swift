@@ -1,0 +1,2 @@
+/// CustosPolicy: YAML policies and reference values, strict load, content addressing, evaluation.
+public enum CustosPolicy {}
