@@ -21,6 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // MARK: C system libraries: module maps and shims only.
@@ -50,11 +56,27 @@ let package = Package(
             name: "CustosAudit",
             dependencies: ["CustosCrypto", "CustosStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The HTTP service: KBS protocol 0.4.0, the /v1 API, EAR tokens, audit API, limits and metrics.
+        .target(
+            name: "CustosServer",
+            dependencies: [
+                "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
+                "CustosPolicy", "CustosStore", "CustosAudit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .target(
             name: "CustosCLI",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
-                "CustosPolicy", "CustosStore", "CustosAudit",
+                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -91,6 +113,14 @@ let package = Package(
             dependencies: [
                 "CustosAudit", "CustosStore", "CustosCrypto", "CustosTestSupport", "CustosCLI",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "CustosServerTests",
+            dependencies: [
+                "CustosServer", "CustosCrypto", "CustosTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),

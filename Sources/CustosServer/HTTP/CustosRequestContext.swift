@@ -1,0 +1,18 @@
+public import Hummingbird
+public import Logging
+
+/// The per-request context: Hummingbird's core storage plus the request id every response echoes and every log
+/// line carries.
+public struct CustosRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// `request-id` of the request (the client's, when it sent a well-formed one, else a new one).
+    public var requestID: String
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+    }
+
+    /// Bodies are collected explicitly with per-route limits (`RequestBodies`); this is the outer bound.
+    public var maxUploadSize: Int { 1 << 20 }
+}

@@ -1,0 +1,77 @@
+public import Hummingbird
+public import HTTPTypes
+import Logging
+import NIOCore
+
+/// Gives each request an id (the client's `request-id` when it is 1–64 characters of `[A-Za-z0-9._-]`, else a
+/// new random one), puts it in the logger's metadata and echoes it on every response, errors included.
+public struct RequestIDMiddleware: RouterMiddleware {
+    public typealias Context = CustosRequestContext
+    public static let header = HTTPField.Name("request-id")!
+
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let id = request.headers[Self.header].flatMap { Self.isWellFormed($0) ? $0 : nil } ?? RequestID().description
+        context.requestID = id
+        context.logger[metadataKey: "request_id"] = .string(id)
+        do {
+            var response = try await next(request, context)
+            response.headers[Self.header] = id
+            return response
+        } catch let error as any HTTPResponseError {
+            var response = try error.response(from: request, context: context)
+            response.headers[Self.header] = id
+            return response
+        } catch {
+            context.logger.error("unhandled error: \(String(describing: type(of: error)))")
+            var response = try Problem.internalError().response(from: request, context: context)
+            response.headers[Self.header] = id
+            return response
+        }
+    }
+
+    static func isWellFormed(_ value: String) -> Bool {
+        guard (1...64).contains(value.utf8.count) else { return false }
+        return value.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
+    }
+}
+
+/// Headers every response carries (service.md §13; the console issue adds its CSP on top).
+public struct SecurityHeadersMiddleware: RouterMiddleware {
+    public typealias Context = CustosRequestContext
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.init("X-Content-Type-Options")!] = "nosniff"
+        response.headers[.cacheControl] = response.headers[.cacheControl] ?? "no-store"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        return response
+    }
+}
+
+/// Collects request bodies with a limit: a larger body is a 413 problem (or a KBS error on `/kbs/v0`), never
+/// a partially read request.
+public enum RequestBodies {
+    public static func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            throw Problem.payloadTooLarge(limit: limit)
+        }
+        var request = request
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw Problem.payloadTooLarge(limit: limit)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+public import Hummingbird
+public import Prometheus
+
+/// The service's Prometheus metrics, on a registry of its own (not the process-wide `MetricsSystem`), so that
+/// several services in one test process do not share counters.
+public final class ServiceMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+    }
+
+    /// Counts a finished request by route template and status, and records its latency.
+    public func recordRequest(route: String, method: String, status: Int, seconds: Double) {
+        registry.makeCounter(
+            name: "custos_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            name: "custos_http_request_duration_seconds", labels: [("route", route), ("method", method)],
+            buckets: Self.latencyBuckets.map { Duration.nanoseconds(Int64($0 * 1e9)) }
+        ).recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    /// Counts an evidence verification by TEE and result (`affirming`, `warning`, `contraindicated`, `error`).
+    public func recordVerification(tee: String, result: String) {
+        registry.makeCounter(name: "custos_verifications_total", labels: [("tee", tee), ("result", result)]).increment()
+    }
+
+    /// Counts a secret release or a denial.
+    public func recordRelease(allowed: Bool) {
+        registry.makeCounter(name: allowed ? "custos_secret_releases_total" : "custos_policy_denials_total").increment()
+    }
+
+    /// The age of the oldest collateral in use, by FMSPC.
+    public func setCollateralAge(fmspc: String, seconds: Double) {
+        registry.makeGauge(name: "custos_collateral_age_seconds", labels: [("fmspc", fmspc)]).set(seconds)
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    public func exposition() -> String { registry.emitToString() }
+}
+
+/// Records every request in ``ServiceMetrics`` under its route template (`/v1/appraisals/{id}`), never the raw
+/// path, so the label set stays bounded whatever clients send.
+public struct MetricsRecordingMiddleware: RouterMiddleware {
+    public typealias Context = CustosRequestContext
+    let metrics: ServiceMetrics
+
+    public init(metrics: ServiceMetrics) { self.metrics = metrics }
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        metrics.recordRequest(
+            route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code,
+            seconds: seconds)
+        return response
+    }
+}

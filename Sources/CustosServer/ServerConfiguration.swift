@@ -1,0 +1,150 @@
+public import Foundation
+import Yams
+
+/// Everything `custos serve` needs to start, with the defaults `make run` uses.
+///
+/// Values come from, in increasing precedence: the defaults below, a YAML file (`--config FILE`, strict: an
+/// unknown key is an error), and the command line.
+public struct ServerConfiguration: Sendable, Equatable {
+    /// Where collateral for TDX quotes comes from.
+    public enum CollateralSource: Sendable, Equatable {
+        /// Intel PCS (or a PCCS at `url`), with an on-disk cache under the data directory.
+        case service(url: String)
+        /// An offline directory in the PCS layout that `custos tdx collateral fetch` writes; never fetches.
+        case directory(String)
+    }
+
+    /// Intel's PCS v4 base, the default collateral service.
+    public static let intelPCS = "https://api.trustedservices.intel.com"
+
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// The data directory: the SQLite database, the master key (0600), the token and log keys.
+    public var dataDirectory = "var"
+    public var policiesDirectory = "Policies"
+    public var certsDirectory = "Certs"
+    public var collateral = CollateralSource.service(url: intelPCS)
+    /// A PEM root that replaces Intel's pinned SGX root (test hierarchies only; logged as a warning at start).
+    public var tdxRootOverride: String?
+    /// A directory of AMD ARK/ASK files that replaces the pinned AMD roots (test hierarchies only).
+    public var sevRootsOverride: String?
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// The issuer (`iss`/`aud`) of EAR tokens; defaults to the listen URL.
+    public var issuer: String?
+    /// The status `/kbs/v0` answers a policy denial with: 401 as Trustee does (clients re-attest), or 403.
+    public var kbsDenialStatus = 401
+    /// Request body limits (service.md §13): evidence bodies and every other JSON body.
+    public var evidenceLimit = 1 << 20
+    public var jsonLimit = 64 << 10
+    public var tokenLifetimeSeconds = 300
+    public var challengeLifetimeSeconds = 300
+
+    public init() {}
+
+    /// The URL the service is reached at (scheme from the TLS settings).
+    public var baseURL: String {
+        let scheme = tlsCertificate == nil ? "http" : "https"
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return "\(scheme)://\(hostPart):\(port)"
+    }
+
+    public var effectiveIssuer: String { issuer ?? baseURL }
+
+    /// True when a test anchor replaces a vendor's pinned root.
+    public var usesTestAnchors: Bool { tdxRootOverride != nil || sevRootsOverride != nil }
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces is never implied: `:PORT` keeps the host).
+    public mutating func setListen(_ text: String) throws(ConfigurationError) {
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ConfigurationError("listen address \(text) is not [IPv6]:PORT")
+            }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else {
+                throw ConfigurationError("listen address \(text) is not HOST:PORT")
+            }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        guard let port = Int(portPart), (0...65535).contains(port) else {
+            throw ConfigurationError("listen port \(portPart) is not a number from 0 to 65535")
+        }
+        if !hostPart.isEmpty { host = String(hostPart) }
+        self.port = port
+    }
+
+    /// Applies a YAML configuration file's keys over the current values.
+    public mutating func apply(yaml text: String, file: String) throws(ConfigurationError) {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigurationError("\(file): not YAML: \(error)")
+        }
+        guard let node else { return }
+        guard let mapping = node.mapping else { throw ConfigurationError("\(file): the top level must be a mapping") }
+        for (keyNode, valueNode) in mapping {
+            let key = keyNode.string ?? ""
+            let place = "\(file):\(keyNode.mark.map { "\($0.line):\($0.column)" } ?? "?")"
+            func string() throws(ConfigurationError) -> String {
+                guard let value = valueNode.scalar?.string, valueNode.scalar != nil else {
+                    throw ConfigurationError("\(place): \(key) must be a string")
+                }
+                return value
+            }
+            func integer() throws(ConfigurationError) -> Int {
+                guard let value = valueNode.int else { throw ConfigurationError("\(place): \(key) must be an integer") }
+                return value
+            }
+            switch key {
+            case "listen": try setListen(try string())
+            case "data": dataDirectory = try string()
+            case "policies": policiesDirectory = try string()
+            case "certs": certsDirectory = try string()
+            case "collateral": collateral = .directory(try string())
+            case "pccs": collateral = .service(url: try string())
+            case "tdx_root": tdxRootOverride = try string()
+            case "sev_roots": sevRootsOverride = try string()
+            case "tls_cert": tlsCertificate = try string()
+            case "tls_key": tlsKey = try string()
+            case "issuer": issuer = try string()
+            case "kbs_denial_status":
+                let status = try integer()
+                guard status == 401 || status == 403 else { throw ConfigurationError("\(place): kbs_denial_status is 401 or 403") }
+                kbsDenialStatus = status
+            case "evidence_limit": evidenceLimit = try integer()
+            case "json_limit": jsonLimit = try integer()
+            case "token_lifetime_seconds": tokenLifetimeSeconds = try integer()
+            case "challenge_lifetime_seconds": challengeLifetimeSeconds = try integer()
+            default: throw ConfigurationError("\(place): unknown key \"\(key)\"")
+            }
+        }
+        try validate()
+    }
+
+    /// Checks values that the individual setters cannot.
+    public func validate() throws(ConfigurationError) {
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ConfigurationError("TLS needs both a certificate and a key")
+        }
+        guard evidenceLimit > 0, jsonLimit > 0 else { throw ConfigurationError("body limits must be positive") }
+        guard (30...3600).contains(tokenLifetimeSeconds) else {
+            throw ConfigurationError("token lifetime must be 30 to 3600 seconds")
+        }
+        guard (10...3600).contains(challengeLifetimeSeconds) else {
+            throw ConfigurationError("challenge lifetime must be 10 to 3600 seconds")
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key and, for files, `file:line:column`.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

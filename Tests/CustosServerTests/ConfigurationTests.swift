@@ -1,0 +1,68 @@
+import CustosServer
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsAreWhatMakeRunUses() {
+        let configuration = ServerConfiguration()
+        #expect(configuration.baseURL == "http://127.0.0.1:8080")
+        #expect(configuration.dataDirectory == "var")
+        #expect(configuration.policiesDirectory == "Policies")
+        #expect(configuration.certsDirectory == "Certs")
+        #expect(configuration.collateral == .service(url: ServerConfiguration.intelPCS))
+        #expect(!configuration.usesTestAnchors)
+    }
+
+    @Test(arguments: [
+        ("0.0.0.0:9000", "0.0.0.0", 9000), ("[::1]:8443", "::1", 8443), (":7000", "127.0.0.1", 7000),
+        ("localhost:0", "localhost", 0),
+    ])
+    func listenAddresses(text: String, host: String, port: Int) throws {
+        var configuration = ServerConfiguration()
+        try configuration.setListen(text)
+        #expect(configuration.host == host)
+        #expect(configuration.port == port)
+    }
+
+    @Test(arguments: ["8080", "host:", "host:70000", "[::1]8080", "host:port", "[::1"])
+    func badListenAddresses(text: String) {
+        var configuration = ServerConfiguration()
+        #expect(throws: ConfigurationError.self) { try configuration.setListen(text) }
+    }
+
+    @Test func yamlFileSetsKeys() throws {
+        var configuration = ServerConfiguration()
+        try configuration.apply(
+            yaml: """
+                listen: "[::1]:9443"
+                data: /srv/custos
+                collateral: /srv/collateral
+                kbs_denial_status: 403
+                tls_cert: /etc/custos/cert.pem
+                tls_key: /etc/custos/key.pem
+                """, file: "custos.yaml")
+        #expect(configuration.baseURL == "https://[::1]:9443")
+        #expect(configuration.dataDirectory == "/srv/custos")
+        #expect(configuration.collateral == .directory("/srv/collateral"))
+        #expect(configuration.kbsDenialStatus == 403)
+    }
+
+    @Test func unknownKeyIsRefusedWithItsPlace() {
+        var configuration = ServerConfiguration()
+        do {
+            try configuration.apply(yaml: "data: x\nlisen: 1.2.3.4:80\n", file: "c.yaml")
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect(error.message.hasPrefix("c.yaml:2:1:"))
+            #expect(error.message.contains("lisen"))
+        }
+    }
+
+    @Test(arguments: [
+        "kbs_denial_status: 404", "tls_cert: a.pem", "json_limit: -1", "token_lifetime_seconds: 5", "port: [1]",
+        "- a\n- b", "data: [x]", "{ unclosed",
+    ])
+    func badFilesAreRefused(yaml: String) {
+        var configuration = ServerConfiguration()
+        #expect(throws: ConfigurationError.self) { try configuration.apply(yaml: yaml, file: "c.yaml") }
+    }
+}
