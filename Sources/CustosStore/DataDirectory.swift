@@ -217,6 +217,8 @@ public struct DataDirectory: Sendable {
                 data: url.path, masterKeySource: source, oldKeyId: loaded.current.id, newKeyId: newKey.id, rewrappedKeys: count,
                 finishedInterruptedRotation: false)
         }
+        // Check the database opens under the keys on disk before any key file changes.
+        try check(ring: loaded)
         var finished = false
         if loaded.previous != nil {
             // (3)+(4) of an interrupted rotation: master.key is the newer key.
@@ -233,6 +235,14 @@ public struct DataDirectory: Sendable {
         return RotationReport(
             data: url.path, masterKeySource: source, oldKeyId: old.id, newKeyId: newKey.id, rewrappedKeys: count,
             finishedInterruptedRotation: finished)
+    }
+
+    /// Opens the database with `ring` (migrating it, checking its keys' ids) and closes it again.
+    private func check(ring: MasterKeyRing) throws(StoreError) {
+        let pool: DatabasePool
+        do { pool = try StoreDatabase.openPool(path: databasePath) } catch { throw SQLiteStore.map(error) }
+        defer { try? pool.close() }
+        _ = try SQLiteStore(pool: pool, keys: ring)
     }
 
     /// Opens the database with `ring` and re-wraps every DEK under `newKey` in one transaction.

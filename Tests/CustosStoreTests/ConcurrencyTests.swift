@@ -143,6 +143,11 @@ import Testing
         try handle.close()
         let error = #expect(throws: StoreError.self) { _ = try dir.data.open(environment: [:], create: false) }
         #expect(error?.code == .corrupted)
+        // Rotation refuses before touching any key file.
+        let key = FileManager.default.contents(atPath: dir.data.masterKeyPath)
+        #expect(throws: StoreError(.corrupted, "")) { _ = try dir.data.rotateMasterKey(environment: [:]) }
+        #expect(FileManager.default.contents(atPath: dir.data.masterKeyPath) == key)
+        #expect(!FileManager.default.fileExists(atPath: dir.data.oldMasterKeyPath))
     }
 
     @Test func unusablePathsAreTypedErrors() throws {

@@ -66,7 +66,7 @@ struct StoreCLITests {
         for arguments in [["store", "init", "--data", data], ["store", "rotate-master-key", "--data", data]] {
             let result = try CustosExecutable.run(arguments, environment: Self.cleanEnvironment)
             #expect(result.status == 2)
-            #expect(result.stderr.contains("masterKey") && result.stderr.contains("chmod 600"))
+            #expect(result.stderr.contains("storeMasterKey") && result.stderr.contains("chmod 600"))
             #expect(result.stderr.split(separator: "\n").count == 1)
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: data + "/master.key")
@@ -76,7 +76,7 @@ struct StoreCLITests {
         try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: corrupt + "/custos.sqlite", contents: Data(repeating: 0x41, count: 4096))
         let damaged = try CustosExecutable.run(["store", "init", "--data", corrupt], environment: Self.cleanEnvironment)
-        #expect(damaged.status == 2 && damaged.stderr.contains("corrupted"))
+        #expect(damaged.status == 2 && damaged.stderr.contains("storeCorrupted"))
         #expect(!FileManager.default.fileExists(atPath: corrupt + "/master.key"))
 
         // A data path that is a file; a bad environment key; a missing --data.

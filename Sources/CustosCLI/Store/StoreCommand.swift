@@ -17,7 +17,8 @@ struct DataDirectoryOptions: ParsableArguments {
 }
 
 extension StoreError: CustosReportableError {
-    public var errorCode: String { "store." + code.name }
+    /// `store` + the code: `storeMasterKey`, `storeCorrupted`, `storeUnusablePath`, …
+    public var errorCode: String { "store" + code.name.prefix(1).uppercased() + code.name.dropFirst() }
     public var errorMessage: String { reason }
     /// Every store error is input Custos could not use (a path, a key file, a damaged database): exit 2.
     public var exitStatus: Int32 { 2 }
@@ -27,7 +28,7 @@ enum StoreCLI {
     /// Runs a store operation and maps its ``StoreError`` to a one-line ``CLIError`` with exit status 2.
     ///
     /// `StoreError` conforms to ``CustosReportableError``; once the shared top-level handler lands, this mapping can
-    /// go and the error can be thrown as is (its code becomes `store.<code>` under `--json`).
+    /// go and the error can be thrown as is (its code becomes `store<Code>` under `--json`).
     static func run<T>(_ body: () throws(StoreError) -> T) throws -> T {
         do throws(StoreError) { return try body() } catch {
             throw CLIError("\(error.errorCode): \(error.reason)", exitCode: error.exitStatus)
