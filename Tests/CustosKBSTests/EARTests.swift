@@ -261,3 +261,64 @@ struct EARInteropTests {
         #expect(results[3]["error"] != nil)
     }
 }
+
+/// The whole KBS exchange without HTTP, with jwcrypto as the guest that decrypts the released secret.
+@Suite(.enabled(if: KBSPeer.shouldRun, KBSPeer.skipReason))
+struct KBSExchangeInteropTests {
+    enum GuestKey: String, CaseIterable, Sendable {
+        case p256, p384, p521, rsa
+    }
+
+    @Test(arguments: GuestKey.allCases)
+    func guestDecryptsTheReleasedSecretWithJwcrypto(kind: GuestKey) throws {
+        let issuer = try EARIssuer(signingKey: ECPrivateKey(generating: .p256), issuer: EARTests.issuerName)
+        let now = Int64(Date().timeIntervalSince1970)
+        // Guest: /auth, then a key and the runtime data bound into REPORTDATA.
+        let request = try KBSRequest(jsonBytes: CanonicalJSON.encode(KBSRequest(tee: .tdx).jsonValue))
+        try request.checkSupported()
+        let challenge = try KBSChallenge(jsonBytes: CanonicalJSON.encode(KBSChallenge.generate().jsonValue))
+        let guestKey: JWEDecryptionKey
+        let peerKey: (String, JSONValue)
+        switch kind {
+        case .p256, .p384, .p521:
+            let curve: ECCurve = kind == .p256 ? .p256 : kind == .p384 ? .p384 : .p521
+            let key = try ECPrivateKey(generating: curve)
+            guestKey = .ec(key)
+            guard case .object(var members) = guestKey.publicJWK.jsonValue else { return }
+            members["d"] = .string(Base64URL.encode(key.rawScalar.unsafeCopy()))
+            members["alg"] = nil
+            peerKey = ("jwk", .object(members))
+        case .rsa:
+            let key = try RSAPrivateKey(generatingBits: 2048)
+            guestKey = .rsa(key)
+            peerKey = ("pem", .string(try key.pkcs8PEM()))
+        }
+        let runtime = KBSRuntimeData(nonce: challenge.nonce, teePubkey: guestKey.publicJWK)
+        let attestationBody = CanonicalJSON.encode(
+            KBSAttestation(runtimeData: runtime, teeEvidence: KBSTEEEvidence(primaryEvidence: ["quote": "AAAA", "cc_eventlog": .null]))
+                .jsonValue)
+        let reportData = KBSBinding.reportData(
+            nonce: challenge.nonce, teePubkey: guestKey.publicJWK.jsonValue, additionalEvidence: "",
+            hash: try challenge.selectedHashAlgorithm())
+
+        // Server: parse, check the binding (the quote would carry `reportData`), issue the token.
+        let attestation = try KBSAttestation(jsonBytes: attestationBody)
+        try KBSBinding.check(reportData: reportData, against: attestation)
+        let evidence = EARSubmod.trusteeAnnotatedEvidence(tdxClaims: ["tcb_status": "UpToDate"], runtimeData: attestation.runtimeData)
+        let (token, _) = try issuer.issue(submods: ["cpu0": EARSubmod(status: .affirming, annotatedEvidence: evidence)], now: now)
+        let response = try KBSAttestationResponse(jsonBytes: CanonicalJSON.encode(KBSAttestationResponse(token: token).jsonValue))
+
+        // Resource request with the token as Bearer: verify, encrypt to the token's TEE key.
+        let verifier = EARVerifier(keys: JSONWebKeySet(keys: [issuer.publicJWK]), issuer: EARTests.issuerName)
+        let verified = try verifier.verify(response.token, at: now + 10).get()
+        let secret = try SecureRandom.bytes(48)
+        let jwe = try KBSResourceRelease.encrypt(SecretBytes(secret), for: verified)
+
+        // Guest: jwcrypto decrypts; so does our own agent-side code.
+        let results = try KBSPeer.call([
+            ["op": "jwe_decrypt", peerKey.0: peerKey.1, "jwe": .string(String(decoding: jwe.jsonBytes, as: UTF8.self))]
+        ])
+        #expect(results[0]["plaintext_b64u"] == .string(Base64URL.encode(secret)), "\(results[0])")
+        #expect(try KBSResourceRelease.decrypt(responseBody: jwe.jsonBytes, with: guestKey).unsafeCopy() == secret)
+    }
+}
