@@ -2,10 +2,10 @@
 # Creates (once) the git-ignored venv with the independent JOSE peers (jwcrypto, PyJWT) used by the JOSE and EAR
 # interop tests. Prints the venv's python on success; exits non-zero with the reason otherwise, so a test that needs
 # the peer can fail loudly (CUSTOS_REQUIRE_ALL=1) instead of passing silently.
-# Usage: scripts/jose/setup-venv.sh [VENV_DIR]   (default: <repo>/.build-venv-jose)
+# Usage: scripts/jose/setup-venv.sh [VENV_DIR]   (default: $CUSTOS_JOSE_VENV, else <repo>/.build-venv-jose)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-venv=${1:-$root/.build-venv-jose}
+venv=${1:-${CUSTOS_JOSE_VENV:-$root/.build-venv-jose}}
 check() { "$venv/bin/python" -c "import jwcrypto, jwt, cryptography" 2>/dev/null; }
 mkdir -p "$(dirname "$venv")"
 # One builder at a time (tests run in parallel).
