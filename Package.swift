@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "CustosTDX", dependencies: ["CustosCrypto"]),
         .target(name: "CustosSEV", dependencies: ["CustosCrypto"]),
         .target(name: "CustosUKI", dependencies: ["CustosCrypto"]),
+        // KBS protocol 0.4.0 wire types, REPORTDATA binding, EAR tokens (issuer/verifier): no HTTP.
+        .target(name: "CustosKBS", dependencies: ["CustosCrypto"]),
         // Tenants' policies: strict YAML load, content addressing, evaluation into decision + trust vector + trace.
         .target(name: "CustosPolicy", dependencies: ["CustosCrypto", .product(name: "Yams", package: "Yams")]),
         // State: SQLite through GRDB (tenants, credentials, sealed secrets, reference values, appraisals, launches).
@@ -115,6 +117,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+<<<<<<< HEAD
         .testTarget(
             name: "CustosServerTests",
             dependencies: [
@@ -123,6 +126,9 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+=======
+        .testTarget(name: "CustosKBSTests", dependencies: ["CustosKBS", "CustosCrypto", "CustosTestSupport"]),
+>>>>>>> main
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )

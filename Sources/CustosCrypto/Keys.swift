@@ -2,12 +2,14 @@
 public enum ECCurve: String, Sendable, CaseIterable, Codable {
     case p256 = "P-256"
     case p384 = "P-384"
+    case p521 = "P-521"
 
     /// Bytes in one coordinate, in the scalar and in each of ECDSA's r and s.
     public var coordinateByteCount: Int {
         switch self {
         case .p256: 32
         case .p384: 48
+        case .p521: 66
         }
     }
 
@@ -16,6 +18,7 @@ public enum ECCurve: String, Sendable, CaseIterable, Codable {
         switch self {
         case .p256: .sha256
         case .p384: .sha384
+        case .p521: .sha512
         }
     }
 }

@@ -86,12 +86,14 @@ extension ECCurve {
         switch self {
         case .p256: "P-256"
         case .p384: "P-384"
+        case .p521: "P-521"
         }
     }
     var nid: Int32 {
         switch self {
         case .p256: NID_X9_62_prime256v1
         case .p384: NID_secp384r1
+        case .p521: NID_secp521r1
         }
     }
 
@@ -106,6 +108,7 @@ extension ECCurve {
         switch text {
         case "prime256v1", "P-256", "secp256r1": return .p256
         case "secp384r1", "P-384": return .p384
+        case "secp521r1", "P-521": return .p521
         default: throw CryptoError(.unsupportedAlgorithm, "unsupported curve \(text)")
         }
     }

@@ -1,0 +1,43 @@
+import ArgumentParser
+public import CustosStore
+import Foundation
+
+/// `custos store …`: the data directory (database, master key).
+struct StoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store", abstract: "Create the data directory and rotate the master key that seals secrets at rest.",
+        subcommands: [StoreInitCommand.self, StoreRotateMasterKeyCommand.self])
+}
+
+/// The data directory option shared by the `store` verbs.
+struct DataDirectoryOptions: ParsableArguments {
+    @Option(name: .long, help: "The data directory (custos.sqlite, master.key).") var data: String
+
+    var directory: DataDirectory { DataDirectory(path: data) }
+}
+
+extension StoreError: CustosReportableError {
+    /// `store` + the code: `storeMasterKey`, `storeCorrupted`, `storeUnusablePath`, …
+    public var errorCode: String { "store" + code.name.prefix(1).uppercased() + code.name.dropFirst() }
+    public var errorMessage: String { reason }
+    /// Every store error is input Custos could not use (a path, a key file, a damaged database): exit 2.
+    public var exitStatus: Int32 { 2 }
+}
+
+enum StoreCLI {
+    /// Runs a store operation and maps its ``StoreError`` to a one-line ``CLIError`` with exit status 2.
+    ///
+    /// `StoreError` conforms to ``CustosReportableError``; once the shared top-level handler lands, this mapping can
+    /// go and the error can be thrown as is (its code becomes `store<Code>` under `--json`).
+    static func run<T>(_ body: () throws(StoreError) -> T) throws -> T {
+        do throws(StoreError) { return try body() } catch {
+            throw CLIError("\(error.errorCode): \(error.reason)", exitCode: error.exitStatus)
+        }
+    }
+
+    static func runAsync<T>(_ body: () async throws(StoreError) -> T) async throws -> T {
+        do throws(StoreError) { return try await body() } catch {
+            throw CLIError("\(error.errorCode): \(error.reason)", exitCode: error.exitStatus)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import CustosStore
+import Foundation
+
+/// `custos store rotate-master-key --data DIR`: re-wraps every tenant key under a new master key.
+struct StoreRotateMasterKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-master-key",
+        abstract:
+            "Write a new master key and re-wrap every tenant key under it in one transaction (stop the service first; with CUSTOS_MASTER_KEY set, the new key comes from CUSTOS_NEW_MASTER_KEY)."
+    )
+    @OptionGroup var location: DataDirectoryOptions
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let directory = location.directory
+        let report = try StoreCLI.run { () throws(StoreError) in try directory.rotateMasterKey() }
+        if global.json {
+            try Output.printJSON(report)
+            return
+        }
+        if report.finishedInterruptedRotation { print("finished an interrupted rotation first") }
+        print("master key \(report.oldKeyId) → \(report.newKeyId): \(report.rewrappedKeys) tenant keys re-wrapped")
+        if report.masterKeySource == .environment {
+            print("set \(DataDirectory.masterKeyVariable) to the new key before starting the service")
+        }
+    }
+}

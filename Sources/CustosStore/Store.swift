@@ -1,0 +1,86 @@
+public import CustosCrypto
+public import Foundation
+
+/// The durable state the service needs, small enough that a PostgreSQL implementation can follow (the scale-out
+/// issue); ``SQLiteStore`` is the embedded default.
+///
+/// Every tenant-owned operation takes the tenant id and never crosses it: a row of another tenant is
+/// ``StoreError/Code-swift.struct/notFound``. Times are passed in (`now`), so callers and tests decide the clock.
+/// All methods throw only ``StoreError``.
+public protocol Store: Sendable {
+    // MARK: Tenants
+
+    /// Creates a tenant and its data-encryption key.
+    /// - Throws: `invalidInput` for a malformed id, `conflict` if it exists.
+    func createTenant(id: String, displayName: String, now: Date) async throws(StoreError) -> Tenant
+    /// - Throws: `notFound`.
+    func tenant(id: String) async throws(StoreError) -> Tenant
+    func listTenants() async throws(StoreError) -> [Tenant]
+
+    // MARK: Credentials
+
+    /// Creates a credential with a fresh 256-bit token; only the token's SHA-256 is stored.
+    /// - Throws: `invalidInput` when the role needs a tenant and none is given (or a service-admin is given one),
+    ///   `notFound` for an unknown tenant.
+    func createCredential(tenantId: String?, role: Role, label: String, expiresAt: Date?, now: Date) async throws(StoreError)
+        -> IssuedCredential
+    /// Looks a bearer token up by its SHA-256.
+    func lookupCredential(token: String, now: Date) async throws(StoreError) -> CredentialLookup
+    /// Revokes a credential (idempotent: the first revocation time is kept).
+    /// - Throws: `notFound`.
+    func revokeCredential(id: String, now: Date) async throws(StoreError) -> Credential
+    /// A tenant's credentials, or the service-wide ones when `tenantId` is nil.
+    func listCredentials(tenantId: String?) async throws(StoreError) -> [Credential]
+
+    // MARK: Secrets
+
+    /// Stores a new version of the secret at `path` (creating the secret on first use), sealed under the tenant's key.
+    func putSecret(tenantId: String, path: String, value: SecretBytes, now: Date) async throws(StoreError) -> SecretVersion
+    /// Stores a new version and schedules every earlier active version to retire at `retireAfter` (now when nil).
+    func rotateSecret(tenantId: String, path: String, value: SecretBytes, retireAfter: Date?, now: Date) async throws(StoreError)
+        -> SecretRotation
+    /// Retires one version now: it stays listed but is never released again.
+    func retireSecretVersion(tenantId: String, path: String, version: Int64, now: Date) async throws(StoreError) -> SecretVersion
+    /// Deletes one version's row, ciphertext included; its number is never reused.
+    func deleteSecretVersion(tenantId: String, path: String, version: Int64) async throws(StoreError)
+    /// The versions of a secret, metadata only, oldest first.
+    func listSecretVersions(tenantId: String, path: String) async throws(StoreError) -> [SecretVersion]
+    /// Opens the latest releasable version (`version == nil`) or the given one, if releasable at `now`.
+    /// - Throws: `notFound` when there is no such (releasable) version, `sealing` when the ciphertext fails to open.
+    func openSecret(tenantId: String, path: String, version: Int64?, now: Date) async throws(StoreError) -> OpenedSecret
+
+    // MARK: Reference values
+
+    /// Writes a named set under an `If-Match` condition and returns it with its new revision.
+    /// - Throws: `preconditionFailed` when the condition does not hold.
+    func putReferenceValues(
+        tenantId: String, name: String, values: [JSONValue], expiresAt: Date?, provenance: JSONValue?,
+        condition: RevisionCondition, now: Date
+    ) async throws(StoreError) -> ReferenceValueSet
+    /// - Throws: `notFound`.
+    func referenceValues(tenantId: String, name: String) async throws(StoreError) -> ReferenceValueSet
+
+    // MARK: Appraisals
+
+    /// Inserts an appraisal (on the hot path: ``SQLiteStore/insertAppraisal(_:in:)`` runs inside a group commit).
+    func insertAppraisal(_ appraisal: Appraisal) async throws(StoreError)
+    /// - Throws: `notFound` (also for another tenant's appraisal).
+    func appraisal(tenantId: String, id: String) async throws(StoreError) -> Appraisal
+    /// Newest first, filtered, in pages.
+    func listAppraisals(_ query: AppraisalQuery) async throws(StoreError) -> AppraisalPage
+
+    // MARK: SEV launches
+
+    func createLaunch(_ launch: NewLaunch) async throws(StoreError) -> Launch
+    /// Records the launch measurement: exactly once, while the launch is `created` and unexpired.
+    /// - Throws: `conflict` for a second measurement or an expired launch (HTTP 409).
+    func recordLaunchMeasurement(tenantId: String, id: String, measurement: [UInt8], now: Date) async throws(StoreError) -> Launch
+    /// Records the decision on a measured launch.
+    func decideLaunch(tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date)
+        async throws(StoreError) -> Launch
+    /// Marks an allowed launch as injected and erases its session secret.
+    func markLaunchInjected(tenantId: String, id: String, now: Date) async throws(StoreError) -> Launch
+    func launch(tenantId: String, id: String) async throws(StoreError) -> Launch
+    /// The sealed launch-session secret of a launch that is not yet injected or denied.
+    func openLaunchSessionSecret(tenantId: String, id: String) async throws(StoreError) -> SecretBytes
+}
