@@ -63,7 +63,7 @@ let package = Package(
             name: "CustosServer",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
-                "CustosPolicy", "CustosStore", "CustosAudit",
+                "CustosPolicy", "CustosStore", "CustosAudit", "CustosKBS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,18 +117,15 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-<<<<<<< HEAD
         .testTarget(
             name: "CustosServerTests",
             dependencies: [
-                "CustosServer", "CustosCrypto", "CustosTestSupport",
+                "CustosServer", "CustosStore", "CustosCrypto", "CustosTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-=======
         .testTarget(name: "CustosKBSTests", dependencies: ["CustosKBS", "CustosCrypto", "CustosTestSupport"]),
->>>>>>> main
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )

@@ -1,3 +1,4 @@
+public import CustosStore
 public import Hummingbird
 public import Logging
 
@@ -10,6 +11,8 @@ public enum CustosService {
         public var metrics: ServiceMetrics
         public var discovery: Discovery
         public var readiness: [ReadinessCheck]
+        /// The state; the `/v1` routes that need it are registered only when it is set.
+        public var store: (any Store)?
 
         public init(configuration: ServerConfiguration, logger: Logger) {
             self.configuration = configuration
@@ -17,6 +20,7 @@ public enum CustosService {
             self.metrics = ServiceMetrics()
             self.discovery = Discovery(issuer: configuration.effectiveIssuer, testAnchors: configuration.usesTestAnchors)
             self.readiness = []
+            self.store = nil
         }
     }
 
@@ -25,7 +29,19 @@ public enum CustosService {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsRecordingMiddleware(metrics: parts.metrics))
         router.add(middleware: SecurityHeadersMiddleware())
-        OpsRoutes.add(to: router, discovery: parts.discovery, metrics: parts.metrics, readiness: parts.readiness)
+        var readiness = parts.readiness
+        if let store = parts.store {
+            readiness.append(
+                ReadinessCheck(name: "database") {
+                    do {
+                        _ = try await store.listTenants()
+                        return nil
+                    } catch { return "the database does not answer: \(error.reason)" }
+                })
+            AdminRoutes(store: store, authenticator: Authenticator(store: store), jsonLimit: parts.configuration.jsonLimit)
+                .add(to: router)
+        }
+        OpsRoutes.add(to: router, discovery: parts.discovery, metrics: parts.metrics, readiness: readiness)
         return router
     }
 

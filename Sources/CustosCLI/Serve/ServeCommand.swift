@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustosServer
+import CustosStore
 import Foundation
 import Hummingbird
 import Logging
@@ -67,7 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
         if configuration.usesTestAnchors {
             logger.warning("test trust anchors replace the pinned vendor roots; tokens and audit entries say so")
         }
-        let parts = CustosService.Parts(configuration: configuration, logger: logger)
+        var parts = CustosService.Parts(configuration: configuration, logger: logger)
+        let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
+        let store: SQLiteStore
+        do { store = try SQLiteStore.open(dataDirectory: dataDirectory) } catch { throw error }
+        _ = try await Bootstrap.prepare(store: store, dataDirectory: dataDirectory, logger: logger)
+        parts.store = store
         let app = CustosService.makeApplication(parts)
         logger.info("custos serve listening on \(configuration.baseURL)")
         try await app.runService()

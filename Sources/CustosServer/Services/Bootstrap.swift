@@ -1,0 +1,53 @@
+import CustosStore
+public import Foundation
+public import Logging
+
+/// First start on an empty data directory: tenant `default` and one `service-admin` token, written once to
+/// `DATA/bootstrap-admin.token` (mode 0600). The log says where the token is, never the token.
+public enum Bootstrap {
+    public static let tokenFileName = "bootstrap-admin.token"
+    public static let defaultTenant = "default"
+
+    /// What ``prepare(store:dataDirectory:logger:now:)`` did.
+    public struct Outcome: Sendable, Equatable {
+        public var createdDefaultTenant = false
+        /// The token file written by this start, if any.
+        public var adminTokenFile: String?
+    }
+
+    public static func prepare(store: any Store, dataDirectory: URL, logger: Logger, now: Date = Date()) async throws -> Outcome {
+        var outcome = Outcome()
+        do {
+            _ = try await store.tenant(id: defaultTenant)
+        } catch where error.code == .notFound {
+            _ = try await store.createTenant(id: defaultTenant, displayName: "Default tenant", now: now)
+            outcome.createdDefaultTenant = true
+        }
+        let admins = try await store.listCredentials(tenantId: nil).filter { $0.role == .serviceAdmin }
+        guard admins.isEmpty else { return outcome }
+        let issued = try await store.createCredential(
+            tenantId: nil, role: .serviceAdmin, label: "bootstrap", expiresAt: nil, now: now)
+        let path = dataDirectory.appendingPathComponent(tokenFileName).path
+        try writeOnce(Array((issued.token + "\n").utf8), to: path)
+        logger.notice("first start: the service-admin token is in \(path) (mode 0600); move it somewhere safe")
+        outcome.adminTokenFile = path
+        return outcome
+    }
+
+    /// Creates `path` with mode 0600 and `O_EXCL`: an existing file (a token from an earlier start, or a planted
+    /// symlink) is never overwritten or followed.
+    static func writeOnce(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BootstrapError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(fd) == 0 else {
+            throw BootstrapError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+public struct BootstrapError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
