@@ -36,7 +36,7 @@ public enum CustosService {
                     do {
                         _ = try await store.listTenants()
                         return nil
-                    } catch { return "the database does not answer: \(error.reason)" }
+                    } catch { return "the database does not answer: \(error)" }
                 })
             AdminRoutes(store: store, authenticator: Authenticator(store: store), jsonLimit: parts.configuration.jsonLimit)
                 .add(to: router)

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Yams
 
 /// Everything `custos serve` needs to start, with the defaults `make run` uses.

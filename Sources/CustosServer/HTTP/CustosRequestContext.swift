@@ -1,5 +1,5 @@
 public import Hummingbird
-public import Logging
+import Logging
 
 /// The per-request context: Hummingbird's core storage plus the request id every response echoes and every log
 /// line carries.

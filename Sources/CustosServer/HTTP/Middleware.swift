@@ -1,5 +1,5 @@
-public import Hummingbird
 public import HTTPTypes
+public import Hummingbird
 import Logging
 import NIOCore
 

@@ -1,6 +1,6 @@
 public import CustosCrypto
-public import Hummingbird
 public import HTTPTypes
+public import Hummingbird
 
 /// An RFC 9457 problem (`application/problem+json`), the error body of every `/v1` route (service.md §8.3).
 ///

@@ -15,27 +15,43 @@ public final class ServiceMetrics: Sendable {
     /// Counts a finished request by route template and status, and records its latency.
     public func recordRequest(route: String, method: String, status: Int, seconds: Double) {
         registry.makeCounter(
-            name: "custos_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))]
+            descriptor: Self.name("http_requests", unit: "total", help: "HTTP requests by route template, method and status"),
+            labels: [("route", route), ("method", method), ("status", String(status))]
         ).increment()
         registry.makeDurationHistogram(
-            name: "custos_http_request_duration_seconds", labels: [("route", route), ("method", method)],
+            descriptor: Self.name("http_request_duration", unit: "seconds", help: "HTTP request latency by route template"),
+            labels: [("route", route), ("method", method)],
             buckets: Self.latencyBuckets.map { Duration.nanoseconds(Int64($0 * 1e9)) }
         ).recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// Counts an evidence verification by TEE and result (`affirming`, `warning`, `contraindicated`, `error`).
     public func recordVerification(tee: String, result: String) {
-        registry.makeCounter(name: "custos_verifications_total", labels: [("tee", tee), ("result", result)]).increment()
+        registry.makeCounter(
+            descriptor: Self.name("verifications", unit: "total", help: "Evidence verifications by TEE and result"),
+            labels: [("tee", tee), ("result", result)]
+        ).increment()
     }
 
     /// Counts a secret release or a denial.
     public func recordRelease(allowed: Bool) {
-        registry.makeCounter(name: allowed ? "custos_secret_releases_total" : "custos_policy_denials_total").increment()
+        let descriptor =
+            allowed
+            ? Self.name("secret_releases", unit: "total", help: "Secrets released")
+            : Self.name("policy_denials", unit: "total", help: "Secret requests denied by policy")
+        registry.makeCounter(descriptor: descriptor).increment()
     }
 
     /// The age of the oldest collateral in use, by FMSPC.
     public func setCollateralAge(fmspc: String, seconds: Double) {
-        registry.makeGauge(name: "custos_collateral_age_seconds", labels: [("fmspc", fmspc)]).set(seconds)
+        registry.makeGauge(
+            descriptor: Self.name("collateral_age", unit: "seconds", help: "Age of the TDX collateral in use"),
+            labels: [("fmspc", fmspc)]
+        ).set(seconds)
+    }
+
+    static func name(_ metric: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "custos", metricName: metric, unitName: unit, helpText: help)
     }
 
     /// The Prometheus text exposition of everything recorded so far.

@@ -47,9 +47,14 @@ struct AdminRoutes: Sendable {
         let body = try await HTTPJSON.object(request, limit: jsonLimit)
         try HTTPJSON.checkKeys(body, allowed: ["id", "display_name"])
         let id = try HTTPJSON.string(body, "id")
-        let tenant = try await mapped { try await store.createTenant(id: id, displayName: try HTTPJSON.optionalString(body, "display_name") ?? id, now: Date()) }
+        let tenant = try await mapped {
+            try await store.createTenant(id: id, displayName: try HTTPJSON.optionalString(body, "display_name") ?? id, now: Date())
+        }
         return HTTPJSON.response(
-            ["id": .string(tenant.id), "display_name": .string(tenant.displayName), "created_at": .string(RFC3339.format(tenant.createdAt))],
+            [
+                "id": .string(tenant.id), "display_name": .string(tenant.displayName),
+                "created_at": .string(RFC3339.format(tenant.createdAt)),
+            ],
             status: .created)
     }
 

@@ -1,5 +1,5 @@
 import CustosCrypto
-public import Hummingbird
+import Hummingbird
 
 /// What the service tells anyone about itself at `/.well-known/attestation-service`.
 public struct Discovery: Sendable {

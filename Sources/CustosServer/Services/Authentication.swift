@@ -1,4 +1,4 @@
-import CustosStore
+public import CustosStore
 public import Foundation
 public import Hummingbird
 

@@ -1,4 +1,4 @@
-import CustosStore
+public import CustosStore
 public import Foundation
 public import Logging
 
@@ -13,13 +13,16 @@ public enum Bootstrap {
         public var createdDefaultTenant = false
         /// The token file written by this start, if any.
         public var adminTokenFile: String?
+        public init(createdDefaultTenant: Bool = false, adminTokenFile: String? = nil) {
+            self.createdDefaultTenant = createdDefaultTenant
+            self.adminTokenFile = adminTokenFile
+        }
     }
 
     public static func prepare(store: any Store, dataDirectory: URL, logger: Logger, now: Date = Date()) async throws -> Outcome {
         var outcome = Outcome()
-        do {
-            _ = try await store.tenant(id: defaultTenant)
-        } catch where error.code == .notFound {
+        let tenants = try await store.listTenants()
+        if !tenants.contains(where: { $0.id == defaultTenant }) {
             _ = try await store.createTenant(id: defaultTenant, displayName: "Default tenant", now: now)
             outcome.createdDefaultTenant = true
         }
