@@ -33,9 +33,11 @@ build: deps
 certs: build
 	$(CUSTOS) certs install
 
+# Starts the attestation service with the embedded defaults (127.0.0.1:8080, state in ./var/).
 run: certs
-	$(CUSTOS) --help
-	$(CUSTOS) certs list
+	@echo "custos serve: http://127.0.0.1:8080 — first start writes the admin token to var/bootstrap-admin.token (0600)"
+	@echo "try: curl -s -X POST localhost:8080/v1/tenants -H \"Authorization: Bearer \$$(cat var/bootstrap-admin.token)\" -d '{\"id\":\"acme\"}'"
+	$(CUSTOS) serve
 
 # swift-format ships with the toolchain; .swift-format holds the project's settings.
 lint:
