@@ -16,16 +16,18 @@ public enum StoreDatabase {
         configuration.readonly = readOnly
         configuration.busyMode = .timeout(busyTimeoutSeconds)
         configuration.label = "custos"
-        configuration.prepareDatabase { db in
-            if !db.configuration.readonly {
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-        }
         return configuration
     }
 
     /// Opens (creating when absent) the pool at `path`.
     public static func openPool(path: String, readOnly: Bool = false) throws -> DatabasePool {
-        try DatabasePool(path: path, configuration: configuration(readOnly: readOnly))
+        let pool = try DatabasePool(path: path, configuration: configuration(readOnly: readOnly))
+        if !readOnly {
+            // GRDB switches its one writer connection to WAL with `synchronous = NORMAL` after
+            // `prepareDatabase` runs, so FULL is set here, once, on that connection: with NORMAL a commit
+            // acknowledged just before a power loss may be rolled back.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        }
+        return pool
     }
 }

@@ -9,10 +9,14 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let pool = try StoreDatabase.openPool(path: dir.appendingPathComponent("custos.sqlite").path)
-        try pool.write { db in
-            #expect(try String.fetchOne(db, sql: "PRAGMA journal_mode") == "wal")
-            #expect(try Int.fetchOne(db, sql: "PRAGMA foreign_keys") == 1)
-            #expect(try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2)
+        let (journal, foreignKeys, synchronous) = try pool.write { db in
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
+                try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            )
         }
+        #expect(journal == "wal")
+        #expect(foreignKeys == 1)
+        #expect(synchronous == 2)
     }
 }
