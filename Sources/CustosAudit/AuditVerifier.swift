@@ -70,35 +70,53 @@ public enum AuditVerifier {
             var wanted = Set(checkpoints.map(\.size))
             if wanted.remove(0) != nil { roots[0] = MerkleHash.emptyRoot }
 
-            // Entries: leaves, chain, invariants, filter columns.
+            // Entries: leaves, chain, invariants, filter columns. Rows are read in chunks; the per-entry work (leaf
+            // hash, JSON and JCS checks) runs on all cores, the tree is then extended in order.
             let cursor = try Row.fetchCursor(db, sql: "SELECT seq, body, leaf_hash, tenant, type, time FROM audit_entries ORDER BY seq")
             var previous: [UInt8]? = nil
-            while let row = try cursor.next() {
-                let expected = range.size
-                let seqValue = Int64.fromDatabaseValue(row[0] as DatabaseValue) ?? -1
-                guard seqValue >= 0, UInt64(seqValue) == expected else {
-                    fail(expected, seqValue > Int64(bitPattern: expected) ? "entry \(expected) is missing" : "an entry has seq \(seqValue)")
-                    break
+            var chunk: [StoredEntry] = []
+            chunk.reserveCapacity(Self.chunkSize)
+            var exhausted = false
+            var readError: (any Error)? = nil
+            while !exhausted, failure == nil {
+                chunk.removeAll(keepingCapacity: true)
+                while chunk.count < Self.chunkSize {
+                    // A read error (a truncated or corrupted file) ends the scan after the rows read so far.
+                    let row: Row?
+                    do { row = try cursor.next() } catch {
+                        readError = error
+                        exhausted = true
+                        break
+                    }
+                    guard let row else {
+                        exhausted = true
+                        break
+                    }
+                    chunk.append(StoredEntry(row))
                 }
-                let body = blob(row[1])
-                let leaf = MerkleHash.leaf(body)
-                guard constantTimeEqual(leaf, blob(row[2])) else {
-                    fail(expected, "the entry's bytes do not hash to its stored leaf hash")
-                    break
+                guard !chunk.isEmpty else { break }
+                let first = range.size
+                let before = previous
+                let entries = chunk
+                let leaves = ParallelMap.map(entries) { MerkleHash.leaf($0.body) }
+                let problems = ParallelMap.map(Array(entries.indices)) { i -> String? in
+                    Self.problem(entries[i], seq: first + UInt64(i), leaf: leaves[i], previousLeaf: i == 0 ? before : leaves[i - 1])
                 }
-                switch AuditEntry.inspect(body, seq: expected, previousLeaf: previous) {
-                case .failure(let problem):
-                    fail(expected, problem.reason)
-                case .success(let members):
-                    if let problem = filterColumnsProblem(row, members: members) { fail(expected, problem) }
+                for (i, leaf) in leaves.enumerated() {
+                    if let problem = problems[i] {
+                        fail(first + UInt64(i), problem)
+                        break
+                    }
+                    for node in range.append(leaf) {
+                        while nodes.count < node.level { nodes.append([]) }
+                        nodes[node.level - 1].append(contentsOf: node.hash)
+                    }
+                    if wanted.remove(range.size) != nil { roots[range.size] = range.root }
                 }
-                if failure != nil { break }
-                for node in range.append(leaf) {
-                    while nodes.count < node.level { nodes.append([]) }
-                    nodes[node.level - 1].append(contentsOf: node.hash)
-                }
-                previous = leaf
-                if wanted.remove(range.size) != nil { roots[range.size] = range.root }
+                previous = leaves.last
+            }
+            if let readError, failure == nil {
+                fail(range.size, "the database cannot be read after \(range.size) entries: \(readError)")
             }
             if failure != nil { return }
 
@@ -147,14 +165,69 @@ public enum AuditVerifier {
             }
         }
 
-        /// The tenant, type and time columns must repeat the body's members (they serve filtering only).
-        private func filterColumnsProblem(_ row: Row, members entry: [String: JSONValue]) -> String? {
-            let columns = [
-                String.fromDatabaseValue(row[3] as DatabaseValue), String.fromDatabaseValue(row[4] as DatabaseValue),
-                String.fromDatabaseValue(row[5] as DatabaseValue),
-            ]
-            let members = [entry["tenant"]?.stringValue, entry["type"]?.stringValue, entry["time"]?.stringValue]
-            return columns == members ? nil : "the tenant, type or time column differs from the entry"
+        static let chunkSize = 8192
+
+        /// One row as read (through `DatabaseValue`, so a value of another type never traps in a conversion).
+        struct StoredEntry: Sendable {
+            let seq: Int64
+            let body: [UInt8]
+            let leafHash: [UInt8]
+            let columns: [String?]
+            init(_ row: Row) {
+                seq = Int64.fromDatabaseValue(row[0] as DatabaseValue) ?? -1
+                body = blob(row[1])
+                leafHash = blob(row[2])
+                columns = (3...5).map { String.fromDatabaseValue(row[$0] as DatabaseValue) }
+            }
+        }
+
+        /// Why entry `seq` is bad, or `nil`.
+        static func problem(_ entry: StoredEntry, seq: UInt64, leaf: [UInt8], previousLeaf: [UInt8]?) -> String? {
+            guard entry.seq >= 0, UInt64(entry.seq) == seq else {
+                return entry.seq > Int64(bitPattern: seq) ? "entry \(seq) is missing" : "an entry has seq \(entry.seq)"
+            }
+            guard constantTimeEqual(leaf, entry.leafHash) else { return "the entry's bytes do not hash to its stored leaf hash" }
+            switch AuditEntry.inspect(entry.body, seq: seq, previousLeaf: previousLeaf) {
+            case .failure(let problem): return problem.reason
+            case .success(let members):
+                // The tenant, type and time columns serve filtering only and must repeat the body's members.
+                let fromBody = [members["tenant"]?.stringValue, members["type"]?.stringValue, members["time"]?.stringValue]
+                return entry.columns == fromBody ? nil : "the tenant, type or time column differs from the entry"
+            }
+        }
+    }
+}
+
+/// Maps a collection on all cores (`DispatchQueue.concurrentPerform` over contiguous slices), keeping order.
+enum ParallelMap {
+    static func map<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+        let count = items.count
+        let slices = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, count / 256))
+        if slices == 1 { return items.map(transform) }
+        let results = Results<R>(count: count)
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let start = count * slice / slices
+            let end = count * (slice + 1) / slices
+            for index in start..<end { results.set(index, transform(items[index])) }
+        }
+        return results.collect()
+    }
+
+    /// Slots each written by exactly one iteration before `concurrentPerform` returns, which orders the writes
+    /// before the read; hence `@unchecked Sendable`.
+    private final class Results<R>: @unchecked Sendable {
+        private let base: UnsafeMutablePointer<R?>
+        private let count: Int
+        init(count: Int) {
+            base = UnsafeMutablePointer<R?>.allocate(capacity: count)
+            base.initialize(repeating: nil, count: count)
+            self.count = count
+        }
+        func set(_ index: Int, _ value: R) { base[index] = value }
+        func collect() -> [R] { UnsafeBufferPointer(start: base, count: count).compactMap { $0 } }
+        deinit {
+            base.deinitialize(count: count)
+            base.deallocate()
         }
     }
 }

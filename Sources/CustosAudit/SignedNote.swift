@@ -24,7 +24,7 @@ public struct NoteVerifierKey: Sendable, Equatable {
     /// Parses a vkey, recomputing its key ID (Go `NewVerifier`).
     /// - Throws: ``AuditError/Code-swift.struct/malformedKey`` for a bad name, key ID, type byte or key length.
     public init(parsing vkey: String) throws(AuditError) {
-        let parts = vkey.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = vkey.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw AuditError(.malformedKey, "a vkey has three '+'-separated parts") }
         let name = String(parts[0])
         guard Self.isValidName(name) else { throw AuditError(.malformedKey, "invalid key name \"\(name)\"") }
@@ -78,7 +78,7 @@ public struct NoteSigner: Sendable {
 
     /// Parses Go's signer-key format `PRIVATE+KEY+<name>+<hex8>+<base64(0x01 ‖ seed)>` (tests and import only).
     public init(parsingGoSignerKey text: String) throws(AuditError) {
-        let parts = text.split(separator: "+", omittingEmptySubsequences: false)
+        let parts = text.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY" else {
             throw AuditError(.malformedKey, "not a PRIVATE+KEY+name+id+key signer key")
         }
@@ -168,8 +168,8 @@ public enum SignedNote {
         let lines = signatureBlock.dropLast().split(separator: 0x0A, omittingEmptySubsequences: false)
         guard lines.count <= maxSignatures else { throw AuditError(.malformedNote, "more than \(maxSignatures) signatures") }
         let dash: [UInt8] = [0xE2, 0x80, 0x94, 0x20]
-        var verified: [NoteVerifierKey] = []
-        var unverified = 0
+        // Parse every line first: a malformed note is malformed whatever its signatures say.
+        var signatures: [(name: String, id: UInt32, bytes: [UInt8])] = []
         for line in lines {
             let line = Array(line)
             guard line.starts(with: dash) else { throw AuditError(.malformedNote, "a signature line does not start with '— '") }
@@ -180,14 +180,19 @@ public enum SignedNote {
             guard let signature = StrictBase64.decode(String(decoding: rest[(space + 1)...], as: UTF8.self)), signature.count >= 5 else {
                 throw AuditError(.malformedNote, "a signature is not valid base64 of at least 5 bytes")
             }
-            let id = signature[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            guard let key = verifiers.first(where: { $0.name == name && $0.keyID == id }) else {
+            signatures.append((name, signature[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }, signature))
+        }
+        var verified: [NoteVerifierKey] = []
+        var unverified = 0
+        for signature in signatures {
+            guard let key = verifiers.first(where: { $0.name == signature.name && $0.keyID == signature.id }) else {
                 unverified += 1
                 continue
             }
             if verified.contains(key) { continue }
-            guard signature.count == 4 + Ed25519.signatureByteCount, key.publicKey.isValidSignature(signature[4...], for: text) else {
-                throw AuditError(.noteNotVerified, "the signature of \(name) does not verify")
+            guard signature.bytes.count == 4 + Ed25519.signatureByteCount, key.publicKey.isValidSignature(signature.bytes[4...], for: text)
+            else {
+                throw AuditError(.noteNotVerified, "the signature of \(signature.name) does not verify")
             }
             verified.append(key)
         }

@@ -31,7 +31,7 @@ def b64(text):
 
 
 def parse_vkey(vkey):
-    name, keyid, key = vkey.split("+")
+    name, keyid, key = vkey.split("+", 2)
     raw = b64(key)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 vkey")

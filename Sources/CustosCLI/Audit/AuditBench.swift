@@ -47,10 +47,12 @@ struct AuditBenchAppend: AsyncParsableCommand {
             try LogKeyFile.load(path: logKey ?? LogKeyFile.defaultPath(forDatabase: db))
         }
         let log: AuditLog
-        do { log = try await AuditLog.open(pool: pool, signingKey: key, origin: origin, checkpointEvery: checkpointEvery) } catch {
+        do throws(AuditError) {
+            log = try await AuditLog.open(pool: pool, signingKey: key, origin: origin, checkpointEvery: checkpointEvery)
+        } catch {
             throw AuditCLI.reportable(error)
         }
-        let next = Mutex(0)
+        let next = Counter()
         let total = entries
         let acks = printAcks
         let start = DispatchTime.now().uptimeNanoseconds
@@ -59,10 +61,7 @@ struct AuditBenchAppend: AsyncParsableCommand {
                 group.addTask {
                     var mine: [UInt64] = []
                     while true {
-                        let index = next.withLock { value in
-                            defer { value += 1 }
-                            return value
-                        }
+                        let index = next.take()
                         guard index < total else { break }
                         let event = AuditEvent(
                             tenant: "bench-\(index % 8)", type: .secretReleased,
@@ -70,7 +69,7 @@ struct AuditBenchAppend: AsyncParsableCommand {
                             object: ["secret": .string("bench/\(index)"), "version": 1], requestId: "bench-\(index)")
                         let t0 = DispatchTime.now().uptimeNanoseconds
                         let receipt: AuditReceipt
-                        do { receipt = try await log.append(event) } catch { throw AuditCLI.reportable(error) }
+                        do throws(AuditError) { receipt = try await log.append(event) } catch { throw AuditCLI.reportable(error) }
                         mine.append(DispatchTime.now().uptimeNanoseconds - t0)
                         if acks { FileHandle.standardOutput.write(Data("ack \(receipt.seq)\n".utf8)) }
                     }
@@ -82,7 +81,7 @@ struct AuditBenchAppend: AsyncParsableCommand {
             return all
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        do { try await log.signCheckpoint() } catch { throw AuditCLI.reportable(error) }
+        do throws(AuditError) { try await log.signCheckpoint() } catch { throw AuditCLI.reportable(error) }
         let sorted = latencies.sorted()
         func percentile(_ p: Int) -> Double { sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, sorted.count * p / 100)]) / 1000 }
         let report = Report(
@@ -95,6 +94,17 @@ struct AuditBenchAppend: AsyncParsableCommand {
                 String(
                     format: "audit-append: %d entries, concurrency %d: %.0f appends/s, p50 %.0f µs, p99 %.0f µs (log size %llu)",
                     report.entries, concurrency, report.appendsPerSecond, report.p50Micros, report.p99Micros, report.size))
+        }
+    }
+}
+
+/// Hands out 0, 1, 2, … to concurrent workers.
+private final class Counter: Sendable {
+    private let value = Mutex(0)
+    func take() -> Int {
+        value.withLock { value in
+            defer { value += 1 }
+            return value
         }
     }
 }

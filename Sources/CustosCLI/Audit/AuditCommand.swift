@@ -1,5 +1,5 @@
 import ArgumentParser
-import CustosAudit
+public import CustosAudit
 import CustosCrypto
 import CustosStore
 import Foundation
@@ -57,12 +57,12 @@ enum AuditCLI {
     /// Opens the log recorded in an existing database for reading.
     static func openReader(_ path: String) throws -> AuditLogReader {
         let pool = try openPool(path)
-        do { return try AuditLogReader(database: pool) } catch { throw reportable(error) }
+        do throws(AuditError) { return try AuditLogReader(database: pool) } catch { throw reportable(error) }
     }
 
     /// Runs `body`, turning an ``AuditError`` into the CLI's error.
     static func run<T>(_ body: () throws(AuditError) -> T) throws -> T {
-        do { return try body() } catch { throw reportable(error) }
+        do throws(AuditError) { return try body() } catch { throw reportable(error) }
     }
 
     /// Prints a JSON value on one line (JCS: stable member order).
