@@ -184,7 +184,8 @@ public enum AuditVerifier {
         /// Why entry `seq` is bad, or `nil`.
         static func problem(_ entry: StoredEntry, seq: UInt64, leaf: [UInt8], previousLeaf: [UInt8]?) -> String? {
             guard entry.seq >= 0, UInt64(entry.seq) == seq else {
-                return entry.seq > Int64(bitPattern: seq) ? "entry \(seq) is missing" : "an entry has seq \(entry.seq)"
+                return entry.seq > Int64(bitPattern: seq)
+                    ? "entry \(seq) is missing" : "entry \(seq) is missing or unreadable (a row with seq \(entry.seq) in its place)"
             }
             guard constantTimeEqual(leaf, entry.leafHash) else { return "the entry's bytes do not hash to its stored leaf hash" }
             switch AuditEntry.inspect(entry.body, seq: seq, previousLeaf: previousLeaf) {

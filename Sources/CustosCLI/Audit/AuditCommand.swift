@@ -54,6 +54,18 @@ enum AuditCLI {
         }
     }
 
+    /// Opens a file that starts like a SQLite database but failed to open, with `writable_schema` on: SQLite then
+    /// trusts the file's real size over the page count in its header (a truncated file), and reads fail only where
+    /// pages are missing. Only ever read from.
+    static func openDamaged(_ path: String) -> DatabaseQueue? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let header = try? handle.read(upToCount: 16), header == Data("SQLite format 3\u{0}".utf8) else { return nil }
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA writable_schema = ON") }
+        return try? DatabaseQueue(path: path, configuration: configuration)
+    }
+
     /// Opens the log recorded in an existing database for reading.
     static func openReader(_ path: String) throws -> AuditLogReader {
         let pool = try openPool(path)
@@ -101,7 +113,13 @@ struct AuditVerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let pool = try AuditCLI.openPool(database.db)
+        let pool: any DatabaseReader
+        do { pool = try AuditCLI.openPool(database.db) } catch {
+            // A damaged SQLite file (truncated: its header counts more pages than it has) is opened leniently so
+            // the rows that remain are checked and the first one lost is reported; anything else stays exit 2.
+            guard let lenient = AuditCLI.openDamaged(database.db) else { throw error }
+            pool = lenient
+        }
         let result = try AuditCLI.run { () throws(AuditError) in try AuditVerifier.verify(pool: pool) }
         let report = Report(
             verified: result.verified, size: result.size, rootHash: Hex.encode(result.rootHash), firstBadSeq: result.firstBadSeq,
