@@ -8,6 +8,7 @@ public struct CustosCommand: AsyncParsableCommand {
         abstract: "Confidential-computing attestation: guest owner for AMD SEV/SEV-ES, relying party for Intel TDX.",
         version: CustosVersion.string,
         subcommands: [
+        subcommands: [
             VersionCommand.self,
             ServeCommand.self,
             CertsCommand.self,
@@ -15,7 +16,9 @@ public struct CustosCommand: AsyncParsableCommand {
             SEVCommand.self,
             UKICommand.self,
             StoreCommand.self,
+            AuditCommand.self,
             BenchCommand.self,
+        ]
         ]
     )
     public init() {}

@@ -1,0 +1,202 @@
+public import CustosCrypto
+public import Foundation
+
+// MARK: - Events (service.md §11.1)
+
+/// An event type of service.md §11.1.
+public struct AuditEventType: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    /// - Throws: ``AuditError/Code-swift.struct/invalidEvent`` for a type not in ``all``.
+    public init(_ rawValue: String) throws(AuditError) {
+        guard Self.all.contains(rawValue) else { throw AuditError(.invalidEvent, "unknown event type \"\(rawValue)\"") }
+        self.rawValue = rawValue
+    }
+    private init(known rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+
+    /// Every type the log accepts.
+    public static let all: Set<String> = [
+        "launch.created", "launch.measurement.allowed", "launch.measurement.denied", "launch.secret.injected",
+        "challenge.issued",
+        "attestation.affirmed", "attestation.warning", "attestation.contraindicated", "attestation.error",
+        "secret.released", "secret.denied", "secret.created", "secret.rotated", "secret.deleted",
+        "policy.loaded", "policy.changed", "policy.rejected", "refvalue.changed",
+        "key.rotated", "admin.auth.failed", "config.changed", "checkpoint.signed",
+    ]
+
+    public static let launchCreated = AuditEventType(known: "launch.created")
+    public static let attestationAffirmed = AuditEventType(known: "attestation.affirmed")
+    public static let attestationContraindicated = AuditEventType(known: "attestation.contraindicated")
+    public static let secretReleased = AuditEventType(known: "secret.released")
+    public static let secretDenied = AuditEventType(known: "secret.denied")
+    public static let policyLoaded = AuditEventType(known: "policy.loaded")
+    public static let keyRotated = AuditEventType(known: "key.rotated")
+    public static let configChanged = AuditEventType(known: "config.changed")
+}
+
+/// What a caller logs; the log adds `v`, `seq` and `prev_leaf` (service.md §11.1). Never put secrets here.
+public struct AuditEvent: Sendable, Equatable {
+    public var time: Date
+    public var tenant: String
+    public var type: AuditEventType
+    /// Who acted (an object: `{"kind":"tee","tee":"tdx","key_jkt":"…"}`, `{"kind":"admin","id":"…"}`).
+    public var actor: JSONValue
+    /// What was acted on (an object).
+    public var object: JSONValue
+    /// The appraisal summary (an object), when the event follows one.
+    public var appraisal: JSONValue?
+    public var requestId: String?
+
+    public init(
+        time: Date = Date(), tenant: String, type: AuditEventType, actor: JSONValue, object: JSONValue,
+        appraisal: JSONValue? = nil, requestId: String? = nil
+    ) {
+        self.time = time
+        self.tenant = tenant
+        self.type = type
+        self.actor = actor
+        self.object = object
+        self.appraisal = appraisal
+        self.requestId = requestId
+    }
+}
+
+// MARK: - Entries (specs/audit.md §5)
+
+/// The JCS entry format: building an entry for a seq, and checking a stored one.
+public enum AuditEntry {
+    /// The largest entry (tlog-tiles bundles carry a uint16 length; Trap 21).
+    public static let maxByteCount = 65_535
+    /// The entry's members, exactly.
+    public static let keys: Set<String> = [
+        "v", "seq", "time", "tenant", "type", "actor", "object", "appraisal", "request_id", "prev_leaf",
+    ]
+    /// Member names that must never appear anywhere in an entry: they name secret material.
+    public static let forbiddenKeys: Set<String> = [
+        "password", "passphrase", "private_key", "privateKey", "plaintext", "secret_value", "secretValue", "seed",
+        "key_material", "tek", "tik",
+    ]
+    /// `prev_leaf` of entry 0.
+    public static let zeroLeaf = String(repeating: "0", count: 64)
+
+    /// The canonical bytes of `event` as entry `seq` following the leaf `previousLeaf`.
+    /// - Throws: ``AuditError/Code-swift.struct/invalidEvent`` when the event is unfit (see ``validate(_:)``) or the
+    ///   entry exceeds ``maxByteCount``.
+    public static func encode(_ event: AuditEvent, seq: UInt64, previousLeaf: [UInt8]?) throws(AuditError) -> [UInt8] {
+        try validate(event)
+        guard let seqValue = Int64(exactly: seq), seqValue <= JSONValue.maxSafeInteger else {
+            throw AuditError(.invalidEvent, "seq \(seq) is beyond JSON's safe integers")
+        }
+        let entry: JSONValue = .object([
+            "v": 1, "seq": .integer(seqValue), "time": .string(timestamp(event.time)), "tenant": .string(event.tenant),
+            "type": .string(event.type.rawValue), "actor": event.actor, "object": event.object,
+            "appraisal": event.appraisal ?? .null, "request_id": event.requestId.map(JSONValue.string) ?? .null,
+            "prev_leaf": .string(previousLeaf.map(Hex.encode) ?? zeroLeaf),
+        ])
+        let bytes = CanonicalJSON.encode(entry)
+        guard bytes.count <= maxByteCount else {
+            throw AuditError(.invalidEvent, "the entry is \(bytes.count) bytes, more than \(maxByteCount)")
+        }
+        return bytes
+    }
+
+    /// Checks what the caller controls: tenant, objects, no secret-looking member names, integers in range.
+    public static func validate(_ event: AuditEvent) throws(AuditError) {
+        guard !event.tenant.isEmpty, event.tenant.utf8.count <= 256 else {
+            throw AuditError(.invalidEvent, "the tenant must be 1…256 bytes")
+        }
+        guard case .object = event.actor else { throw AuditError(.invalidEvent, "actor must be a JSON object") }
+        guard case .object = event.object else { throw AuditError(.invalidEvent, "object must be a JSON object") }
+        if let appraisal = event.appraisal, appraisal != .null {
+            guard case .object = appraisal else { throw AuditError(.invalidEvent, "appraisal must be a JSON object") }
+        }
+        for value in [event.actor, event.object, event.appraisal ?? .null] { try check(value, depth: 0) }
+    }
+
+    private static func check(_ value: JSONValue, depth: Int) throws(AuditError) {
+        guard depth < 32 else { throw AuditError(.invalidEvent, "the event nests deeper than 32 levels") }
+        switch value {
+        case .integer(let number):
+            guard abs(number) <= JSONValue.maxSafeInteger else { throw AuditError(.invalidEvent, "integer \(number) out of range") }
+        case .array(let elements):
+            for element in elements { try check(element, depth: depth + 1) }
+        case .object(let members):
+            for (key, member) in members {
+                guard !forbiddenKeys.contains(key) else {
+                    throw AuditError(.invalidEvent, "member \"\(key)\" names secret material; secrets are never logged")
+                }
+                guard key.unicodeScalars.allSatisfy({ $0.isASCII }) else {
+                    throw AuditError(.invalidEvent, "member names are ASCII (specs/audit.md Trap 16)")
+                }
+                try check(member, depth: depth + 1)
+            }
+        case .null, .bool, .string: break
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
+    public static func timestamp(_ date: Date) -> String {
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let days = millis >= 0 ? millis / 86_400_000 : (millis - 86_399_999) / 86_400_000
+        let msOfDay = millis - days * 86_400_000
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(msOfDay / 3_600_000, 2)):"
+            + "\(pad(msOfDay / 60_000 % 60, 2)):\(pad(msOfDay / 1000 % 60, 2)).\(pad(msOfDay % 1000, 3))Z"
+    }
+
+    /// Why a stored entry is not the entry `seq` after `previousLeaf`, or `nil` when it is.
+    ///
+    /// Checks: valid UTF-8 JSON that is already in JCS form (the bytes are exactly what was hashed), exactly the
+    /// members of ``keys``, `v` = 1, `seq` = its position, `prev_leaf` = the previous leaf hash, string fields.
+    public static func problem(in body: [UInt8], seq: UInt64, previousLeaf: [UInt8]?) -> String? {
+        switch inspect(body, seq: seq, previousLeaf: previousLeaf) {
+        case .success: nil
+        case .failure(let problem): problem.reason
+        }
+    }
+
+    struct Problem: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// ``problem(in:seq:previousLeaf:)`` returning the entry's members when it is fine.
+    static func inspect(_ body: [UInt8], seq: UInt64, previousLeaf: [UInt8]?) -> Result<[String: JSONValue], Problem> {
+        guard body.count <= maxByteCount else { return .failure(Problem("the entry is longer than \(maxByteCount) bytes")) }
+        guard String(validating: body, as: UTF8.self) != nil else { return .failure(Problem("the entry is not valid UTF-8")) }
+        let value: JSONValue
+        do { value = try JSONValue.parse(body) } catch {
+            return .failure(Problem("the entry is not valid JSON (\(error.message) at byte \(error.offset))"))
+        }
+        guard case .object(let members) = value, Set(members.keys) == keys else {
+            return .failure(Problem("the entry does not have the entry members"))
+        }
+        guard CanonicalJSON.encode(value) == body else { return .failure(Problem("the entry is not in canonical (JCS) form")) }
+        guard members["v"] == .integer(1) else { return .failure(Problem("the entry's version is not 1")) }
+        guard let stored = members["seq"]?.integerValue, stored >= 0, UInt64(stored) == seq else {
+            let found = members["seq"].map { CanonicalJSON.string($0) } ?? "missing"
+            return .failure(Problem("the entry's seq field is \(found), not \(seq)"))
+        }
+        let expectedPrevious = previousLeaf.map(Hex.encode) ?? zeroLeaf
+        guard members["prev_leaf"]?.stringValue == expectedPrevious else {
+            return .failure(Problem("prev_leaf does not match the leaf hash of entry \(seq == 0 ? "-" : String(seq - 1))"))
+        }
+        guard members["time"]?.stringValue != nil, members["tenant"]?.stringValue != nil,
+            let type = members["type"]?.stringValue, AuditEventType.all.contains(type)
+        else { return .failure(Problem("time, tenant or type is missing or invalid")) }
+        return .success(members)
+    }
+}

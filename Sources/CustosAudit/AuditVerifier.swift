@@ -1,0 +1,234 @@
+import CustosCrypto
+import Foundation
+public import GRDB
+
+/// The outcome of a full check of a stored log (`custos audit verify`).
+public struct AuditVerification: Sendable, Equatable {
+    /// Whether every check passed.
+    public let verified: Bool
+    /// Entries read (the tree size the rows give).
+    public let size: UInt64
+    /// The root recomputed from the rows.
+    public let rootHash: [UInt8]
+    /// The lowest entry a failed check points at.
+    public let firstBadSeq: UInt64?
+    /// Why the log failed.
+    public let reason: String?
+    /// Signed checkpoints whose signature and root were checked.
+    public let checkpointsChecked: Int
+}
+
+/// Re-derives a stored log from its rows: every leaf hash from the entry bytes, the `prev_leaf` chain and the
+/// entry invariants (specs/audit.md §5), every stored perfect node, and each signed checkpoint's signature and
+/// root. O(n) time; memory: one flat buffer of node hashes (32 bytes per entry).
+public enum AuditVerifier {
+    /// Verifies the log in `pool`.
+    /// - Throws: ``AuditError/Code-swift.struct/notAnAuditLog`` or ``AuditError/Code-swift.struct/database`` when the
+    ///   file is not an audit log at all; everything found *in* a log is reported in the result instead.
+    public static func verify(pool: any DatabaseReader) throws(AuditError) -> AuditVerification {
+        let reader = try AuditLogReader(database: pool)
+        var scan = Scan()
+        do {
+            try pool.read { db in try scan.run(db, reader: reader) }
+        } catch let error as AuditError where error.code == .notAnAuditLog {
+            throw error
+        } catch {
+            scan.fail(scan.range.size, "the database cannot be read after \(scan.range.size) entries: \(error)")
+        }
+        return AuditVerification(
+            verified: scan.failure == nil, size: scan.range.size, rootHash: scan.range.root, firstBadSeq: scan.failure?.seq,
+            reason: scan.failure?.reason, checkpointsChecked: scan.checkpointsChecked)
+    }
+
+    private struct Scan {
+        var range = CompactRange()
+        /// Computed perfect nodes, one flat buffer per level (index 0 = level 1).
+        var nodes: [[UInt8]] = []
+        var failure: (seq: UInt64?, reason: String)?
+        var checkpointsChecked = 0
+
+        mutating func fail(_ seq: UInt64?, _ reason: String) {
+            guard let current = failure else {
+                failure = (seq, reason)
+                return
+            }
+            if let seq, current.seq.map({ seq < $0 }) ?? true { failure = (seq, reason) }
+        }
+
+        mutating func run(_ db: Database, reader: AuditLogReader) throws {
+            // Checkpoints first (a small table): their sizes tell where to capture roots during the scan.
+            var checkpoints: [(size: UInt64, root: [UInt8], note: [UInt8])] = []
+            for row in try Row.fetchAll(db, sql: "SELECT size, root, note FROM audit_checkpoints ORDER BY size") {
+                let size = Int64.fromDatabaseValue(row[0] as DatabaseValue) ?? -1
+                guard size >= 0 else {
+                    fail(nil, "a checkpoint row has an invalid size")
+                    continue
+                }
+                checkpoints.append((UInt64(size), blob(row[1]), blob(row[2])))
+            }
+            var roots: [UInt64: [UInt8]] = [:]
+            var wanted = Set(checkpoints.map(\.size))
+            if wanted.remove(0) != nil { roots[0] = MerkleHash.emptyRoot }
+
+            // Entries: leaves, chain, invariants, filter columns. Rows are read in chunks; the per-entry work (leaf
+            // hash, JSON and JCS checks) runs on all cores, the tree is then extended in order.
+            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, body, leaf_hash, tenant, type, time FROM audit_entries ORDER BY seq")
+            var previous: [UInt8]? = nil
+            var chunk: [StoredEntry] = []
+            chunk.reserveCapacity(Self.chunkSize)
+            var exhausted = false
+            var readError: (any Error)? = nil
+            while !exhausted, failure == nil {
+                chunk.removeAll(keepingCapacity: true)
+                while chunk.count < Self.chunkSize {
+                    // A read error (a truncated or corrupted file) ends the scan after the rows read so far.
+                    let row: Row?
+                    do { row = try cursor.next() } catch {
+                        readError = error
+                        exhausted = true
+                        break
+                    }
+                    guard let row else {
+                        exhausted = true
+                        break
+                    }
+                    chunk.append(StoredEntry(row))
+                }
+                guard !chunk.isEmpty else { break }
+                let first = range.size
+                let before = previous
+                let entries = chunk
+                let leaves = ParallelMap.map(entries) { MerkleHash.leaf($0.body) }
+                let problems = ParallelMap.map(Array(entries.indices)) { i -> String? in
+                    Self.problem(entries[i], seq: first + UInt64(i), leaf: leaves[i], previousLeaf: i == 0 ? before : leaves[i - 1])
+                }
+                for (i, leaf) in leaves.enumerated() {
+                    if let problem = problems[i] {
+                        fail(first + UInt64(i), problem)
+                        break
+                    }
+                    for node in range.append(leaf) {
+                        while nodes.count < node.level { nodes.append([]) }
+                        nodes[node.level - 1].append(contentsOf: node.hash)
+                    }
+                    if wanted.remove(range.size) != nil { roots[range.size] = range.root }
+                }
+                previous = leaves.last
+            }
+            if let readError, failure == nil {
+                fail(range.size, "the database cannot be read after \(range.size) entries: \(readError)")
+            }
+            if failure != nil { return }
+
+            // Stored nodes against the recomputed ones.
+            let nodeCursor = try Row.fetchCursor(db, sql: "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+            var seen = [Int](repeating: 0, count: nodes.count)
+            while let row = try nodeCursor.next() {
+                let level = Int.fromDatabaseValue(row[0] as DatabaseValue) ?? 0
+                let index = Int.fromDatabaseValue(row[1] as DatabaseValue) ?? -1
+                guard level >= 1, level <= nodes.count, index >= 0, index < nodes[level - 1].count / 32 else {
+                    fail(nil, "the stored node (\(level), \(index)) does not belong to a tree of \(range.size) entries")
+                    continue
+                }
+                let computed = nodes[level - 1][(index * 32)..<(index * 32 + 32)]
+                if !constantTimeEqual(Array(computed), blob(row[2])) {
+                    fail(UInt64(index) << UInt64(level), "the stored node (\(level), \(index)) differs from the entries' hashes")
+                }
+                seen[level - 1] += 1
+            }
+            for (offset, count) in seen.enumerated() where count != nodes[offset].count / 32 {
+                fail(nil, "\(nodes[offset].count / 32 - count) stored node(s) of level \(offset + 1) are missing")
+            }
+
+            // Signed checkpoints: signature, origin, the stored root, and the recomputed root at that size.
+            var lastGood: UInt64 = 0
+            for checkpoint in checkpoints {
+                guard let computed = roots[checkpoint.size] else {
+                    fail(range.size, "the log has \(range.size) entries but a checkpoint was signed for \(checkpoint.size): truncated")
+                    continue
+                }
+                let signed: SignedCheckpoint
+                do { signed = try SignedCheckpoint(verifying: checkpoint.note, key: reader.noteKey, origin: reader.origin) } catch {
+                    fail(nil, "the checkpoint of size \(checkpoint.size) does not verify: \(error.reason)")
+                    continue
+                }
+                checkpointsChecked += 1
+                guard signed.checkpoint.size == checkpoint.size, constantTimeEqual(signed.checkpoint.rootHash, checkpoint.root) else {
+                    fail(nil, "the checkpoint row of size \(checkpoint.size) does not match its signed note")
+                    continue
+                }
+                guard constantTimeEqual(computed, signed.checkpoint.rootHash) else {
+                    fail(lastGood, "the entries below \(checkpoint.size) do not have the root signed for that size")
+                    continue
+                }
+                lastGood = checkpoint.size
+            }
+        }
+
+        static let chunkSize = 8192
+
+        /// One row as read (through `DatabaseValue`, so a value of another type never traps in a conversion).
+        struct StoredEntry: Sendable {
+            let seq: Int64
+            let body: [UInt8]
+            let leafHash: [UInt8]
+            let columns: [String?]
+            init(_ row: Row) {
+                seq = Int64.fromDatabaseValue(row[0] as DatabaseValue) ?? -1
+                body = blob(row[1])
+                leafHash = blob(row[2])
+                columns = (3...5).map { String.fromDatabaseValue(row[$0] as DatabaseValue) }
+            }
+        }
+
+        /// Why entry `seq` is bad, or `nil`.
+        static func problem(_ entry: StoredEntry, seq: UInt64, leaf: [UInt8], previousLeaf: [UInt8]?) -> String? {
+            guard entry.seq >= 0, UInt64(entry.seq) == seq else {
+                return entry.seq > Int64(bitPattern: seq)
+                    ? "entry \(seq) is missing" : "entry \(seq) is missing or unreadable (a row with seq \(entry.seq) in its place)"
+            }
+            guard constantTimeEqual(leaf, entry.leafHash) else { return "the entry's bytes do not hash to its stored leaf hash" }
+            switch AuditEntry.inspect(entry.body, seq: seq, previousLeaf: previousLeaf) {
+            case .failure(let problem): return problem.reason
+            case .success(let members):
+                // The tenant, type and time columns serve filtering only and must repeat the body's members.
+                let fromBody = [members["tenant"]?.stringValue, members["type"]?.stringValue, members["time"]?.stringValue]
+                return entry.columns == fromBody ? nil : "the tenant, type or time column differs from the entry"
+            }
+        }
+    }
+}
+
+/// Maps a collection on all cores (`DispatchQueue.concurrentPerform` over contiguous slices), keeping order.
+enum ParallelMap {
+    static func map<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+        let count = items.count
+        let slices = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, count / 256))
+        if slices == 1 { return items.map(transform) }
+        let results = Results<R>(count: count)
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let start = count * slice / slices
+            let end = count * (slice + 1) / slices
+            for index in start..<end { results.set(index, transform(items[index])) }
+        }
+        return results.collect()
+    }
+
+    /// Slots each written by exactly one iteration before `concurrentPerform` returns, which orders the writes
+    /// before the read; hence `@unchecked Sendable`.
+    private final class Results<R>: @unchecked Sendable {
+        private let base: UnsafeMutablePointer<R?>
+        private let count: Int
+        init(count: Int) {
+            base = UnsafeMutablePointer<R?>.allocate(capacity: count)
+            base.initialize(repeating: nil, count: count)
+            self.count = count
+        }
+        func set(_ index: Int, _ value: R) { base[index] = value }
+        func collect() -> [R] { UnsafeBufferPointer(start: base, count: count).compactMap { $0 } }
+        deinit {
+            base.deinitialize(count: count)
+            base.deallocate()
+        }
+    }
+}

@@ -1,2 +1,0 @@
-/// CustosAudit: the append-only, verifiable log.
-public enum CustosAudit {}

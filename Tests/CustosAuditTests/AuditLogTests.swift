@@ -1,0 +1,240 @@
+import CustosAudit
+import CustosCrypto
+import CustosStore
+import Foundation
+import GRDB
+import Testing
+
+/// The stored log: entries, nodes and checkpoints against an independent in-memory tree, triggers, restarts, the
+/// restored-backup refusal, group commit and the pinned migrations.
+@Suite struct AuditLogTests {
+    /// A fresh database file in its own temporary directory.
+    final class Scratch {
+        let directory: URL
+        var path: String { directory.appendingPathComponent("custos.sqlite").path }
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-audit-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    static func event(_ index: Int, tenant: String = "tenant-a", type: AuditEventType = .secretReleased) -> AuditEvent {
+        AuditEvent(
+            time: Date(timeIntervalSince1970: 1_790_000_000 + Double(index)), tenant: tenant, type: type,
+            actor: ["kind": "tee", "tee": "tdx", "key_jkt": .string("jkt-\(index)")],
+            object: ["secret": "tenant-a/disk/root-key", "version": 3],
+            appraisal: ["id": .string("apr_\(index)"), "status": "affirming"], requestId: "req-\(index)")
+    }
+
+    @Test func entryBytesFollowTheSpecExample() throws {
+        let bytes = try AuditEntry.encode(Self.event(0), seq: 0, previousLeaf: nil)
+        let expected =
+            #"{"actor":{"key_jkt":"jkt-0","kind":"tee","tee":"tdx"},"appraisal":{"id":"apr_0","status":"affirming"},"#
+            + #""object":{"secret":"tenant-a/disk/root-key","version":3},"prev_leaf":"\#(String(repeating: "0", count: 64))","#
+            + #""request_id":"req-0","seq":0,"tenant":"tenant-a","time":"2026-09-21T14:13:20.000Z","type":"secret.released","v":1}"#
+        #expect(String(decoding: bytes, as: UTF8.self) == expected)
+        #expect(AuditEntry.problem(in: bytes, seq: 0, previousLeaf: nil) == nil)
+        #expect(AuditEntry.problem(in: bytes, seq: 1, previousLeaf: nil) != nil)
+        #expect(AuditEntry.timestamp(Date(timeIntervalSince1970: 951_782_400.123)) == "2000-02-29T00:00:00.123Z")
+    }
+
+    @Test func unfitEventsAreRejected() throws {
+        var secret = Self.event(1)
+        secret.object = ["secret": "x", "plaintext": "hunter2"]
+        #expect(throws: AuditError.self) { try AuditEntry.encode(secret, seq: 0, previousLeaf: nil) }
+        var notObject = Self.event(1)
+        notObject.actor = "admin"
+        #expect(throws: AuditError.self) { try AuditEntry.encode(notObject, seq: 0, previousLeaf: nil) }
+        var huge = Self.event(1)
+        huge.object = ["blob": .string(String(repeating: "a", count: 70_000))]
+        let error = #expect(throws: AuditError.self) { try AuditEntry.encode(huge, seq: 0, previousLeaf: nil) }
+        #expect(error?.code == .invalidEvent)
+        #expect(throws: AuditError.self) { try AuditEventType("secret.stolen") }
+    }
+
+    /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes
+    /// recomputed from the stored bodies, and proofs from the log verify against its signed checkpoints.
+    @Test(.timeLimit(.minutes(3))) func storedTreeMatchesAnIndependentTree() async throws {
+        let scratch = try Scratch()
+        let pool = try StoreDatabase.openPool(path: scratch.path)
+        let log = try await AuditLog.open(pool: pool, signingKey: try Ed25519PrivateKey(), origin: "custos.test/a", checkpointEvery: 100)
+        var total = 0
+        for batch in [1, 2, 5, 13, 64, 200, 715] {
+            try await withThrowingTaskGroup(of: AuditReceipt.self) { group in
+                for index in total..<(total + batch) { group.addTask { try await log.append(Self.event(index)) } }
+                for try await _ in group {}
+            }
+            total += batch
+        }
+        #expect(total == 1000)
+        #expect(log.head.size == 1000)
+        let (bodies, nodes): ([[UInt8]], [String: [UInt8]]) = try await pool.read { db in
+            let bodies = try Data.fetchAll(db, sql: "SELECT body FROM audit_entries ORDER BY seq").map { [UInt8]($0) }
+            var nodes: [String: [UInt8]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT level, idx, hash FROM audit_nodes") {
+                let level: Int = row[0]
+                let index: Int = row[1]
+                let hash: Data = row[2]
+                nodes["\(level),\(index)"] = [UInt8](hash)
+            }
+            return (bodies, nodes)
+        }
+        #expect(bodies.count == 1000)
+        let tree = InMemoryMerkleTree(leafHashes: bodies.map { MerkleHash.leaf($0) })
+        #expect(nodes.count == 1000 - 1000.nonzeroBitCount)
+        for level in 1..<tree.levels.count {
+            for (index, hash) in tree.levels[level].enumerated() {
+                #expect(nodes["\(level),\(index)"] == hash, "node (\(level), \(index))")
+            }
+        }
+        #expect(log.head.root == tree.root(size: 1000))
+        // The chain: each entry names its predecessor's leaf.
+        for seq in 1..<bodies.count {
+            #expect(AuditEntry.problem(in: bodies[seq], seq: UInt64(seq), previousLeaf: tree.levels[0][seq - 1]) == nil)
+        }
+        // Checkpoints every 100 entries, each with the independent root at its size.
+        let checkpoints: [(Int64, Data)] = try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT size, root FROM audit_checkpoints ORDER BY size").map { ($0[0] as Int64, $0[1] as Data) }
+        }
+        // One checkpoint for each transaction that crossed a multiple of 100 (group commit puts many entries in
+        // one transaction; a checkpoint is only ever signed for a committed size), the last one at 1000.
+        #expect(checkpoints.count >= 2)
+        #expect(checkpoints.last?.0 == 1000)
+        #expect(checkpoints.map(\.0) == checkpoints.map(\.0).sorted())
+        for (size, root) in checkpoints { #expect([UInt8](root) == tree.root(size: UInt64(size))) }
+        let latest = try #require(log.latestCheckpoint())
+        #expect(latest.checkpoint.size == 1000)
+        for index: UInt64 in [0, 1, 499, 998, 999] {
+            let proof = try log.inclusionProof(index: index)
+            #expect(proof.treeSize == 1000)
+            #expect(
+                MerkleProof.verifyInclusion(
+                    index: index, size: 1000, leafHash: MerkleHash.leaf(bodies[Int(index)]), path: proof.hashes,
+                    root: latest.checkpoint.rootHash)
+                    == .verified)
+        }
+        for first: UInt64 in [1, 100, 333, 512, 999, 1000] {
+            let path = try log.consistencyProof(first: first, second: 1000)
+            #expect(
+                MerkleProof.verifyConsistency(
+                    first: first, second: 1000, firstRoot: tree.root(size: first), secondRoot: latest.checkpoint.rootHash, path: path)
+                    == .verified)
+        }
+        #expect(throws: AuditError.self) { try log.inclusionProof(index: 1000, treeSize: 1000) }
+        #expect(throws: AuditError.self) { try log.consistencyProof(first: 0, second: 10) }
+        #expect(throws: AuditError.self) { try log.consistencyProof(first: 10, second: 1001) }
+        let verification = try AuditVerifier.verify(pool: pool)
+        #expect(verification.verified)
+        #expect(verification.size == 1000)
+        #expect(verification.checkpointsChecked == checkpoints.count)
+        #expect(verification.rootHash == tree.root(size: 1000))
+    }
+
+    @Test func triggersAbortUpdatesAndDeletes() async throws {
+        let scratch = try Scratch()
+        let pool = try StoreDatabase.openPool(path: scratch.path)
+        let log = try await AuditLog.open(pool: pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 2)
+        for index in 0..<4 { _ = try await log.append(Self.event(index)) }
+        for sql in [
+            "UPDATE audit_entries SET tenant = 'x' WHERE seq = 0", "DELETE FROM audit_entries WHERE seq = 3",
+            "UPDATE audit_nodes SET idx = 9", "DELETE FROM audit_nodes", "UPDATE audit_checkpoints SET size = 5",
+            "DELETE FROM audit_checkpoints", "UPDATE audit_meta SET value = 'x'", "DELETE FROM audit_meta",
+        ] {
+            let error = #expect(throws: DatabaseError.self, "\(sql) was allowed") { try pool.write { db in try db.execute(sql: sql) } }
+            #expect(error?.message?.contains("append-only") == true)
+        }
+        #expect(try AuditVerifier.verify(pool: pool).verified)
+    }
+
+    /// Reopening resumes the tree; a database restored from before a signed checkpoint refuses to append; another
+    /// key or origin is refused.
+    @Test func reopenResumesAndRestoredBackupIsRefused() async throws {
+        let scratch = try Scratch()
+        let key = try Ed25519PrivateKey()
+        let backup = scratch.directory.appendingPathComponent("backup.sqlite").path
+        do {
+            let pool = try StoreDatabase.openPool(path: scratch.path)
+            let log = try await AuditLog.open(pool: pool, signingKey: key, checkpointEvery: 0)
+            for index in 0..<5 { _ = try await log.append(Self.event(index)) }
+            try await log.signCheckpoint()
+            try pool.backup(to: try DatabaseQueue(path: backup))
+            for index in 5..<9 { _ = try await log.append(Self.event(index)) }
+            #expect(try await log.signCheckpoint().checkpoint.size == 9)
+        }
+        do {
+            let pool = try StoreDatabase.openPool(path: scratch.path)
+            let log = try await AuditLog.open(pool: pool, signingKey: key, checkpointEvery: 0)
+            #expect(log.head.size == 9)
+            let receipt = try await log.append(Self.event(9))
+            #expect(receipt.seq == 9)
+            try await log.signCheckpoint()
+            let again = await #expect(throws: AuditError.self) {
+                _ = try await AuditLog.open(pool: pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+            }
+            #expect(again?.code == .notAnAuditLog)
+            let otherOrigin = await #expect(throws: AuditError.self) {
+                _ = try await AuditLog.open(pool: pool, signingKey: key, origin: "custos.test/other", checkpointEvery: 0)
+            }
+            #expect(otherOrigin?.code == .notAnAuditLog)
+            #expect(try AuditVerifier.verify(pool: pool).verified)
+        }
+        // Copy the newest checkpoint into the restored backup (as a published checkpoint kept outside would show).
+        let restored = try StoreDatabase.openPool(path: backup)
+        let newest: (Int64, Data, Data)? = try await StoreDatabase.openPool(path: scratch.path).read { db in
+            try Row.fetchOne(db, sql: "SELECT size, root, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1").map {
+                ($0[0] as Int64, $0[1] as Data, $0[2] as Data)
+            }
+        }
+        let row = try #require(newest)
+        try await restored.write { db in
+            try db.execute(sql: "INSERT INTO audit_checkpoints (size, root, note) VALUES (?, ?, ?)", arguments: [row.0, row.1, row.2])
+        }
+        let error = await #expect(throws: AuditError.self) {
+            _ = try await AuditLog.open(pool: restored, signingKey: key, checkpointEvery: 0)
+        }
+        #expect(error?.code == .behindCheckpoint)
+        let verification = try AuditVerifier.verify(pool: restored)
+        #expect(!verification.verified)
+        #expect(verification.firstBadSeq == 5)
+    }
+
+    /// Under concurrent load several appends share a transaction.
+    @Test func groupCommitBatchesConcurrentWrites() async throws {
+        let scratch = try Scratch()
+        let pool = try StoreDatabase.openPool(path: scratch.path)
+        try await pool.write { db in try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)") }
+        let writer = GroupCommitWriter(pool, maxBatchSize: 64)
+        let results = try await withThrowingTaskGroup(of: Result<Int64, any Error>.self) { group in
+            for index in 0..<400 {
+                group.addTask {
+                    do {
+                        return .success(
+                            try await writer.perform { db in
+                                // Every 50th item fails (NOT NULL): only its own savepoint rolls back.
+                                try db.execute(sql: "INSERT INTO t (id, v) VALUES (?, ?)", arguments: [index, index % 50 == 7 ? nil : "v"])
+                                return db.lastInsertedRowID
+                            })
+                    } catch { return .failure(error) }
+                }
+            }
+            var all: [Result<Int64, any Error>] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let failures = results.filter { if case .failure = $0 { true } else { false } }
+        #expect(failures.count == 8)
+        #expect(try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 392)
+        let batches = await writer.batchCount
+        #expect(batches < 400, "no batching: \(batches) transactions for 400 writes")
+    }
+
+    /// A shipped migration is never edited: its SQL's SHA-256 is pinned here. Add a new migration instead.
+    @Test func shippedMigrationsAreUnchanged() {
+        let pinned: [String: String] = ["audit-v1": "12980a0191c69aa267e60a1b51e2fda9abe0766dbd12f76facc0a7ac4cf34781"]
+        #expect(AuditSchema.migrations.map(\.identifier) == ["audit-v1"])
+        for migration in AuditSchema.migrations {
+            #expect(Hex.encode(Digest.sha256(Array(migration.sql.utf8))) == pinned[migration.identifier], "\(migration.identifier) changed")
+        }
+    }
+}
