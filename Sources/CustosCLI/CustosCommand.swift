@@ -8,7 +8,6 @@ public struct CustosCommand: AsyncParsableCommand {
         abstract: "Confidential-computing attestation: guest owner for AMD SEV/SEV-ES, relying party for Intel TDX.",
         version: CustosVersion.string,
         subcommands: [
-        subcommands: [
             VersionCommand.self,
             ServeCommand.self,
             CertsCommand.self,
@@ -18,7 +17,6 @@ public struct CustosCommand: AsyncParsableCommand {
             StoreCommand.self,
             AuditCommand.self,
             BenchCommand.self,
-        ]
         ]
     )
     public init() {}
