@@ -80,7 +80,11 @@ struct ErrorContractTests {
                 name: "sev session --pdh", arguments: ["sev", "session", "--pdh", "@", "--policy", "7", "--out", "@out"],
                 corrupted: flipped("sev/platform-chains/rome/pdh.cert", at: 0x08), expected: v(2, 1, 2, 1)),
             Case(
-                name: "sev measure --firmware", arguments: ["sev", "measure", "--firmware", "@", "--policy", "3"],
+                name: "sev measure --firmware",
+                arguments: [
+                    // SEV-ES (policy 7) needs the firmware's footer (reset vector): an empty or zeroed image is unusable.
+                    "sev", "measure", "--firmware", "@", "--policy", "7", "--cpu-family", "25", "--cpu-model", "1", "--cpu-stepping", "1",
+                ],
                 corrupted: { [UInt8](repeating: 0, count: 4096) }, expected: v(2, 2, 2, 2)),
             Case(
                 name: "sev check-measurement --tik",
