@@ -14,6 +14,10 @@ let package = Package(
     products: [
         .executable(name: "custos", targets: ["custos"]),
         .library(name: "CustosCrypto", targets: ["CustosCrypto"]),
+        // The parsers of untrusted bytes, for the libFuzzer harnesses in Fuzz/ (a separate package; see README).
+        .library(name: "CustosTDX", targets: ["CustosTDX"]),
+        .library(name: "CustosSEV", targets: ["CustosSEV"]),
+        .library(name: "CustosUKI", targets: ["CustosUKI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

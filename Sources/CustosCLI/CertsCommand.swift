@@ -78,13 +78,18 @@ struct CertsInstall: AsyncParsableCommand {
             let mirror = from.map { URL(fileURLWithPath: $0) } ?? AnchorStore.defaultMirror()
             results = store.install(fromMirror: mirror)
         }
-        if global.json {
-            try Output.printJSON(results)
-        } else {
+        let failed = results.filter { !$0.installed }
+        if !global.json {
             for result in results { print("\(result.installed ? "ok     " : "REFUSED") \(result.id): \(result.message)") }
+        } else if failed.isEmpty {
+            try Output.printJSON(results)
         }
-        let failed = results.filter { !$0.installed }.count
-        if failed > 0 { throw CLIError("\(failed) of \(results.count) anchors were not installed", exitCode: 1) }
+        // Under --json a failure prints only the contract's one error object (naming the refused anchors).
+        if !failed.isEmpty {
+            let detail = failed.map { "\($0.id): \($0.message)" }.joined(separator: "; ")
+            throw CLIError(
+                "\(failed.count) of \(results.count) anchors were not installed (\(detail))", code: "anchorsNotInstalled", exitCode: 1)
+        }
     }
 
     private func downloadAll(_ store: AnchorStore) async -> [AnchorStore.InstallResult] {

@@ -1,3 +1,5 @@
+import CustosCrypto
+
 /// The one error type of ``CustosSEV``.
 ///
 /// Equal by ``code`` only (as `CertificateError` in swift-certificates), so tests compare against
@@ -75,42 +77,37 @@ public struct SEVError: Error, Hashable, Sendable, CustomStringConvertible {
 
 // MARK: - Byte reader
 
-/// A bounds-checked little-endian reader over a whole input buffer.
+/// CustosCrypto's shared ``CustosCrypto/ByteReader`` with ``SEVError``s.
 ///
 /// Every read checks the bytes exist and throws ``SEVError/Code-swift.struct/truncated`` with the offset otherwise;
 /// the offset only moves on success. AMD SEV structures are little-endian throughout (SEV API spec §1.3).
 struct ByteReader {
-    let bytes: [UInt8]
-    private(set) var offset: Int
+    private var base: CustosCrypto.ByteReader
 
-    init(_ bytes: [UInt8], offset: Int = 0) {
-        self.bytes = bytes
-        self.offset = offset
+    init(_ bytes: [UInt8], offset: Int = 0) { base = CustosCrypto.ByteReader(bytes, offset: offset) }
+
+    var bytes: [UInt8] { base.bytes }
+    var offset: Int { base.offset }
+    var remaining: Int { base.remaining }
+
+    private func mapped(_ error: ByteReaderError) -> SEVError {
+        SEVError(.truncated, "\(error.field): need \(error.needed) bytes, \(error.remaining) left", offset: error.offset)
     }
 
-    var remaining: Int { bytes.count - offset }
-
     mutating func readBytes(_ count: Int, field: String) throws(SEVError) -> [UInt8] {
-        guard count >= 0, count <= remaining else {
-            throw SEVError(.truncated, "\(field): need \(count) bytes, \(remaining) left", offset: offset)
-        }
-        let out = Array(bytes[offset..<offset + count])
-        offset += count
-        return out
+        do { return try base.read(count, field) } catch { throw mapped(error) }
     }
 
     mutating func readUInt32LE(field: String) throws(SEVError) -> UInt32 {
-        let raw = try readBytes(4, field: field)
-        return UInt32(raw[0]) | UInt32(raw[1]) << 8 | UInt32(raw[2]) << 16 | UInt32(raw[3]) << 24
+        do { return try base.readUInt32LE(field) } catch { throw mapped(error) }
     }
 
     mutating func readUInt16LE(field: String) throws(SEVError) -> UInt16 {
-        let raw = try readBytes(2, field: field)
-        return UInt16(raw[0]) | UInt16(raw[1]) << 8
+        do { return try base.readUInt16LE(field) } catch { throw mapped(error) }
     }
 
     mutating func readUInt8(field: String) throws(SEVError) -> UInt8 {
-        try readBytes(1, field: field)[0]
+        do { return try base.readUInt8(field) } catch { throw mapped(error) }
     }
 
     func expectEnd(_ what: String) throws(SEVError) {

@@ -1,63 +1,54 @@
-/// A bounds-checked little-endian reader over untrusted bytes (TDX structures are little-endian, spec §1).
+import CustosCrypto
+
+/// CustosCrypto's shared ``CustosCrypto/ByteReader`` with TDX errors (TDX structures are little-endian, spec §1).
 ///
 /// Every read names the field it reads, so that running short throws a ``TDXError`` whose code is the reader's
 /// `errorCode`, naming the field and its absolute offset. The reader never traps.
 struct ByteReader {
-    let bytes: [UInt8]
-    private(set) var offset: Int
-    /// One past the last byte this reader may read.
-    let end: Int
+    private var base: CustosCrypto.ByteReader
     let errorCode: TDXError.Code
 
     init(_ bytes: [UInt8], offset: Int = 0, end: Int? = nil, errorCode: TDXError.Code = .malformedQuote) {
-        self.bytes = bytes
-        self.offset = max(0, min(offset, bytes.count))
-        self.end = max(self.offset, min(end ?? bytes.count, bytes.count))
+        base = CustosCrypto.ByteReader(bytes, offset: offset, end: end)
         self.errorCode = errorCode
     }
 
-    var remaining: Int { end - offset }
+    var bytes: [UInt8] { base.bytes }
+    var offset: Int { base.offset }
+    var end: Int { base.end }
+    var remaining: Int { base.remaining }
 
     func fail(_ field: String, _ reason: String, at offset: Int? = nil) -> TDXError {
         TDXError(errorCode, reason, field: field, offset: offset ?? self.offset)
     }
 
+    private func mapped(_ error: ByteReaderError) -> TDXError {
+        TDXError(errorCode, error.description, field: error.field, offset: error.offset)
+    }
+
     /// Reads `count` bytes.
     mutating func read(_ count: Int, _ field: String) throws(TDXError) -> [UInt8] {
-        guard count >= 0, count <= remaining else {
-            throw fail(field, "truncated: \(field) needs \(count) bytes, \(remaining) remain")
-        }
-        let out = Array(bytes[offset..<(offset + count)])
-        offset += count
-        return out
+        do { return try base.read(count, field) } catch { throw mapped(error) }
     }
 
     /// Reads a little-endian u16.
     mutating func u16(_ field: String) throws(TDXError) -> UInt16 {
-        let b = try read(2, field)
-        return UInt16(b[0]) | UInt16(b[1]) << 8
+        do { return try base.readUInt16LE(field) } catch { throw mapped(error) }
     }
 
     /// Reads a little-endian u32.
     mutating func u32(_ field: String) throws(TDXError) -> UInt32 {
-        let b = try read(4, field)
-        return UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24
+        do { return try base.readUInt32LE(field) } catch { throw mapped(error) }
     }
 
     /// Reads a little-endian u64.
     mutating func u64(_ field: String) throws(TDXError) -> UInt64 {
-        let b = try read(8, field)
-        var value: UInt64 = 0
-        for byte in b.reversed() { value = value << 8 | UInt64(byte) }
-        return value
+        do { return try base.readUInt64LE(field) } catch { throw mapped(error) }
     }
 
     /// Skips `count` bytes.
     mutating func skip(_ count: Int, _ field: String) throws(TDXError) {
-        guard count >= 0, count <= remaining else {
-            throw fail(field, "truncated: \(field) needs \(count) bytes, \(remaining) remain")
-        }
-        offset += count
+        do { try base.skip(count, field) } catch { throw mapped(error) }
     }
 }
 

@@ -88,8 +88,9 @@ public struct CCEvent: Sendable, Equatable {
             var bytes = data
             if eventType == 0x8000_000a || eventType == 0x8000_000b {
                 // UEFI_PLATFORM_FIRMWARE_BLOB2 / HANDOFF_TABLES2: u8 description size, then the description.
+                // A size of 0 is legal and gives an empty description; the size byte plus `size` bytes must exist.
                 guard let size = bytes.first, bytes.count > Int(size) else { return nil }
-                bytes = Array(bytes[1...Int(size)])
+                bytes = Array(bytes[1..<(1 + Int(size))])
             }
             while bytes.last == 0 { bytes.removeLast() }
             guard !bytes.isEmpty, bytes.allSatisfy({ (0x20..<0x7f).contains($0) || $0 == 0x0a }) else {

@@ -182,7 +182,8 @@ public struct QuoteVerifier: Sendable {
             guard time >= crl.thisUpdate else {
                 throw TDXError(.collateralNotYetValid, "\(name) thisUpdate \(crl.thisUpdate) is in the future")
             }
-            guard let next = crl.nextUpdate, time < next else {
+            // Inclusive, as every expiry in Custos (README "Expiry rule"): valid through the nextUpdate second.
+            guard let next = crl.nextUpdate, time <= next else {
                 throw TDXError(.collateralExpired, "\(name) expired at \(crl.nextUpdate.map { "\($0)" } ?? "(no nextUpdate)")")
             }
         }

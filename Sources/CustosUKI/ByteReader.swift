@@ -1,67 +1,56 @@
-/// A bounds-checked little-endian cursor over untrusted bytes.
+import CustosCrypto
+
+/// CustosCrypto's shared ``CustosCrypto/ByteReader`` with ``PEParseError``s.
 ///
 /// Offsets are absolute positions in the whole file so that every ``PEParseError`` names a file offset. PE/COFF
 /// is little-endian throughout (PE Format, "General Concepts"), so every read here is little-endian.
 struct ByteReader {
-    let bytes: [UInt8]
-    /// The absolute offset of the next read.
-    private(set) var position: Int
-    /// One past the last byte this reader may read (a sub-range of `bytes`).
-    let limit: Int
+    private var base: CustosCrypto.ByteReader
 
     init(_ bytes: [UInt8], at position: Int = 0, limit: Int? = nil) {
-        self.bytes = bytes
-        self.limit = min(limit ?? bytes.count, bytes.count)
-        self.position = max(0, min(position, self.limit))
+        base = CustosCrypto.ByteReader(bytes, offset: position, end: limit)
     }
 
-    var remaining: Int { limit - position }
+    var bytes: [UInt8] { base.bytes }
+    /// The absolute offset of the next read.
+    var position: Int { base.offset }
+    /// One past the last byte this reader may read (a sub-range of `bytes`).
+    var limit: Int { base.end }
+    var remaining: Int { base.remaining }
+
+    private func mapped(_ error: ByteReaderError) -> PEParseError {
+        if error.beyondEnd {
+            return PEParseError(.truncated, at: error.offset, "\(error.field) starts beyond the end of the input (\(limit) bytes)")
+        }
+        return PEParseError(.truncated, at: error.offset, "\(error.field): needs \(error.needed) bytes, \(error.remaining) left")
+    }
 
     mutating func seek(to offset: Int, what: String) throws(PEParseError) {
-        guard offset >= 0, offset <= limit else {
-            throw PEParseError(.truncated, at: offset, "\(what) starts beyond the end of the input (\(limit) bytes)")
-        }
-        position = offset
+        do { try base.seek(to: offset, what) } catch { throw mapped(error) }
     }
 
     mutating func skip(_ count: Int, what: String) throws(PEParseError) {
-        guard count >= 0, count <= remaining else {
-            throw PEParseError(.truncated, at: position, "\(what): needs \(count) bytes, \(remaining) left")
-        }
-        position += count
+        do { try base.skip(count, what) } catch { throw mapped(error) }
     }
 
     mutating func readBytes(_ count: Int, what: String) throws(PEParseError) -> ArraySlice<UInt8> {
-        guard count >= 0, count <= remaining else {
-            throw PEParseError(.truncated, at: position, "\(what): needs \(count) bytes, \(remaining) left")
-        }
-        defer { position += count }
-        return bytes[position..<position + count]
+        do { return try base.readSlice(count, what) } catch { throw mapped(error) }
     }
 
     mutating func readUInt8(_ what: String) throws(PEParseError) -> UInt8 {
-        guard remaining >= 1 else { throw PEParseError(.truncated, at: position, "\(what): input ends") }
-        defer { position += 1 }
-        return bytes[position]
+        do { return try base.readUInt8(what) } catch { throw mapped(error) }
     }
 
     mutating func readUInt16LE(_ what: String) throws(PEParseError) -> UInt16 {
-        let raw = try readBytes(2, what: what)
-        return UInt16(raw[raw.startIndex]) | UInt16(raw[raw.startIndex + 1]) << 8
+        do { return try base.readUInt16LE(what) } catch { throw mapped(error) }
     }
 
     mutating func readUInt32LE(_ what: String) throws(PEParseError) -> UInt32 {
-        let raw = try readBytes(4, what: what)
-        var value: UInt32 = 0
-        for (shift, byte) in raw.enumerated() { value |= UInt32(byte) << (8 * UInt32(shift)) }
-        return value
+        do { return try base.readUInt32LE(what) } catch { throw mapped(error) }
     }
 
     mutating func readUInt64LE(_ what: String) throws(PEParseError) -> UInt64 {
-        let raw = try readBytes(8, what: what)
-        var value: UInt64 = 0
-        for (shift, byte) in raw.enumerated() { value |= UInt64(byte) << (8 * UInt64(shift)) }
-        return value
+        do { return try base.readUInt64LE(what) } catch { throw mapped(error) }
     }
 }
 

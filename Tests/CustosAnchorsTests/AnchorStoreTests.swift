@@ -6,7 +6,7 @@ import Testing
 
 /// The pins must equal the values in the shared MANIFEST.tsv files (the provenance record), and installing must
 /// refuse anything else.
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct AnchorStoreTests {
     /// A scratch Certs directory holding a copy of the repository's anchors.json.
     static func scratchStore() throws -> AnchorStore {

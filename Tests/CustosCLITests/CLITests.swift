@@ -4,7 +4,9 @@ import Testing
 
 typealias CLI = CustosExecutable
 
-@Suite(.enabled(if: CLI.isBuilt && TestData.isAvailable, "needs the custos executable (swift build) and the vendor testdata"))
+@Suite(
+    Requirement.skipOrFail(unless: CLI.isBuilt && TestData.isAvailable, "needs the custos executable (swift build) and the vendor testdata")
+)
 struct CertsCLITests {
     struct Status: Decodable {
         let id: String

@@ -4,7 +4,7 @@ import Testing
 
 /// RSA-PSS with AMD's real ARK/ASK roots (AMD SEV API spec Appendix C; `specs/sev.md` §1.1): little-endian
 /// exponent, modulus and signature; SHA-256/salt 32 for RSA-2048 (Naples), SHA-384/salt 48 for RSA-4096.
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct AMDRootRSATests {
     static let generations = ["naples", "rome", "milan", "genoa", "turin"]
 

@@ -5,7 +5,7 @@ import Testing
 
 /// Chain and CRL verification with Intel's real PCK, TCB-signing and root certificates and CRLs.
 /// Dates below were read with the `openssl x509/crl` command line (an independent oracle), not with our code.
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct X509Tests {
     static func date(_ text: String) -> Date { ISO8601DateFormatter().date(from: text)! }
 

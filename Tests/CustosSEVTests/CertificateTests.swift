@@ -3,7 +3,7 @@ import CustosSEV
 import CustosTestSupport
 import Testing
 
-@Suite("AMD ARK/ASK certificates", .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+@Suite("AMD ARK/ASK certificates", Requirement.testData)
 struct AMDCertificateTests {
     /// sev.md §1.1 table (KEY_IDs and the display hashes `sevctl verify` prints; Rome = libvirt kbase K16).
     static let expected: [(String, arkID: String, askID: String, arkHash: String, askHash: String, bits: Int)] = [
@@ -153,7 +153,7 @@ struct AMDCertificateTests {
     }
 }
 
-@Suite("SEV platform certificates and chains", .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+@Suite("SEV platform certificates and chains", Requirement.testData)
 struct PlatformChainTests {
     @Test("real Naples and Rome chains verify and name their product line", arguments: ["naples", "rome"])
     func realChains(_ line: String) throws {
@@ -308,16 +308,37 @@ struct PlatformChainTests {
         #expect((#expect(throws: SEVError.self) { try SEVCertificate(bytes: bytes) })?.offset == 0x418)
     }
 
-    @Test("random bytes never crash the parsers")
+    @Test("random bytes give typed parse errors, and nothing random verifies under a real signer")
     func randomBytes() throws {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom("SEV CertificateTests.randomBytes")
+        let rome = try platform("rome")
+        let arkRome = try AMDCertificate(bytes: try sev("amd-roots/rome/ark.cert"))
+        let parseCodes: Set<SEVError.Code> = [
+            .truncated, .invalidValue, .unsupportedVersion, .lengthOverflow, .trailingBytes, .unsupportedAlgorithm,
+        ]
         for _ in 0..<300 {
             let length = [0x824, 832, 1600, 576, Int.random(in: 0..<3000, using: &generator)].randomElement(using: &generator) ?? 0
             var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
             if length >= 4 { bytes[0] = 1; bytes[1] = 0; bytes[2] = 0; bytes[3] = 0 }
-            _ = try? SEVCertificate(bytes: bytes)
-            _ = try? AMDCertificate(bytes: bytes)
-            _ = try? PlatformCertificates(pdh: bytes, certChain: bytes + bytes + bytes)
+            do {
+                let certificate = try SEVCertificate(bytes: bytes)
+                #expect(throws: SEVError.self) { try certificate.verifySignature(by: rome.cek) }
+                #expect(throws: SEVError.self) { try certificate.verifySignature(by: rome.oca) }
+            } catch {
+                #expect(parseCodes.contains(error.code), "\(error)")
+            }
+            do {
+                let certificate = try AMDCertificate(bytes: bytes)
+                #expect(throws: SEVError.self) { try certificate.verifySignature(by: arkRome) }
+            } catch {
+                #expect(parseCodes.contains(error.code), "\(error)")
+            }
+            do {
+                _ = try PlatformCertificates(pdh: bytes, certChain: bytes + bytes + bytes)
+                Issue.record("random bytes parsed as a whole platform chain")
+            } catch {
+                #expect(parseCodes.contains(error.code) || error.code == .chainMismatch, "\(error)")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import CustosCrypto
 import CustosSEV
+import CustosTestSupport
 import Foundation
 import Testing
 
@@ -10,7 +11,8 @@ let virtQemuSevValidateInstalled = FileManager.default.isExecutableFile(atPath: 
 /// accept every measurement Custos computes ("OK: Looks good to me", exit 0), and refuse a tampered one.
 @Suite(
     "Differential: virt-qemu-sev-validate accepts Custos measurements",
-    .enabled(if: virtQemuSevValidateInstalled, "install libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography"))
+    Requirement.skipOrFail(
+        unless: virtQemuSevValidateInstalled, "install libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography"))
 struct DifferentialTests {
     static let tool = virtQemuSevValidate
 
@@ -91,7 +93,7 @@ struct DifferentialTests {
 
     @Test("random launches: SEV/SEV-ES, kernel/initrd/cmdline, vCPUs, CPU signature, TIK, nonce, API version")
     func randomLaunches() throws {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededRandom("SEV DifferentialTests.randomLaunches")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-sev-diff-\(UInt64.random(in: 0...UInt64.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

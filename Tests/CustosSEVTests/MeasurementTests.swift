@@ -3,7 +3,7 @@ import CustosSEV
 import CustosTestSupport
 import Testing
 
-@Suite("Launch digest and measurement", .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+@Suite("Launch digest and measurement", Requirement.testData)
 struct MeasurementTests {
     static let rhelFirmware = "sevctl-kat/OVMF.amdsev.fd_trimmed_edk2-ovmf-20220126gitbb1bba3d77-4.el9"
 

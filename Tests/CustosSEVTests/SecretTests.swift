@@ -4,7 +4,7 @@ import CustosTestSupport
 import Foundation
 import Testing
 
-@Suite("Secret packet (LAUNCH_SECRET)", .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+@Suite("Secret packet (LAUNCH_SECRET)", Requirement.testData)
 struct SecretTests {
     func sevctlKeys() throws -> TransportKeys {
         try TransportKeys(tek: SecretBytes(try sev("sevctl-kat/secret/tek1.bin")), tik: SecretBytes(try sev("sevctl-kat/secret/tik1.bin")))

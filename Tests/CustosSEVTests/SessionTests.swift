@@ -38,7 +38,7 @@ struct SessionTests {
 
     @Test(
         "real Rome PDH: Z, MASTER/KEK/KIK, GODH cert and session blob (sev.md §2.7)",
-        .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+        Requirement.testData)
     func romeVector() throws {
         let pdh = try SEVCertificate(bytes: try sev("platform-chains/rome/pdh.cert"))
         let godhKey = try ECPrivateKey(curve: .p384, rawScalar: hex(Self.godhScalar))
@@ -67,7 +67,7 @@ struct SessionTests {
 
     @Test(
         "fresh sessions differ; a PEK is refused as ECDH peer; reserved policy bits are refused",
-        .enabled(if: testDataPresent, "\(TestData.skipReason)"))
+        Requirement.testData)
     func freshness() throws {
         let p = try platform("naples")
         let a = try LaunchSession.make(pdh: p.pdh, policy: GuestPolicy(rawValue: 7))

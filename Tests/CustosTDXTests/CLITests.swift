@@ -8,7 +8,7 @@ import Testing
 
 /// The `custos tdx` commands' exit codes: 0 verified/matching, 1 verification failure (incl. malformed input),
 /// 2 usage error.
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct TDXCLITests {
     func run(_ arguments: [String]) throws -> Int32 { CustosCommand.exitStatus(running: arguments) }
 
@@ -38,7 +38,9 @@ struct TDXCLITests {
         #expect(try run(["tdx", "verify", "--quote", q01]) != 0)
     }
 
-    @Test("tdx verify --json lists the checks in order, ending with the verdict", .enabled(if: CustosExecutable.isBuilt))
+    @Test(
+        "tdx verify --json lists the checks in order, ending with the verdict",
+        Requirement.skipOrFail(unless: CustosExecutable.isBuilt, "needs the custos executable (swift build --build-tests)"))
     func verifyChecks() throws {
         let root = path("root/intel_sgx_root_ca.pem")
         let q01 = path("quotes/q01_dcapqvl_tdx_v4.bin")

@@ -7,7 +7,7 @@ import Testing
 /// Collateral arrives from a PCS or PCCS over the network and is parsed before any signature is checked, so its
 /// parsers face untrusted bytes: every truncation and every byte flip of the real Intel files must give a typed
 /// error (or, for a flip that keeps the JSON valid, a rejected verification), never a crash.
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct CollateralParsingTests {
     static let directory = "collateral/c1_dcapqvl_2025-06_B0C06F"
     static func file(_ name: String) throws -> [UInt8] { try TestData.bytes("tdx/\(directory)/\(name)") }
@@ -87,7 +87,7 @@ struct CollateralParsingTests {
         let time = Date(timeIntervalSince1970: 1_751_328_000)  // 2025-07-01, inside c1's window
         let original = try Self.collateral()
         _ = try verifier.verifyCollateral(original, at: time)
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom("CollateralParsingTests.flips")
         for _ in 0..<400 {
             var mutated = tcb
             let offset = Int.random(in: 0..<mutated.count, using: &generator)

@@ -101,7 +101,7 @@ struct DifferentialTests {
 
     @Test(
         "real pairs: same verdict and status as dcap-qvl (live and recorded) at valid, expired and future times",
-        .enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+        Requirement.testData)
     func realPairs() throws {
         var cases: [PeerCase] = []
         var expectations: [(ExpectedPair, Int, ExpectedPair.Outcome)] = []
@@ -134,9 +134,9 @@ struct DifferentialTests {
     }
 
     @Test(
-        "random quote mutations: Custos never accepts what dcap-qvl rejects", .enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+        "random quote mutations: Custos never accepts what dcap-qvl rejects", Requirement.testData)
     func mutations() throws {
-        var generator = SplitMix64(seed: 0xC057_0503)
+        var generator = SeededRandom("TDX DifferentialTests.mutations")
         var cases: [PeerCase] = []
         var inputs: [(ExpectedPair, [UInt8])] = []
         let perPair = 80

@@ -4,7 +4,7 @@ import CustosTestSupport
 import Foundation
 import Testing
 
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct EventLogTests {
     static var logs: [ExpectedEventLog] { Fixtures.expected?.eventlog ?? [] }
 
@@ -73,7 +73,7 @@ struct EventLogTests {
     @Test("random byte flips never crash the log parser")
     func randomFlips() throws {
         let bytes = Array(try TestData.bytes("tdx/eventlog/gotdx_ccel_data.dat").prefix(20_000))
-        var generator = SplitMix64(seed: 42)
+        var generator = SeededRandom("EventLogTests.randomFlips")
         for _ in 0..<2000 {
             var mutated = bytes
             let index = Int(generator.next() % UInt64(mutated.count))

@@ -4,7 +4,7 @@ import CustosTestSupport
 import Foundation
 import Testing
 
-@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+@Suite(Requirement.testData)
 struct QuoteParsingTests {
     @Test("parsed fields equal the peer's", arguments: Fixtures.pairs)
     func parsedFieldsMatchPeer(pair: ExpectedPair) throws {
@@ -81,7 +81,7 @@ struct QuoteParsingTests {
     @Test("random byte flips never crash the parser", arguments: quoteFiles)
     func randomFlips(path: String) throws {
         let bytes = try Fixtures.quote(path)
-        var generator = SplitMix64(seed: 0x7d1c_2024)
+        var generator = SeededRandom("QuoteParsingTests.randomFlips \(path)")
         let allowed: Set<TDXError.Code> = [.malformedQuote, .unsupportedQuoteFormat]
         for _ in 0..<3000 {
             var mutated = bytes
@@ -119,18 +119,5 @@ struct QuoteParsingTests {
             b[offset] = value
             #expect(throws: TDXError(.unsupportedQuoteFormat, "")) { try Quote(parsing: b) }
         }
-    }
-}
-
-/// A small deterministic PRNG for reproducible mutation tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }

@@ -4,7 +4,7 @@ import CustosUKI
 import Foundation
 import Testing
 
-@Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
+@Suite(Requirement.skipOrFail(unless: UKIFixtures.canBuild, UKIFixtures.skipReason))
 struct BootMatchTests {
     /// An event log as TDVF + systemd-stub would leave it: RTMR1 gets the UKI's Authenticode SHA-384 (taken here from
     /// osslsigncode), RTMR2 the stub's section events (hashed from sections extracted by objcopy in the recipe).

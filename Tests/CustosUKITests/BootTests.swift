@@ -9,8 +9,8 @@ import Testing
 /// Each boot has a hard timeout inside the script; the whole run is capped here too.
 @Suite(
     .serialized,
-    .enabled(
-        if: UKIFixtures.canBuild && geteuid() == 0 && ProcessInfo.processInfo.environment["CUSTOS_UKI_BOOT"] != "0",
+    Requirement.skipOrFail(
+        unless: UKIFixtures.canBuild && geteuid() == 0 && ProcessInfo.processInfo.environment["CUSTOS_UKI_BOOT"] != "0",
         "needs root, the recipe fixtures, and CUSTOS_UKI_BOOT != 0"))
 struct BootTests {
     @Test("OVMF Secure Boot verdicts equal custos's on signed, unsigned, wrong-key and tampered UKIs", .timeLimit(.minutes(5)))

@@ -7,7 +7,7 @@ import Testing
 
 @testable import CustosCLI
 
-@Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
+@Suite(Requirement.skipOrFail(unless: UKIFixtures.canBuild, UKIFixtures.skipReason))
 struct UKICLITests {
     static func exitCode(_ arguments: [String]) throws -> Int32 { CustosCommand.exitStatus(running: arguments) }
 
@@ -25,7 +25,7 @@ struct UKICLITests {
         #expect(try Self.exitCode(["uki", "verify", variant.url("uki-signed.efi").path, "--cert", variant.url("cmdline.txt").path]) == 2)
         #expect(throws: (any Error).self) { try CustosCommand.parseAsRoot(["uki", "verify", variant.url("uki-signed.efi").path]) }
 
-        let tampered = UKIVerifyCommand.verify(
+        let tampered = try UKIVerifyCommand.verify(
             file: variant.url("uki-tampered.efi").path,
             anchors: try Certificate.parsePEMChain(String(contentsOf: variant.dbCertificate, encoding: .utf8)))
         #expect(!tampered.verified && tampered.error?.code == "digestMismatch")
@@ -48,6 +48,8 @@ struct UKICLITests {
         #expect(signatures?.first?["digestAlgorithm"] as? String == "sha256")
         #expect((signatures?.first?["subject"] as? String)?.contains("Attest Test db") == true)
         #expect(try Self.exitCode(["uki", "inspect", variant.url("uki-unsigned.efi").path, "--json"]) == 0)
-        #expect(try Self.exitCode(["uki", "inspect", variant.url("os-release").path]) == 2)
+        // Not a PE image: rejected (1); not there: unusable input (2).
+        #expect(try Self.exitCode(["uki", "inspect", variant.url("os-release").path]) == 1)
+        #expect(try Self.exitCode(["uki", "inspect", "/nonexistent.efi"]) == 2)
     }
 }

@@ -6,7 +6,7 @@ import Testing
 
 /// Every expected value here comes from a peer tool run on the fixture by `scripts/uki/build-fixtures.sh`
 /// (osslsigncode, pesign, sbverify, systemd-measure 254), never from Custos itself.
-@Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
+@Suite(Requirement.skipOrFail(unless: UKIFixtures.canBuild, UKIFixtures.skipReason))
 struct FixtureTests {
     static let files = [
         "uki-signed.efi", "uki-signed-sha384.efi", "uki-unsigned.efi", "uki-wrongkey.efi", "uki-tampered.efi",

@@ -4,20 +4,8 @@ import CustosUKI
 import Foundation
 import Testing
 
-/// A deterministic PRNG so that a failing flip can be reproduced.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Untrusted input: every truncation and random byte flips must give typed errors or verdicts, never a crash.
-@Suite(.enabled(if: UKIFixtures.canBuild, Comment(rawValue: UKIFixtures.skipReason)))
+@Suite(Requirement.skipOrFail(unless: UKIFixtures.canBuild, UKIFixtures.skipReason))
 struct FuzzTests {
     /// The bare systemd-stub signed with sbsign: a real signed PE small enough to sweep exhaustively.
     static func signedStub(_ variant: String = "ukify-254") throws -> (bytes: [UInt8], anchors: [Certificate]) {
@@ -77,7 +65,7 @@ struct FuzzTests {
         let (bytes, anchors) = try Self.signedStub()
         let image = try PEImage(bytes: bytes)
         let checksum = image.optionalHeader.offset + 64
-        var rng = SplitMix64(state: 0x5EED_0001)
+        var rng = SeededRandom("UKI FuzzTests.headerFlips")
         var parsed = 0
         for _ in 0..<1500 {
             var copy = bytes
@@ -92,37 +80,79 @@ struct FuzzTests {
         #expect(parsed > 100)
     }
 
-    @Test("random byte flips in the certificate table give typed errors or rejections, never a crash")
+    /// The byte ranges of `bytes` (a file) that hold `part`, found by search (the DER of a part occurs once).
+    static func range(of part: [UInt8], in bytes: [UInt8], from start: Int) -> Range<Int>? {
+        guard !part.isEmpty, bytes.count - start >= part.count else { return nil }
+        for offset in start...(bytes.count - part.count)
+        where bytes[offset] == part[0] && Array(bytes[offset..<offset + part.count]) == part {
+            return offset..<offset + part.count
+        }
+        return nil
+    }
+
+    @Test("every random flip in the signed bytes of the certificate table is rejected; none is accepted")
     func certificateTableFlips() throws {
         let (bytes, anchors) = try Self.signedStub()
         let image = try PEImage(bytes: bytes)
         let start = try #require(image.certificateTableOffset)
-        let payloadEnd = start + 8 + (image.certificates.first?.certificate.count ?? 0)
-        var rng = SplitMix64(state: 0x5EED_0002)
-        var verifiedFlips: [Int] = []
+        let entry = try #require(image.certificates.first)
+        let signature = try AuthenticodeSignature(derEncoded: entry.certificate)
+        // Signed: the WIN_CERTIFICATE header, and the SpcIndirectDataContent (the messageDigest covers it, and it
+        // holds the image digest). Flips elsewhere in the DER (unsigned attributes, the certificate bag's order) may
+        // legitimately leave the signature valid; they are checked for typed outcomes below.
+        let content = try #require(signature.signedData.content)
+        let contentRange = try #require(Self.range(of: content, in: bytes, from: start))
+        let signedRanges = [start..<start + 8, contentRange]
+        var rng = SeededRandom("UKI FuzzTests.certificateTableFlips")
+        var accepted: [Int] = []
         for _ in 0..<1500 {
+            let range = signedRanges[Int.random(in: 0..<signedRanges.count, using: &rng)]
+            var copy = bytes
+            let offset = Int.random(in: range, using: &rng)
+            copy[offset] ^= UInt8.random(in: 1...255, using: &rng)
+            if Self.exercise(copy, anchors: anchors) == true { accepted.append(offset) }
+        }
+        #expect(accepted.isEmpty, "flips in signed bytes that still verified: \(accepted)")
+        // Anywhere else in the table: parsing gives a typed error or a verdict; a verified copy still verifies
+        // with the original's digest and content (nothing signed changed).
+        for _ in 0..<500 {
             var copy = bytes
             let offset = Int.random(in: start..<bytes.count, using: &rng)
             copy[offset] ^= UInt8.random(in: 1...255, using: &rng)
-            if Self.exercise(copy, anchors: anchors) == true, offset < payloadEnd { verifiedFlips.append(offset) }
+            guard Self.exercise(copy, anchors: anchors) == true else { continue }
+            let parsed = try PEImage(bytes: copy)
+            let entryCopy = try #require(parsed.certificates.first)
+            let signatureCopy = try AuthenticodeSignature(derEncoded: entryCopy.certificate)
+            #expect(signatureCopy.signedData.content == content, "flip at \(offset) changed the signed content and verified")
+            #expect(signatureCopy.imageDigest == signature.imageDigest)
         }
-        // A flip in the DER may land in a part no check covers; print them so a reviewer can judge, but none in the
-        // WIN_CERTIFICATE header or the signer's signature value may verify.
-        let header = start..<start + 8
-        #expect(!verifiedFlips.contains { header.contains($0) })
-        #expect(verifiedFlips.count < 15, "flips that still verified: \(verifiedFlips)")
     }
 
-    @Test("random flips anywhere in a small signed image, several bytes at once")
+    @Test("random flips anywhere in a small signed image, several bytes at once, never verify when a hashed byte changed")
     func multiFlips() throws {
         let (bytes, anchors) = try Self.signedStub()
-        var rng = SplitMix64(state: 0x5EED_0003)
+        let image = try PEImage(bytes: bytes)
+        // What Authenticode leaves out of the hash: the CheckSum, the certificate-table directory entry, the table.
+        let checksum = image.optionalHeader.offset + 64
+        let directory = image.optionalHeader.offset + (image.optionalHeader.format == .pe32Plus ? 112 : 96) + 4 * 8
+        let table = try #require(image.certificateTableOffset)
+        func hashed(_ offset: Int) -> Bool {
+            !(checksum..<checksum + 4).contains(offset) && !(directory..<directory + 8).contains(offset) && offset < table
+        }
+        var rng = SeededRandom("UKI FuzzTests.multiFlips")
+        var rejected = 0
         for _ in 0..<300 {
             var copy = bytes
             for _ in 0..<Int.random(in: 2...8, using: &rng) {
                 copy[Int.random(in: 0..<copy.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
             }
-            _ = Self.exercise(copy, anchors: anchors)
+            let changed = copy.indices.filter { copy[$0] != bytes[$0] }
+            let verdict = Self.exercise(copy, anchors: anchors)
+            if changed.contains(where: hashed) {
+                #expect(verdict != true, "changes at \(changed) verified")
+            }
+            if verdict != true { rejected += 1 }
         }
+        #expect(rejected > 0)
     }
 }

@@ -29,7 +29,7 @@ VQSV=/usr/bin/virt-qemu-sev-validate
 [ -f "$VQSV" ] || { echo "bench-measure: $VQSV missing (apt-get install libvirt-clients-qemu)" >&2; exit 3; }
 
 # Same flags as `make bench`: the shipped binary links the Swift runtime and Foundation statically.
-if [ "$BUILD" = 1 ]; then (cd "$REPO" && swift build -c release --static-swift-stdlib --product custos >&2); fi
+if [ "$BUILD" = 1 ]; then (cd "$REPO" && swift build -c release --static-swift-stdlib --product custos --force-resolved-versions >&2); fi
 CUSTOS=$REPO/.build/release/custos
 [ -x "$CUSTOS" ] || { echo "bench-measure: $CUSTOS not built" >&2; exit 3; }
 

@@ -23,7 +23,7 @@ struct SEVBenchMeasure: ParsableCommand {
     }
 
     func run() throws {
-        let image = try firmware.map { try SEVFiles.read($0, what: "firmware") } ?? Self.syntheticFirmware(size: 4 << 20)
+        let image = try firmware.map { try SEVFiles.read($0, what: "firmware", kind: .firmware) } ?? Self.syntheticFirmware(size: 4 << 20)
         let tik = SecretBytes([UInt8](repeating: 7, count: 16))
         var times: [Double] = []
         for _ in 0..<max(1, iterations) {

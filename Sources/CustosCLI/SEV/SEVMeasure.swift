@@ -64,7 +64,7 @@ struct SEVCheckMeasurement: ParsableCommand {
     struct Report: Encodable {
         let verified: Bool
         let launchDigest: String
-        let error: JSONError?
+        let error: SEVErrorJSON?
     }
 
     func run() throws {
@@ -85,7 +85,7 @@ struct SEVCheckMeasurement: ParsableCommand {
             }
         case .rejected(let error):
             if global.json {
-                try Output.printJSON(Report(verified: false, launchDigest: Hex.encode(digest.digest), error: JSONError(error)))
+                try Output.printJSON(Report(verified: false, launchDigest: Hex.encode(digest.digest), error: SEVErrorJSON(error)))
             } else {
                 print("NOT verified: \(error)")
             }

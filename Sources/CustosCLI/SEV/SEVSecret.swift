@@ -38,7 +38,7 @@ struct SEVSecret: ParsableCommand {
             }
             var area: OVMFFooter.Area? = nil
             if let firmware {
-                area = try OVMFFooter(firmware: try SEVFiles.read(firmware, what: "firmware")).secretArea
+                area = try OVMFFooter(firmware: try SEVFiles.read(firmware, what: "firmware", kind: .firmware)).secretArea
                 guard area != nil else { throw CLIError("\(firmware) has no SEV secret area in its OVMF footer") }
             }
             let keys = try TransportKeys(tek: try SEVFiles.readKey(tek, what: "TEK"), tik: try SEVFiles.readKey(tik, what: "TIK"))

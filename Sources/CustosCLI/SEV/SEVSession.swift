@@ -42,7 +42,10 @@ struct SEVSession: ParsableCommand {
             } else {
                 pdhCert = try SEVCertificate(bytes: try SEVFiles.readRawOrBase64(pdh, rawSize: SEVCertificate.size, what: "PDH"))
             }
-        } catch let error as SEVError { throw SEVFiles.sevError(error) }
+        } catch let error as SEVError {
+            // The PDH is platform evidence: malformed is rejected (1).
+            throw SEVFiles.sevError(error, exitCode: error.exitStatus)
+        }
         let session: LaunchSession
         do { session = try LaunchSession.make(pdh: pdhCert, policy: policy) } catch { throw SEVFiles.sevError(error) }
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {

@@ -10,73 +10,18 @@ import Foundation
     import Darwin
 #endif
 
-/// `read(2)`; named apart from ``SEVFiles/read(_:what:)``.
-private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-    #if canImport(Glibc)
-        Glibc.read(fd, buffer, count)
-    #else
-        Darwin.read(fd, buffer, count)
-    #endif
-}
-
 /// File and argument helpers shared by the `custos sev` verbs. No logic of their own: parsing, verification and
 /// cryptography are CustosSEV's.
 enum SEVFiles {
-    /// Upper bound on any input file (firmware images are a few MiB; kernels and initrds a few hundred).
-    static let maxFileSize = 1 << 30
-
-    /// Reads a whole file straight into one array: one allocation and one copy out of the page cache (not
-    /// `Data` then `[UInt8]`, which faults in and copies a 4 MiB firmware twice; issue 4 "Performance").
-    static func read(_ path: String, what: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
-        let isRegular = info.st_mode & S_IFMT == S_IFREG
-        guard let size = Int(exactly: info.st_size), size <= maxFileSize else {
-            throw CLIError("\(what) \(path) is larger than \(maxFileSize) bytes")
-        }
-        // Regular files: read exactly st_size bytes (a file that changes size under us is an error). Anything else
-        // (/dev/null, pipes): read until EOF in chunks.
-        if isRegular {
-            var failure: Int32 = 0
-            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = 0
-                while count < size {
-                    let n = posixRead(fd, buffer.baseAddress.map { $0 + count }, size - count)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        failure = errno
-                        return
-                    }
-                    if n == 0 { break }
-                    count += n
-                }
-            }
-            guard failure == 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(failure)))") }
-            guard bytes.count == size else { throw CLIError("\(what) \(path) changed size while being read") }
-            return bytes
-        }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        defer { secureZero(&chunk) }  // may hold part of a TEK/TIK or secret read from a pipe
-        while true {
-            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { return bytes }
-            guard bytes.count + n <= maxFileSize else { throw CLIError("\(what) \(path) is larger than \(maxFileSize) bytes") }
-            bytes += chunk[0..<n]
-        }
+    /// Reads a whole file through the CLI's one reader (``InputFile``), with the limit of its kind.
+    static func read(_ path: String, what: String, kind: InputKind = .kernel) throws(InputFileError) -> [UInt8] {
+        try InputFile.read(path, kind: kind, what: what)
     }
 
     /// A file that holds either raw bytes of `rawSize` or their base64 text (libvirt hands out base64; sevctl
     /// and `PDH_CERT_EXPORT` write raw).
     static func readRawOrBase64(_ path: String, rawSize: Int, what: String) throws -> [UInt8] {
-        let bytes = try read(path, what: what)
+        let bytes = try read(path, what: what, kind: .certificate)
         if bytes.count == rawSize { return bytes }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let decoded = try? Base64.decode(text) else {
@@ -87,7 +32,7 @@ enum SEVFiles {
 
     /// A 16-byte TEK or TIK file.
     static func readKey(_ path: String, what: String) throws -> SecretBytes {
-        var bytes = try read(path, what: what)
+        var bytes = try read(path, what: what, kind: .key)
         defer { secureZero(&bytes) }
         guard bytes.count == 16 else { throw CLIError("\(what) \(path) must hold 16 raw bytes, has \(bytes.count)") }
         return SecretBytes(bytes)
@@ -117,7 +62,12 @@ enum SEVFiles {
         return GuestPolicy(rawValue: value)
     }
 
-    static func sevError(_ error: SEVError, exitCode: Int32 = 2) -> CLIError { CLIError(error.description, exitCode: exitCode) }
+    /// The error as the contract reports it (its code and offset). Exit 2 by default: the owner's own inputs
+    /// (firmware, kernel, secrets, parameters); platform evidence passes `error.exitStatus` (1 for a malformed or
+    /// forged certificate).
+    static func sevError(_ error: SEVError, exitCode: Int32 = 2) -> CLIError {
+        CLIError(error.description, code: error.code.name, offset: error.offset, exitCode: exitCode)
+    }
 }
 
 /// A read-only, private mapping of a whole regular file, unmapped on deinit.
@@ -139,7 +89,7 @@ final class MappedFile {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let size = Int(exactly: info.st_size), size > 0,
-            size <= SEVFiles.maxFileSize
+            size <= InputKind.firmware.limit
         else { return nil }
         #if canImport(Glibc)
             let flags = MAP_PRIVATE | MAP_POPULATE
@@ -192,10 +142,14 @@ struct PlatformInput: ParsableArguments {
         do {
             if let platform {
                 func cert(_ name: String) throws -> SEVCertificate {
-                    do { return try SEVCertificate(bytes: try SEVFiles.read("\(platform)/\(name)", what: name)) } catch let error
+                    do {
+                        return try SEVCertificate(bytes: try SEVFiles.read("\(platform)/\(name)", what: name, kind: .certificate))
+                    } catch let error
                         as SEVError
                     {
-                        throw CLIError("\(platform)/\(name): \(error)")
+                        throw CLIError(
+                            "\(platform)/\(name): \(error)", code: error.code.name, field: name, offset: error.offset,
+                            exitCode: error.exitStatus)
                     }
                 }
                 return PlatformCertificates(
@@ -206,7 +160,7 @@ struct PlatformInput: ParsableArguments {
                 pdh: try SEVFiles.readRawOrBase64(pdh, rawSize: SEVCertificate.size, what: "PDH"),
                 certChain: try SEVFiles.readRawOrBase64(certChain, rawSize: 3 * SEVCertificate.size, what: "cert-chain"))
         } catch let error as SEVError {
-            throw SEVFiles.sevError(error)
+            throw SEVFiles.sevError(error, exitCode: error.exitStatus)
         }
     }
 }
@@ -228,8 +182,8 @@ struct RootsInput: ParsableArguments {
             func pair(_ dir: String, _ line: ProductLine) throws -> AMDRoots {
                 do {
                     return try AMDRoots(
-                        productLine: line, ark: try SEVFiles.read("\(dir)/ark.cert", what: "ARK"),
-                        ask: try SEVFiles.read("\(dir)/ask.cert", what: "ASK"))
+                        productLine: line, ark: try SEVFiles.read("\(dir)/ark.cert", what: "ARK", kind: .certificate),
+                        ask: try SEVFiles.read("\(dir)/ask.cert", what: "ASK", kind: .certificate))
                 } catch let error as SEVError { throw CLIError("\(dir): \(error)") }
             }
             if fm.fileExists(atPath: "\(roots)/ark.cert") {
@@ -291,7 +245,7 @@ struct LaunchOptions: ParsableArguments {
         }
         if kernel == nil, initrd != nil || cmdline != nil { throw ValidationError("--initrd and --cmdline need --kernel") }
         return LaunchInputs(
-            firmware: readFirmware ? try SEVFiles.read(firmware, what: "firmware") : [],
+            firmware: readFirmware ? try SEVFiles.read(firmware, what: "firmware", kind: .firmware) : [],
             kernel: try kernel.map { try SEVFiles.read($0, what: "kernel") },
             initrd: try initrd.map { try SEVFiles.read($0, what: "initrd") },
             cmdline: cmdline, policy: policy, vcpus: vcpus, cpuSignature: signature, vmsaVariant: variant)
@@ -321,15 +275,16 @@ struct FirmwareVersionOptions: ParsableArguments {
     }
 }
 
-struct JSONError: Encodable {
+/// A SEV error in the contract's shape (`code`, `message`, `field`, `offset`); a chain failure's link is its field.
+struct SEVErrorJSON: Encodable {
     let code: String
-    let reason: String
-    let link: String?
+    let message: String
+    let field: String?
     let offset: Int?
     init(_ error: SEVError, link: ChainLink? = nil) {
         code = error.code.name
-        reason = error.reason
-        self.link = link?.rawValue
+        message = error.reason
+        field = link?.rawValue
         offset = error.offset
     }
 }

@@ -16,7 +16,7 @@ struct SEVVerifyChain: ParsableCommand {
     struct Report: Encodable {
         let verified: Bool
         let generation: String?
-        let error: JSONError?
+        let error: SEVErrorJSON?
         let pdhSHA256: String?
     }
 
@@ -25,7 +25,9 @@ struct SEVVerifyChain: ParsableCommand {
         let rootList = try roots.load()
         var oca: SEVCertificate? = nil
         if let pinnedOCA {
-            do { oca = try SEVCertificate(bytes: try SEVFiles.read(pinnedOCA, what: "OCA")) } catch let error as SEVError {
+            do { oca = try SEVCertificate(bytes: try SEVFiles.read(pinnedOCA, what: "OCA", kind: .certificate)) } catch let error
+                as SEVError
+            {
                 throw SEVFiles.sevError(error)
             }
         }
@@ -44,7 +46,7 @@ struct SEVVerifyChain: ParsableCommand {
                 print("PDH  \(Hex.encode(chain.pdh.displayHash))")
             }
         case .rejected(let failure):
-            let report = Report(verified: false, generation: nil, error: JSONError(failure.error, link: failure.link), pdhSHA256: nil)
+            let report = Report(verified: false, generation: nil, error: SEVErrorJSON(failure.error, link: failure.link), pdhSHA256: nil)
             if global.json { try Output.printJSON(report) } else { print("NOT verified: \(failure)") }
             throw ExitCode(1)
         }

@@ -43,7 +43,7 @@ struct TDXBenchVerify: AsyncParsableCommand {
     func run() async throws {
         let time = try parseVerificationTime(at)
         let anchor = try TDXTrustAnchor.load(root: root)
-        let bytes = try readInputFile(quote)
+        let bytes = try readInputFile(quote, kind: .quote)
         let loaded = try TDXCollateralLoader.load(path: collateral)
         let options = VerificationOptions(allowDebug: allowDebug)
         let cache = VerificationCache()

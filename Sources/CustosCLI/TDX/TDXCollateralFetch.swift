@@ -211,7 +211,7 @@ struct TDXCollateralFetch: AsyncParsableCommand {
                 fmspc: fmspc, base: base, rootCRLURL: rootURL, ca: ca, out: URL(fileURLWithPath: out), client: client)
         } catch {
             try? await client.shutdown()
-            throw CLIError(error.description, exitCode: 1)
+            throw error
         }
         try await client.shutdown()
         if global.json {

@@ -42,9 +42,10 @@ struct TDXEventLogCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let logBytes = try readInputFile(log)
-        let tableBytes = try table.map(readInputFile)
-        let quoteBytes = try quote.map(readInputFile)
+        let logBytes = try readInputFile(log, kind: .eventLog)
+        let tableBytes = try table.map { try readInputFile($0, kind: .eventLog) }
+        let quoteBytes = try quote.map { try readInputFile($0, kind: .quote) }
+        // A malformed table, log or quote throws its TDXError to the top-level handler (exit 1, one JSON object).
         do {
             let ccel = try tableBytes.map { bytes throws(TDXError) in try CCELTable(parsing: bytes) }
             let parsed = try EventLog(parsing: logBytes)
@@ -72,13 +73,6 @@ struct TDXEventLogCommand: ParsableCommand {
                 printReport(output)
             }
             if output.matchesQuote == false { throw ExitCode(1) }
-        } catch let error as TDXError {
-            if global.json {
-                try Output.printJSON(["error": ErrorJSON(error)])
-            } else {
-                print("MALFORMED: \(error)")
-            }
-            throw ExitCode(1)
         }
     }
 

@@ -16,7 +16,7 @@ public enum TDXCollateralLoader {
     public static func load(path: String) throws -> Collateral {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CLIError("collateral not found: \(path)")
+            throw CLIError("collateral not found: \(path)", code: InputFileError.Code.fileNotFound.rawValue, field: path)
         }
         let url = URL(fileURLWithPath: path)
         if isDirectory.boolValue {
@@ -34,13 +34,12 @@ public enum TDXCollateralLoader {
         return try Collateral(quoteCollateralV3JSON: read(url))
     }
 
-    static func read(_ url: URL) throws -> [UInt8] {
-        do { return [UInt8](try Data(contentsOf: url)) } catch { throw CLIError("cannot read \(url.path): \(error.localizedDescription)") }
-    }
+    static func read(_ url: URL) throws -> [UInt8] { try InputFile.read(url.path, kind: .collateral) }
 }
 
-/// Reads a file for a command, as a usage error (exit 2) when it cannot be read.
-func readInputFile(_ path: String) throws -> [UInt8] { try TDXCollateralLoader.read(URL(fileURLWithPath: path)) }
+/// Reads a file for a command through the CLI's one reader; a missing, unreadable or oversized file is an
+/// ``InputFileError`` (exit 2).
+func readInputFile(_ path: String, kind: InputKind) throws(InputFileError) -> [UInt8] { try InputFile.read(path, kind: kind) }
 
 /// The trust anchor: `--root PEM` or the pinned Intel SGX Root CA.
 struct TDXTrustAnchor {
@@ -50,11 +49,13 @@ struct TDXTrustAnchor {
 
     static func load(root: String?) throws -> TDXTrustAnchor {
         if let root {
-            do { return TDXTrustAnchor(certificate: try Certificate(derOrPEM: readInputFile(root)), customPath: root) } catch let error
-                as CLIError
+            do {
+                return TDXTrustAnchor(certificate: try Certificate(derOrPEM: readInputFile(root, kind: .certificate)), customPath: root)
+            } catch let error
+                as InputFileError
             {
                 throw error
-            } catch { throw CLIError("--root \(root): \(error)") }
+            } catch { throw CLIError("--root \(root): \(error)", code: "untrustedRoot") }
         }
         do {
             return TDXTrustAnchor(certificate: try AnchorStore(directory: AnchorStore.locateDirectory()).intelRootCA(), customPath: nil)
@@ -181,6 +182,13 @@ public struct ErrorJSON: Codable, Sendable, Equatable {
     public let message: String
     public let field: String?
     public let offset: Int?
+
+    init(code: String, message: String, field: String?, offset: Int?) {
+        self.code = code
+        self.message = message
+        self.field = field
+        self.offset = offset
+    }
 
     init(_ error: TDXError) {
         code = error.code.name

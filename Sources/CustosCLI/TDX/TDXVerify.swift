@@ -19,10 +19,11 @@ struct TDXVerify: ParsableCommand {
     func run() throws {
         let time = try parseVerificationTime(at)
         let anchor = try TDXTrustAnchor.load(root: root)
-        let bytes = try readInputFile(quote)
+        let bytes = try readInputFile(quote, kind: .quote)
         let loaded: Collateral
         do { loaded = try TDXCollateralLoader.load(path: collateral) } catch let error as TDXError {
-            throw CLIError("collateral \(collateral): \(error)")
+            throw CLIError(
+                "collateral \(collateral): \(error)", code: error.code.name, field: error.field ?? collateral, offset: error.offset)
         }
         var checks: [CheckJSON] = []
         let result = QuoteVerifier(trustedRoot: anchor.certificate).verify(
@@ -86,16 +87,9 @@ struct TDXInspect: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let bytes = try readInputFile(quote)
-        let parsed: Quote
-        do { parsed = try Quote(parsing: bytes) } catch {
-            if global.json {
-                try Output.printJSON(["error": ErrorJSON(error)])
-            } else {
-                print("MALFORMED: \(error)")
-            }
-            throw ExitCode(1)
-        }
+        let bytes = try readInputFile(quote, kind: .quote)
+        // A malformed quote is rejected evidence: the top-level handler reports the TDXError (exit 1).
+        let parsed = try Quote(parsing: bytes)
         let json = QuoteJSON(parsed)
         if global.json {
             try Output.printJSON(json)

@@ -39,16 +39,10 @@ struct UKIBootedCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let ukiBytes: [UInt8]
-        let logBytes: [UInt8]
-        do {
-            ukiBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-            logBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: log)))
-        } catch {
-            throw CLIError("cannot read input: \(error.localizedDescription)")
-        }
-        let uki: UnifiedKernelImage
-        do { uki = try UnifiedKernelImage(bytes: ukiBytes) } catch { throw CLIError("\(file) is not a PE image: \(error)") }
+        let ukiBytes = try InputFile.read(file, kind: .uki)
+        let logBytes = try InputFile.read(log, kind: .eventLog)
+        // A malformed image is rejected evidence: its PEParseError goes to the top-level handler (exit 1).
+        let uki = try UnifiedKernelImage(bytes: ukiBytes)
         let digest = Hex.encode(uki.rtmr1EventDigest())
         let output: UKIBootedJSON
         do {

@@ -56,14 +56,9 @@ struct UKIInspectCommand: ParsableCommand {
 }
 
 enum UKIFiles {
-    /// Reads and parses a UKI; unreadable or malformed files become a CLIError (exit 2).
+    /// Reads and parses a UKI: an unreadable file is an ``InputFileError`` (exit 2), a malformed one a
+    /// ``PEParseError`` (exit 1).
     static func load(_ path: String) throws -> UnifiedKernelImage {
-        let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw CLIError("cannot read \(path): \(error.localizedDescription)")
-        }
-        do { return try UnifiedKernelImage(bytes: bytes) } catch {
-            throw CLIError("\(path) is not a PE image Custos can read: \(error)")
-        }
+        try UnifiedKernelImage(bytes: try InputFile.read(path, kind: .uki))
     }
 }

@@ -9,7 +9,7 @@ struct UKIVerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check a UKI's Authenticode signature against trusted certificates as UEFI's db check does.",
         discussion:
-            "Exit status: 0 verified, 1 not verified (unsigned, tampered, untrusted signer, malformed image), 2 bad usage or unreadable certificate."
+            "Exit status: 0 verified, 1 not verified (unsigned, tampered, untrusted signer, malformed image), 2 bad usage, an unreadable file or an unusable certificate."
     )
     @Argument(help: "The UKI (PE/COFF) file.") var file: String
     @Option(name: .long, help: "A trusted certificate (PEM or DER; a PEM file may hold several). Repeatable.") var cert: [String] = []
@@ -22,15 +22,16 @@ struct UKIVerifyCommand: ParsableCommand {
     func run() throws {
         var anchors: [Certificate] = []
         for path in cert {
+            let bytes = try InputFile.read(path, kind: .certificate, what: "certificate")
             do {
-                let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
                 let text = String(decoding: bytes, as: UTF8.self)
                 anchors += text.contains("-----BEGIN") ? try Certificate.parsePEMChain(text) : [try Certificate(derOrPEM: bytes)]
             } catch {
-                throw CLIError("cannot read certificate \(path): \(error)")
+                // An unusable trust anchor is input Custos could not use (2), not a rejected image.
+                throw CLIError("cannot use certificate \(path): \(error)", code: "malformedCertificate", field: path)
             }
         }
-        let report = Self.verify(file: file, anchors: anchors)
+        let report = try Self.verify(file: file, anchors: anchors)
         if global.json {
             try Output.printJSON(report)
         } else if report.verified, let signer = report.signer {
@@ -42,13 +43,10 @@ struct UKIVerifyCommand: ParsableCommand {
         if !report.verified { throw ExitCode(1) }
     }
 
-    static func verify(file: String, anchors: [Certificate]) -> UKIVerifyReport {
-        let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))) } catch {
-            return UKIVerifyReport(
-                file: file, verified: false, signer: nil, authenticode: nil,
-                error: UKIErrorReport(code: "unreadable", message: error.localizedDescription), failures: [])
-        }
+    /// Verifies the UKI at `file`.
+    /// - Throws: ``InputFileError`` when the file cannot be read (exit 2); a malformed image is a rejected report.
+    static func verify(file: String, anchors: [Certificate]) throws(InputFileError) -> UKIVerifyReport {
+        let bytes = try InputFile.read(file, kind: .uki)
         let image: PEImage
         do { image = try PEImage(bytes: bytes) } catch {
             let failure = UKIError(.malformedImage, error.description)

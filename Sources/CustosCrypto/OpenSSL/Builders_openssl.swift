@@ -1,8 +1,8 @@
 internal import COpenSSL
-public import Foundation
+package import Foundation
 
 /// A private key that can sign certificates, CRLs and CMS messages.
-public enum SigningKey: Sendable {
+package enum SigningKey: Sendable {
     case ec(ECPrivateKey)
     case rsa(RSAPrivateKey)
 
@@ -14,7 +14,7 @@ public enum SigningKey: Sendable {
     }
 
     /// The public half as a ``PublicKey``.
-    public var publicKey: PublicKey {
+    package var publicKey: PublicKey {
         switch self {
         case .ec(let key): .ec(key.publicKey)
         case .rsa(let key): .rsa(key.publicKey)
@@ -47,21 +47,21 @@ private func asn1Integer(_ bigEndian: [UInt8]) throws(CryptoError) -> UnsafeMuta
 
 /// Makes X.509 v3 certificates: Custos's own token-signing certificates and the private test hierarchies
 /// (a TDX PCK chain, a UKI signing key) that tests and the emulators need.
-public struct CertificateBuilder: Sendable {
+package struct CertificateBuilder: Sendable {
     /// Subject attributes in order, e.g. `[("CN", "Custos test PCK"), ("O", "Custos")]`.
-    public var subject: [(String, String)]
-    public var serialNumber: [UInt8]
-    public var notBefore: Date
-    public var notAfter: Date
+    package var subject: [(String, String)]
+    package var serialNumber: [UInt8]
+    package var notBefore: Date
+    package var notAfter: Date
     /// Adds a critical basicConstraints extension when set: `true` marks a CA.
-    public var isCA: Bool?
+    package var isCA: Bool?
     /// Key usage bits: `digitalSignature` = 0x80, `keyCertSign` = 0x04, `cRLSign` = 0x02 (first byte of the BIT STRING).
-    public var keyUsage: UInt8?
+    package var keyUsage: UInt8?
     /// Further extensions (DER values), appended in order.
-    public var extensions: [Certificate.Extension]
-    public var digest: DigestAlgorithm
+    package var extensions: [Certificate.Extension]
+    package var digest: DigestAlgorithm
 
-    public init(
+    package init(
         subject: [(String, String)], serialNumber: [UInt8] = [1], notBefore: Date, notAfter: Date, isCA: Bool? = nil,
         keyUsage: UInt8? = nil, extensions: [Certificate.Extension] = [], digest: DigestAlgorithm = .sha256
     ) {
@@ -76,12 +76,12 @@ public struct CertificateBuilder: Sendable {
     }
 
     /// A custom extension value.
-    public static func extensionValue(oid: String, critical: Bool, value: [UInt8]) -> Certificate.Extension {
+    package static func extensionValue(oid: String, critical: Bool, value: [UInt8]) -> Certificate.Extension {
         Certificate.Extension(oid: oid, critical: critical, value: value)
     }
 
     /// Signs a certificate for `subjectKey`; `issuer` nil makes it self-signed with `issuerKey`.
-    public func sign(subjectKey: PublicKey, issuer: Certificate?, issuerKey: SigningKey) throws(CryptoError) -> Certificate {
+    package func sign(subjectKey: PublicKey, issuer: Certificate?, issuerKey: SigningKey) throws(CryptoError) -> Certificate {
         guard let subjectBox = subjectKey.box else { throw CryptoError(.unsupportedAlgorithm, "subject key type not supported") }
         guard let x509 = X509_new() else { throw .openSSL(.internalFailure, "X509_new failed") }
         let owned = X509Box(takingOwnership: x509)
@@ -152,19 +152,19 @@ private func withExtension(_ ext: Certificate.Extension, _ body: (OpaquePointer)
 }
 
 /// Makes X.509 v2 CRLs for test hierarchies.
-public struct CRLBuilder: Sendable {
-    public var thisUpdate: Date
-    public var nextUpdate: Date
+package struct CRLBuilder: Sendable {
+    package var thisUpdate: Date
+    package var nextUpdate: Date
     /// Serial numbers (big-endian) to list, each with its revocation date.
-    public var revoked: [(serialNumber: [UInt8], date: Date)]
-    public var digest: DigestAlgorithm
+    package var revoked: [(serialNumber: [UInt8], date: Date)]
+    package var digest: DigestAlgorithm
     /// The cRLNumber extension's value (big-endian); `nil` omits it. RFC 5280 §5.2.3 requires it, and so do Intel
     /// QVL (CRL_INVALID_EXTENSIONS) and webpki-based verifiers.
-    public var crlNumber: [UInt8]?
+    package var crlNumber: [UInt8]?
     /// Whether to add an authorityKeyIdentifier (SHA-1 of the issuer's public key, RFC 5280 §4.2.1.2 method 1).
-    public var authorityKeyIdentifier: Bool
+    package var authorityKeyIdentifier: Bool
 
-    public init(
+    package init(
         thisUpdate: Date, nextUpdate: Date, revoked: [(serialNumber: [UInt8], date: Date)] = [], digest: DigestAlgorithm = .sha256,
         crlNumber: [UInt8]? = [1], authorityKeyIdentifier: Bool = true
     ) {
@@ -177,7 +177,7 @@ public struct CRLBuilder: Sendable {
     }
 
     /// Signs the CRL as `issuer`.
-    public func sign(issuer: Certificate, issuerKey: SigningKey) throws(CryptoError) -> CertificateRevocationList {
+    package func sign(issuer: Certificate, issuerKey: SigningKey) throws(CryptoError) -> CertificateRevocationList {
         guard let crl = X509_CRL_new() else { throw .openSSL(.internalFailure, "X509_CRL_new failed") }
         let owned = CRLBox(takingOwnership: crl)
         guard X509_CRL_set_version(crl, 1) == 1, X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer.box.pointer)) == 1 else {

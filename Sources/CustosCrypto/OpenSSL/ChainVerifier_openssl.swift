@@ -5,14 +5,31 @@ public import Foundation
 public struct ValidatedChain: Sendable, Equatable {
     public let certificates: [Certificate]
 
+    /// Only ``ChainVerifier`` makes these (there is no public initializer: a "validated" chain that was not validated
+    /// is not expressible outside this module).
     init(verified certificates: [Certificate]) { self.certificates = certificates }
-
-    /// Wraps certificates that were *not* verified.
-    /// - Warning: Only for tests and for data whose chain was verified elsewhere; nothing here is checked.
-    public init(uncheckedCertificates certificates: [Certificate]) { self.certificates = certificates }
 
     public var leaf: Certificate? { certificates.first }
     public var anchor: Certificate? { certificates.last }
+}
+
+/// Custos's expiry rule (README "Expiry rule"): a certificate is valid while `notBefore <= at <= notAfter` and a CRL
+/// while `thisUpdate <= at <= nextUpdate`, both ends inclusive as RFC 5280 §4.1.2.5 defines validity. OpenSSL's
+/// `X509_cmp_time` counts the notAfter/nextUpdate second itself as expired; this callback accepts exactly that
+/// second (and nothing else), so OpenSSL's checks and Custos's own date checks agree at the boundary.
+private let inclusiveValidityCallback: @convention(c) (Int32, OpaquePointer?) -> Int32 = { ok, ctx in
+    guard ok == 0, let ctx, let param = X509_STORE_CTX_get0_param(ctx) else { return ok }
+    let time = X509_VERIFY_PARAM_get_time(param)
+    switch X509_STORE_CTX_get_error(ctx) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        guard let certificate = X509_STORE_CTX_get_current_cert(ctx), let notAfter = X509_get0_notAfter(certificate) else { return ok }
+        return ASN1_TIME_cmp_time_t(notAfter, time) == 0 ? 1 : ok
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        guard let crl = X509_STORE_CTX_get0_current_crl(ctx), let nextUpdate = X509_CRL_get0_nextUpdate(crl) else { return ok }
+        return ASN1_TIME_cmp_time_t(nextUpdate, time) == 0 ? 1 : ok
+    default:
+        return ok
+    }
 }
 
 /// X.509 path validation by OpenSSL (`X509_verify_cert`) at a caller-given time, with CRLs.
@@ -97,6 +114,7 @@ public enum ChainVerifier {
         if options.allowPartialChain { flags |= UInt(X509_V_FLAG_PARTIAL_CHAIN) }
         X509_VERIFY_PARAM_set_flags(param, flags)
         X509_VERIFY_PARAM_set_depth(param, Int32(options.maxDepth))
+        X509_STORE_CTX_set_verify_cb(ctx, inclusiveValidityCallback)
 
         guard X509_verify_cert(ctx) == 1 else {
             let error = X509_STORE_CTX_get_error(ctx)

@@ -9,7 +9,8 @@ public import Foundation
 /// `to_param`, so Swift's temporary bridged pointers must not be used for either.
 private final class ParamBuilder {
     let builder: OpaquePointer
-    private var allocations: [UnsafeMutableRawPointer] = []
+    /// Copies of keys and values (private scalars among them), zeroed before they are deallocated.
+    private var allocations: [(pointer: UnsafeMutableRawPointer, count: Int)] = []
 
     init() throws(CryptoError) {
         guard let builder = OSSL_PARAM_BLD_new() else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_new failed") }
@@ -18,13 +19,16 @@ private final class ParamBuilder {
 
     deinit {
         OSSL_PARAM_BLD_free(builder)
-        for pointer in allocations { pointer.deallocate() }
+        for allocation in allocations {
+            OPENSSL_cleanse(allocation.pointer, allocation.count)
+            allocation.pointer.deallocate()
+        }
     }
 
     private func stable(_ bytes: [UInt8], terminate: Bool) -> UnsafeMutablePointer<CChar> {
         let count = bytes.count + (terminate ? 1 : 0)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 1)
-        allocations.append(raw)
+        allocations.append((raw, max(count, 1)))
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
         bytes.withUnsafeBytes { if let base = $0.baseAddress { raw.copyMemory(from: base, byteCount: bytes.count) } }
         return raw.assumingMemoryBound(to: CChar.self)
@@ -51,13 +55,24 @@ private final class ParamBuilder {
     }
 }
 
+/// Zeroes every value of an `OSSL_PARAM` array (private key parameters among them) and frees it: OpenSSL 3.0 has no
+/// `OSSL_PARAM_clear_free`, and `OSSL_PARAM_free` clears only the secure-heap block.
+private func clearAndFree(_ params: UnsafeMutablePointer<OSSL_PARAM>) {
+    var cursor = params
+    while cursor.pointee.key != nil {
+        if let data = cursor.pointee.data, cursor.pointee.data_size > 0 { OPENSSL_cleanse(data, cursor.pointee.data_size) }
+        cursor += 1
+    }
+    OSSL_PARAM_free(params)
+}
+
 private func pkeyFromParameters(
     type: String, selection: Int32, _ push: (ParamBuilder) throws(CryptoError) -> Void
 ) throws(CryptoError) -> PKeyBox {
     let builder = try ParamBuilder()
     try push(builder)
     guard let params = OSSL_PARAM_BLD_to_param(builder.builder) else { throw .openSSL(.internalFailure, "OSSL_PARAM_BLD_to_param failed") }
-    defer { OSSL_PARAM_free(params) }
+    defer { clearAndFree(params) }
     guard let ctx = EVP_PKEY_CTX_new_from_name(nil, type, nil) else {
         throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new_from_name failed")
     }
@@ -336,6 +351,7 @@ public struct ECPrivateKey: Sendable {
             EVP_PKEY_derive(ctx, nil, &length) == 1
         else { throw .openSSL(.invalidParameter, "ECDH setup failed") }
         var secret = [UInt8](repeating: 0, count: length)
+        defer { secureZero(&secret) }  // the shared secret: only the SecretBytes copy (zeroed on deinit) survives
         guard EVP_PKEY_derive(ctx, &secret, &length) == 1 else { throw .openSSL(.internalFailure, "ECDH derive failed") }
         return SecretBytes(Array(secret.prefix(length)))
     }

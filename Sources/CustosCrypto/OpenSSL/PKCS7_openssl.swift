@@ -136,8 +136,9 @@ public struct PKCS7SignedData: Sendable {
         return try Certificate(derEncoded: Array(UnsafeBufferPointer(start: out, count: Int(length))))
     }
 
-    /// Signs `content` as `certificate`/`key` (content type id-data, signed attributes included).
-    public static func sign(
+    /// Signs `content` as `certificate`/`key` (content type id-data, signed attributes included). Test and fixture
+    /// builders only (`package`): nothing in the product signs CMS.
+    package static func sign(
         content: [UInt8], certificate: Certificate, key: SigningKey, detached: Bool
     ) throws(CryptoError) -> PKCS7SignedData {
         let der = try withReadBIO(content) { bio throws(CryptoError) in
