@@ -7,7 +7,10 @@ public struct CustosCommand: AsyncParsableCommand {
         commandName: "custos",
         abstract: "Confidential-computing attestation: guest owner for AMD SEV/SEV-ES, relying party for Intel TDX.",
         version: CustosVersion.string,
-        subcommands: [VersionCommand.self, CertsCommand.self, TDXCommand.self, SEVCommand.self, UKICommand.self, BenchCommand.self]
+        subcommands: [
+            VersionCommand.self, CertsCommand.self, TDXCommand.self, SEVCommand.self, UKICommand.self, PolicyCommand.self,
+            BenchCommand.self,
+        ]
     )
     public init() {}
 }
