@@ -4,5 +4,5 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (iterations, latency percentiles, throughput).",
-        subcommands: tdxBenchmarks + sevBenchmarks + ukiBenchmarks + auditBenchmarks)
+        subcommands: tdxBenchmarks + sevBenchmarks + ukiBenchmarks + auditBenchmarks + policyBenchmarks)
 }

@@ -14,6 +14,7 @@ public struct CustosCommand: AsyncParsableCommand {
             TDXCommand.self,
             SEVCommand.self,
             UKICommand.self,
+            PolicyCommand.self,
             StoreCommand.self,
             AuditCommand.self,
             BenchCommand.self,

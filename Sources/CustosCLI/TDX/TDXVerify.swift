@@ -37,7 +37,7 @@ struct TDXVerify: ParsableCommand {
             tcbDate: verified?.tcbDate, collateralExpiry: verified.map { Output.iso($0.collateralExpiry) }, verifiedAt: Output.iso(time),
             trustAnchor: anchor.label, error: result.error.map(ErrorJSON.init), quote: parsed.map(QuoteJSON.init), checks: checks)
         if global.json {
-            try Output.printJSON(report)
+            try Output.printJSON(VerifyOutputJSON(report: report, claims: verified.map { TDXClaims.document($0, at: time) }))
         } else {
             printReport(report, custom: anchor.customPath != nil)
         }

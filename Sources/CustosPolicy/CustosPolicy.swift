@@ -1,2 +1,0 @@
-/// CustosPolicy: YAML policies and reference values, strict load, content addressing, evaluation.
-public enum CustosPolicy {}

@@ -1,0 +1,183 @@
+import CustosCrypto
+import Foundation
+import Testing
+
+@testable import CustosPolicy
+
+/// Strict load: each kind of mistake is rejected with its `file:line:column` (positions counted by hand in the
+/// texts below; `Fixture.appraisal` puts the condition on line 10 starting at column 11).
+@Suite struct LoadErrorTests {
+    static func referenceFile(expires: String = "2030-01-01T00:00:00Z", value: String = "\"aabb\"") -> String {
+        """
+        apiVersion: custos/v1
+        kind: ReferenceValues
+        sets:
+          mr_td:
+            expires: \(expires)
+            values: [\(value)]
+        """
+    }
+
+    static let cases: [(name: String, sources: [(file: String, text: String)], location: String, message: String)] = [
+        (
+            "unknown top-level key", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\ncolour: blue")],
+            "t.yaml:11:1",
+            "unknown key 'colour'"
+        ),
+        (
+            "wrong operand type", [("t.yaml", Fixture.appraisal("{ claim: tdx.td_attributes.debug, equals: \"false\" }"))], "t.yaml:10:53",
+            "needs true or false, not a string"
+        ),
+        (
+            "hex claim given an integer", [("t.yaml", Fixture.appraisal("{ claim: tdx.quote.header.tee_type, equals: 81000000 }"))],
+            "t.yaml:10:55", "lowercase hex string"
+        ),
+        (
+            "uppercase hex", [("t.yaml", Fixture.appraisal("{ claim: tdx.quote.body.mr_td, equals: \"AABB\" }"))], "t.yaml:10:50",
+            "is lowercase hex"
+        ),
+        (
+            "inRef to an undeclared set",
+            [("t.yaml", Fixture.appraisal("{ claim: tdx.quote.body.mr_td, inRef: nope }", references: ["mr_td"]))],
+            "t.yaml:10:49", "inRef 'nope' is not declared"
+        ),
+        (
+            "inRef to an expired file set",
+            [
+                ("t.yaml", Fixture.appraisal("{ claim: tdx.quote.body.mr_td, inRef: mr_td }", references: ["mr_td"])),
+                ("rv.yaml", referenceFile(expires: "2025-01-01T00:00:00Z")),
+            ], "t.yaml:10:49", "reference set 'mr_td' (rv.yaml:4:3) expired"
+        ),
+        (
+            "reference values unfit for a hex claim",
+            [
+                ("t.yaml", Fixture.appraisal("{ claim: tdx.quote.body.mr_td, inRef: mr_td }", references: ["mr_td"])),
+                ("rv.yaml", referenceFile(value: "\"AABB\"")),
+            ], "rv.yaml:6:14", "used for 'tdx.quote.body.mr_td', which is lowercase hex"
+        ),
+        (
+            "unknown claim path", [("t.yaml", Fixture.appraisal("{ claim: tdx.quote.body.mrtd, equals: \"00\" }"))], "t.yaml:10:20",
+            "unknown claim 'tdx.quote.body.mrtd'"
+        ),
+        (
+            "duplicate policy id",
+            [
+                ("a.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }")),
+                ("b.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: OutOfDate }")),
+            ], "b.yaml:3:5", "duplicate policy id 't'"
+        ),
+        (
+            "duplicate reference set", [("rv1.yaml", referenceFile()), ("rv2.yaml", referenceFile())], "rv2.yaml:4:3",
+            "duplicate reference set 'mr_td'"
+        ),
+        (
+            "duplicate YAML key", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nid: u")], "t.yaml:3:1",
+            "duplicate key 'id'"
+        ),
+        ("fraction", [("t.yaml", Fixture.appraisal("{ claim: sev.build_id, equals: 1.5 }"))], "t.yaml:10:42", "is a fraction"),
+        (
+            "missing required key",
+            [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }").replacingOccurrences(of: "tee: tdx\n", with: ""))],
+            "t.yaml:1:1", "missing required key 'tee'"
+        ),
+        (
+            "status outside a release policy", [("t.yaml", Fixture.appraisal("{ status: affirming }"))], "t.yaml:10:11",
+            "only valid in a ReleasePolicy"
+        ),
+        (
+            "two operators", [("t.yaml", Fixture.appraisal("{ claim: sev.build_id, equals: 1, in: [1] }"))], "t.yaml:10:11",
+            "has 2 operators"
+        ),
+        ("no operator", [("t.yaml", Fixture.appraisal("{ claim: sev.build_id }"))], "t.yaml:10:11", "has no operator"),
+        (
+            "invalid regex", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, matches: \"(\" }"))], "t.yaml:10:45",
+            "not a valid regular expression"
+        ),
+        (
+            "incomparable ordering", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, greaterOrEquals: \"abc\" }"))], "t.yaml:10:53",
+            "needs an integer or a string that is an RFC 3339 date"
+        ),
+        (
+            "ordering a boolean", [("t.yaml", Fixture.appraisal("{ claim: tdx.td_attributes.debug, lessOrEquals: 1 }"))], "t.yaml:10:59",
+            "does not apply"
+        ),
+        (
+            "unknown trust claim",
+            [
+                (
+                    "t.yaml",
+                    Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }").replacingOccurrences(
+                        of: "  hardware:", with: "  hardwear:")
+                )
+            ],
+            "t.yaml:7:3", "unknown trust claim 'hardwear'"
+        ),
+        (
+            "trust value out of range",
+            [
+                (
+                    "t.yaml",
+                    Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }").replacingOccurrences(
+                        of: "value: 2", with: "value: 200")
+                )
+            ],
+            "t.yaml:8:12", "between -128 and 127"
+        ),
+        ("unknown kind", [("t.yaml", "apiVersion: custos/v1\nkind: Policy\nid: t\n")], "t.yaml:2:7", "unknown kind 'Policy'"),
+        (
+            "wrong apiVersion",
+            [
+                (
+                    "t.yaml",
+                    Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }").replacingOccurrences(
+                        of: "custos/v1", with: "attest/v1")
+                )
+            ],
+            "t.yaml:1:13", "apiVersion must be 'custos/v1'"
+        ),
+        (
+            "release policy that is not default-deny",
+            [
+                (
+                    "r.yaml",
+                    "apiVersion: custos/v1\nkind: ReleasePolicy\nid: r\ntenant: a\ndefault: allow\nsecrets:\n  - path: x\n    allow: { status: affirming }\n"
+                )
+            ],
+            "r.yaml:5:10", "default must be 'deny'"
+        ),
+        ("YAML syntax error", [("t.yaml", "apiVersion: custos/v1\nkind: [AppraisalPolicy\n")], "t.yaml:3:1", "YAML syntax"),
+        (
+            "anchors and aliases", [("t.yaml", Fixture.appraisal("&c { claim: tdx.tcb_status, equals: UpToDate }"))], "t.yaml:10:11",
+            "anchors and aliases are not allowed"
+        ),
+        (
+            "an alias", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: *c")], "t.yaml:11:8",
+            "anchors and aliases are not allowed"
+        ),
+    ]
+
+    @Test("strict-load errors carry file:line:column", arguments: cases)
+    func rejected(name: String, sources: [(file: String, text: String)], location: String, message: String) {
+        let problems = Fixture.problems(sources)
+        let match = problems.first { $0.location.description == location && $0.message.contains(message) }
+        #expect(match != nil, "\(name): got \(problems.map(\.description))")
+    }
+
+    @Test("load is all-or-nothing and reports every problem of every file")
+    func allOrNothing() throws {
+        let good = Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }", id: "good")
+        let bad1 = Fixture.appraisal("{ claim: tdx.nothing, equals: x }", id: "bad1")
+        let bad2 = Fixture.appraisal("{ claim: sev.build_id, equals: x }", id: "bad2") + "\nextra: 1"
+        let problems = Fixture.problems([("a.yaml", good), ("b.yaml", bad1), ("c.yaml", bad2)])
+        #expect(problems.map(\.location.description) == ["b.yaml:10:20", "c.yaml:10:42", "c.yaml:11:1"])
+        // The good file alone loads.
+        #expect(try Fixture.load([("a.yaml", good)]).policies.map(\.id) == ["good"])
+    }
+
+    @Test("a missing directory is an error, not an empty set")
+    func missingDirectory() {
+        #expect(throws: PolicyLoadError.self) {
+            try PolicySet.load(directory: URL(fileURLWithPath: "/nonexistent/policies-\(UUID())"))
+        }
+    }
+}
