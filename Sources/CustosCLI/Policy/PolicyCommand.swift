@@ -111,7 +111,7 @@ struct PolicyHash: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        let bytes = try readInputFile(file)
+        let bytes = try readInputFile(file, kind: .policy)
         guard let text = String(bytes: bytes, encoding: .utf8) else { throw CLIError("\(file): not UTF-8 text") }
         let loaded: LoadedPolicy
         do { loaded = try PolicySet.parsePolicy(yaml: text, file: file) } catch {

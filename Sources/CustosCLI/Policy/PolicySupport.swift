@@ -103,7 +103,7 @@ enum PolicyCLI {
         if path == "-" {
             bytes = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
         } else {
-            bytes = try readInputFile(path)
+            bytes = try readInputFile(path, kind: .claims)
         }
         guard bytes.count <= 16 << 20 else { throw CLIError("claims \(path): larger than 16 MiB") }
         let parsed: JSONValue
