@@ -92,7 +92,10 @@ struct PolicyBenchEval: ParsableCommand {
         let quote = try readInputFile(tdx.appendingPathComponent("quotes/q01_dcapqvl_tdx_v4.bin").path, kind: .quote)
         let collateral = try TDXCollateralLoader.load(path: tdx.appendingPathComponent("collateral/c1_dcapqvl_2025-06_B0C06F").path)
         let anchor: Certificate
-        do { anchor = try Certificate(derOrPEM: readInputFile(tdx.appendingPathComponent("root/intel_sgx_root_ca.pem").path, kind: .certificate)) } catch {
+        do {
+            anchor = try Certificate(
+                derOrPEM: readInputFile(tdx.appendingPathComponent("root/intel_sgx_root_ca.pem").path, kind: .certificate))
+        } catch {
             throw CLIError("testdata root CA: \(error)")
         }
         let when = try parseVerificationTime("2025-07-01T00:00:00Z")
