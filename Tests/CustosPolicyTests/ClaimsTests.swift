@@ -1,12 +1,12 @@
 import CustosCrypto
 import CustosSEV
-import CustosTDX
 import CustosTestSupport
 import Foundation
 import Testing
 
 @testable import CustosCLI
 @testable import CustosPolicy
+@testable import CustosTDX
 
 /// Every leaf path of a claims document (objects walked; arrays and scalars are leaves).
 func leafPaths(_ value: JSONValue, prefix: String = "") -> [String] {
@@ -199,5 +199,24 @@ struct RealQuoteClaimsTests {
         // After the example reference values expire (2030-12-31), the TDX default policy no longer loads.
         let later = Date(timeIntervalSince1970: 1_924_992_000)  // 2031-01-01
         #expect(throws: PolicyLoadError.self) { try PolicySet.load(directory: Fixture.policiesDirectory, at: later) }
+    }
+}
+
+/// `tdx.eventlog.*` from a real CCEL and its quote (expected.json: 43 events, all four RTMRs match).
+@Suite(.enabled(if: TestData.isAvailable, "\(TestData.skipReason)"))
+struct EventLogClaimsTests {
+    @Test("event-log claims of the COS-113 quote")
+    func eventLog() throws {
+        let quote = try Quote(parsing: TestData.bytes("tdx/quotes/q10_gotdx_cos113_v4.bin"))
+        let log = try EventLog(parsing: TestData.bytes("tdx/eventlog/gotdx_ccel_data.dat"))
+        let claims = TDXClaims.eventLogClaims(log, quote: quote)
+        #expect(claims["rtmrs_match"] == true)
+        // The peer counts 43 measured events; the log also holds the Spec ID header event (index 0).
+        #expect(claims["event_count"] == 44)
+        #expect(claims["boot_applications"]?.arrayValue?.isEmpty == false)
+        for path in leafPaths(["tdx": ["eventlog": claims]]) { #expect(ClaimSchema.type(of: path) != nil, "\(path)") }
+        // Against another quote's RTMRs the replay does not match.
+        let other = try Quote(parsing: TestData.bytes("tdx/quotes/q01_dcapqvl_tdx_v4.bin"))
+        #expect(TDXClaims.eventLogClaims(log, quote: other)["rtmrs_match"] == false)
     }
 }
