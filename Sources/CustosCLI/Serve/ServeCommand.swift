@@ -30,6 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("sev-roots"), help: "Test only: a directory replacing AMD's pinned roots.") var sevRoots: String?
     @Option(name: .customLong("tls-cert"), help: "Serve HTTPS with this PEM certificate chain.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "The PEM private key of --tls-cert.") var tlsKey: String?
+    /// `--json`: a start-up error is printed as the one JSON error object (the service itself logs as text).
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         if collateral != nil, pccs != nil { throw ValidationError("--collateral and --pccs exclude each other") }
