@@ -200,3 +200,133 @@ public enum AuditEntry {
         return .success(members)
     }
 }
+
+// MARK: - Fast structural check (verify without --full)
+
+extension AuditEntry {
+    /// The top-level member names in JCS order (RFC 8785 sorts by UTF-16 code units; all ASCII here).
+    static let canonicalKeyOrder: [[UInt8]] = [
+        "actor", "appraisal", "object", "prev_leaf", "request_id", "seq", "tenant", "time", "type", "v",
+    ].map { Array("\"\($0)\":".utf8) }
+
+    /// Why a stored entry is not the entry `seq` after `previousLeaf` whose filter columns are `columns`
+    /// (tenant, type, time), or `nil` — checked by one bounds-checked scan of the top-level members, without
+    /// building a ``JSONValue`` or re-canonicalising (that is ``problem(in:seq:previousLeaf:)``, `verify --full`).
+    ///
+    /// Checks: exactly the entry members, in JCS order; `v` = 1; `seq` = its position; `prev_leaf` = the previous
+    /// leaf hash; `actor`/`object` objects, `appraisal` an object or null, `request_id` a string or null; `tenant`,
+    /// `time`, `type` strings equal to the columns; `type` a known event type.
+    static func quickProblem(_ body: [UInt8], seq: UInt64, previousLeaf: [UInt8]?, columns: [String?]) -> String? {
+        guard body.count <= maxByteCount else { return "the entry is longer than \(maxByteCount) bytes" }
+        return body.withUnsafeBufferPointer { bytes -> String? in
+            guard let members = topLevelMembers(bytes) else { return "the entry does not have the entry members" }
+            func raw(_ index: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[members[index]]) }
+            guard raw(9).elementsEqual([UInt8(ascii: "1")]) else { return "the entry's version is not 1" }
+            guard raw(5).elementsEqual(String(seq).utf8) else {
+                return "the entry's seq field is \(String(decoding: raw(5), as: UTF8.self)), not \(seq)"
+            }
+            guard isQuotedHex(raw(3), of: previousLeaf) else {
+                return "prev_leaf does not match the leaf hash of entry \(seq == 0 ? "-" : String(seq - 1))"
+            }
+            let brace = UInt8(ascii: "{")
+            guard raw(0).first == brace, raw(2).first == brace, raw(1).first == brace || raw(1).elementsEqual("null".utf8),
+                raw(4).first == UInt8(ascii: "\"") || raw(4).elementsEqual("null".utf8)
+            else { return "the entry does not have the entry members" }
+            // tenant (6), type (8), time (7) against the columns, which serve filtering only.
+            guard let tenant = stringValue(raw(6)), let time = stringValue(raw(7)), let type = stringValue(raw(8)),
+                AuditEventType.all.contains(type)
+            else { return "time, tenant or type is missing or invalid" }
+            return columns == [tenant, type, time] ? nil : "the tenant, type or time column differs from the entry"
+        }
+    }
+
+    /// The byte ranges of the ten top-level values when `bytes` is an object with exactly the entry members in JCS
+    /// order, else `nil`. Nested values are skipped by matching brackets outside strings (their full JSON syntax
+    /// is checked by `--full`).
+    static func topLevelMembers(_ bytes: UnsafeBufferPointer<UInt8>) -> [Range<Int>]? {
+        let count = bytes.count
+        guard count >= 2, bytes[0] == UInt8(ascii: "{"), bytes[count - 1] == UInt8(ascii: "}") else { return nil }
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(canonicalKeyOrder.count)
+        var position = 1
+        for (index, key) in canonicalKeyOrder.enumerated() {
+            if index > 0 {
+                guard position < count, bytes[position] == UInt8(ascii: ",") else { return nil }
+                position += 1
+            }
+            guard count - position >= key.count, UnsafeBufferPointer(rebasing: bytes[position..<(position + key.count)]).elementsEqual(key)
+            else { return nil }
+            position += key.count
+            guard let end = skipValue(bytes, from: position, limit: count - 1) else { return nil }
+            ranges.append(position..<end)
+            position = end
+        }
+        return position == count - 1 ? ranges : nil
+    }
+
+    /// The end of the JSON value starting at `start` (before `limit`), or `nil`.
+    private static func skipValue(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) -> Int? {
+        guard start < limit else { return nil }
+        var position = start
+        switch bytes[position] {
+        case UInt8(ascii: "\""):
+            return skipString(bytes, from: position, limit: limit)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while position < limit {
+                switch bytes[position] {
+                case UInt8(ascii: "\""):
+                    guard let end = skipString(bytes, from: position, limit: limit) else { return nil }
+                    position = end
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                    guard depth <= 64 else { return nil }
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 { return position + 1 }
+                default: break
+                }
+                position += 1
+            }
+            return nil
+        default:
+            while position < limit, bytes[position] != UInt8(ascii: ","), bytes[position] != UInt8(ascii: "}") { position += 1 }
+            return position > start ? position : nil
+        }
+    }
+
+    /// The end of the string whose opening quote is at `start` (before `limit`), or `nil`.
+    private static func skipString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, limit: Int) -> Int? {
+        var position = start + 1
+        while position < limit {
+            switch bytes[position] {
+            case UInt8(ascii: "\""): return position + 1
+            case UInt8(ascii: "\\"): position += 2
+            default: position += 1
+            }
+        }
+        return nil
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Whether `raw` is `"<64 lowercase hex digits of leaf>"` (the zero leaf when `leaf` is `nil`).
+    private static func isQuotedHex(_ raw: UnsafeBufferPointer<UInt8>, of leaf: [UInt8]?) -> Bool {
+        guard raw.count == 66, raw[0] == UInt8(ascii: "\""), raw[65] == UInt8(ascii: "\"") else { return false }
+        let digits = hexDigits
+        for index in 0..<32 {
+            let byte = leaf.map { index < $0.count ? $0[index] : 0 } ?? 0
+            guard raw[1 + 2 * index] == digits[Int(byte >> 4)], raw[2 + 2 * index] == digits[Int(byte & 0x0f)] else { return false }
+        }
+        return leaf.map { $0.count == 32 } ?? true
+    }
+
+    /// The text of the JSON string `raw` (quotes included), or `nil` when it is not a valid string.
+    private static func stringValue(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        guard raw.count >= 2, raw[0] == UInt8(ascii: "\""), raw[raw.count - 1] == UInt8(ascii: "\"") else { return nil }
+        let inner = UnsafeBufferPointer(rebasing: raw[1..<(raw.count - 1)])
+        if !inner.contains(UInt8(ascii: "\\")) { return String(validating: inner, as: UTF8.self) }
+        return (try? JSONValue.parse(Array(raw)))?.stringValue
+    }
+}

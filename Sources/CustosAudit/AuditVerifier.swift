@@ -22,12 +22,14 @@ public struct AuditVerification: Sendable, Equatable {
 /// entry invariants (specs/audit.md §5), every stored perfect node, and each signed checkpoint's signature and
 /// root. O(n) time; memory: one flat buffer of node hashes (32 bytes per entry).
 public enum AuditVerifier {
-    /// Verifies the log in `pool`.
+    /// Verifies the log in `pool`. Every entry's leaf hash is recomputed from its stored bytes and its top-level
+    /// members (`seq`, `prev_leaf`, `v`, the filter columns) are checked by a byte scan; `full` also re-parses each
+    /// entry as strict JSON and checks it is valid UTF-8 in canonical (JCS) form (`custos audit verify --full`).
     /// - Throws: ``AuditError/Code-swift.struct/notAnAuditLog`` or ``AuditError/Code-swift.struct/database`` when the
     ///   file is not an audit log at all; everything found *in* a log is reported in the result instead.
-    public static func verify(pool: any DatabaseReader) throws(AuditError) -> AuditVerification {
+    public static func verify(pool: any DatabaseReader, full: Bool = false) throws(AuditError) -> AuditVerification {
         let reader = try AuditLogReader(database: pool)
-        var scan = Scan()
+        var scan = Scan(full: full)
         do {
             try pool.read { db in try scan.run(db, reader: reader) }
         } catch let error as AuditError where error.code == .notAnAuditLog {
@@ -41,6 +43,8 @@ public enum AuditVerifier {
     }
 
     private struct Scan {
+        /// Whether to re-parse and re-canonicalise every entry (`verify --full`).
+        let full: Bool
         var range = CompactRange()
         /// Computed perfect nodes, one flat buffer per level (index 0 = level 1).
         var nodes: [[UInt8]] = []
@@ -71,13 +75,16 @@ public enum AuditVerifier {
             if wanted.remove(0) != nil { roots[0] = MerkleHash.emptyRoot }
 
             // Entries: leaves, chain, invariants, filter columns. Rows are read in chunks; the per-entry work (leaf
-            // hash, JSON and JCS checks) runs on all cores, the tree is then extended in order.
+            // hash, the entry checks) runs on all cores; leaf hashes of the good prefix go into one flat buffer.
             let cursor = try Row.fetchCursor(db, sql: "SELECT seq, body, leaf_hash, tenant, type, time FROM audit_entries ORDER BY seq")
+            var leafBuffer: [UInt8] = []
+            var count: UInt64 = 0
             var previous: [UInt8]? = nil
             var chunk: [StoredEntry] = []
             chunk.reserveCapacity(Self.chunkSize)
             var exhausted = false
             var readError: (any Error)? = nil
+            let full = self.full
             while !exhausted, failure == nil {
                 chunk.removeAll(keepingCapacity: true)
                 while chunk.count < Self.chunkSize {
@@ -95,26 +102,60 @@ public enum AuditVerifier {
                     chunk.append(StoredEntry(row))
                 }
                 guard !chunk.isEmpty else { break }
-                let first = range.size
+                let first = count
                 let before = previous
                 let entries = chunk
-                let leaves = ParallelMap.map(entries) { MerkleHash.leaf($0.body) }
-                let problems = ParallelMap.map(Array(entries.indices)) { i -> String? in
-                    Self.problem(entries[i], seq: first + UInt64(i), leaf: leaves[i], previousLeaf: i == 0 ? before : leaves[i - 1])
+                let checked = ParallelMap.mapSlices(count: entries.count) { slice -> [(leaf: [UInt8], problem: String?)] in
+                    let hasher = ReusableDigest(.sha256)
+                    var previousLeaf = slice.lowerBound == 0 ? before : hasher.hash(prefix: 0, entries[slice.lowerBound - 1].body)
+                    var out: [(leaf: [UInt8], problem: String?)] = []
+                    out.reserveCapacity(slice.count)
+                    for index in slice {
+                        let leaf = hasher.hash(prefix: 0, entries[index].body)
+                        let problem = Self.problem(
+                            entries[index], seq: first + UInt64(index), leaf: leaf, previousLeaf: previousLeaf, full: full)
+                        out.append((leaf, problem))
+                        previousLeaf = leaf
+                    }
+                    return out
                 }
-                for (i, leaf) in leaves.enumerated() {
-                    if let problem = problems[i] {
-                        fail(first + UInt64(i), problem)
+                for (index, item) in checked.enumerated() {
+                    if let problem = item.problem {
+                        fail(first + UInt64(index), problem)
                         break
                     }
-                    for node in range.append(leaf) {
-                        while nodes.count < node.level { nodes.append([]) }
-                        nodes[node.level - 1].append(contentsOf: node.hash)
-                    }
-                    if wanted.remove(range.size) != nil { roots[range.size] = range.root }
+                    leafBuffer.append(contentsOf: item.leaf)
+                    count += 1
+                    previous = item.leaf
                 }
-                previous = leaves.last
             }
+
+            // The tree: every perfect node, level by level, from the leaves of the good prefix.
+            let hasher = ReusableDigest(.sha256)
+            var below = leafBuffer
+            while below.count >= 64 {
+                let pairs = below.count / 64
+                var level: [UInt8] = []
+                level.reserveCapacity(pairs * 32)
+                below.withUnsafeBytes { bytes in
+                    for pair in 0..<pairs {
+                        level.append(
+                            contentsOf: hasher.hash(
+                                prefix: 1, bytes: UnsafeRawBufferPointer(rebasing: bytes[(pair * 64)..<(pair * 64 + 64)])))
+                    }
+                }
+                nodes.append(level)
+                below = level
+            }
+            let levels = nodes
+            func perfect(_ level: Int, _ index: UInt64) -> [UInt8] {
+                let buffer = level == 0 ? leafBuffer : levels[level - 1]
+                let offset = Int(index) * 32
+                return Array(buffer[offset..<(offset + 32)])
+            }
+            range = CompactRange(size: count, node: perfect)
+            for size in wanted where size <= count { roots[size] = CompactRange(size: size, node: perfect).root }
+
             if let readError, failure == nil {
                 fail(range.size, "the database cannot be read after \(range.size) entries: \(readError)")
             }
@@ -181,13 +222,15 @@ public enum AuditVerifier {
             }
         }
 
-        /// Why entry `seq` is bad, or `nil`.
-        static func problem(_ entry: StoredEntry, seq: UInt64, leaf: [UInt8], previousLeaf: [UInt8]?) -> String? {
+        /// Why entry `seq` is bad, or `nil`. `full` re-parses and re-canonicalises the body (JCS, UTF-8); otherwise
+        /// the top-level members are checked by a byte scan (``AuditEntry/quickProblem(_:seq:previousLeaf:columns:)``).
+        static func problem(_ entry: StoredEntry, seq: UInt64, leaf: [UInt8], previousLeaf: [UInt8]?, full: Bool) -> String? {
             guard entry.seq >= 0, UInt64(entry.seq) == seq else {
                 return entry.seq > Int64(bitPattern: seq)
                     ? "entry \(seq) is missing" : "entry \(seq) is missing or unreadable (a row with seq \(entry.seq) in its place)"
             }
             guard constantTimeEqual(leaf, entry.leafHash) else { return "the entry's bytes do not hash to its stored leaf hash" }
+            guard full else { return AuditEntry.quickProblem(entry.body, seq: seq, previousLeaf: previousLeaf, columns: entry.columns) }
             switch AuditEntry.inspect(entry.body, seq: seq, previousLeaf: previousLeaf) {
             case .failure(let problem): return problem.reason
             case .success(let members):
@@ -212,6 +255,17 @@ enum ParallelMap {
             for index in start..<end { results.set(index, transform(items[index])) }
         }
         return results.collect()
+    }
+
+    /// Runs `body` on contiguous slices of `0..<count` on all cores and concatenates the results in order.
+    static func mapSlices<R: Sendable>(count: Int, _ body: @Sendable (Range<Int>) -> [R]) -> [R] {
+        let slices = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, count / 256))
+        if slices == 1 { return body(0..<count) }
+        let results = Results<[R]>(count: slices)
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            results.set(slice, body((count * slice / slices)..<(count * (slice + 1) / slices)))
+        }
+        return results.collect().flatMap { $0 }
     }
 
     /// Slots each written by exactly one iteration before `concurrentPerform` returns, which orders the writes

@@ -29,8 +29,8 @@ struct AuditCLITests {
         #expect(result.status == 0, "bench failed: \(result.stderr)")
     }
 
-    static func verify(_ db: String) throws -> (status: Int32, report: [String: Any]) {
-        let result = try CustosExecutable.run(["audit", "verify", "--db", db, "--json"])
+    static func verify(_ db: String, full: Bool = false) throws -> (status: Int32, report: [String: Any]) {
+        let result = try CustosExecutable.run(["audit", "verify", "--db", db, "--json"] + (full ? ["--full"] : []))
         let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
         return (result.status, object)
     }
@@ -51,6 +51,9 @@ struct AuditCLITests {
         #expect(report["verified"] as? Bool == true)
         #expect(report["size"] as? Int == 37)
         #expect(report["firstBadSeq"] == nil)
+        let (fullStatus, fullReport) = try Self.verify(scratch.db, full: true)
+        #expect(fullStatus == 0)
+        #expect(fullReport["rootHash"] as? String == report["rootHash"] as? String)
 
         // key: the vkey parses and matches the checkpoint's signature.
         let key = try CustosExecutable.run(["audit", "key", "--db", scratch.db])
@@ -113,20 +116,22 @@ struct AuditCLITests {
 
     // MARK: Tamper evidence
 
-    @Test(.timeLimit(.minutes(5))) func oneChangedByteIsReportedAtItsSeq() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func oneChangedByteIsReportedAtItsSeq(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         // Flip one byte inside entry 17's body: "bench/17" → "bench/18" (still valid JSON).
         try Self.tamper(
             scratch.db,
             "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), 'bench/17\"', 'bench/18\"') AS BLOB) WHERE seq = 17;")
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["verified"] as? Bool == false)
         #expect(report["firstBadSeq"] as? Int == 17, "\(report)")
     }
 
-    @Test(.timeLimit(.minutes(5))) func rewrittenLeafHashIsCaughtByTheChain() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func rewrittenLeafHashIsCaughtByTheChain(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         // Change the body and recompute its leaf hash with sqlite3 (no sha256 there: copy another row's body and
@@ -135,22 +140,24 @@ struct AuditCLITests {
             scratch.db,
             "UPDATE audit_entries SET body = (SELECT body FROM audit_entries WHERE seq = 30), "
                 + "leaf_hash = (SELECT leaf_hash FROM audit_entries WHERE seq = 30) WHERE seq = 12;")
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["firstBadSeq"] as? Int == 12, "\(report)")
     }
 
-    @Test(.timeLimit(.minutes(5))) func deletedRowIsReportedAtItsSeq() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func deletedRowIsReportedAtItsSeq(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(scratch.db, "DELETE FROM audit_entries WHERE seq = 23;")
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["firstBadSeq"] as? Int == 23, "\(report)")
         #expect((report["reason"] as? String)?.contains("missing") == true)
     }
 
-    @Test(.timeLimit(.minutes(5))) func swappedRowsAreReportedAtTheFirst() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func swappedRowsAreReportedAtTheFirst(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(
@@ -158,21 +165,23 @@ struct AuditCLITests {
             "CREATE TEMP TABLE s AS SELECT * FROM audit_entries WHERE seq IN (8, 31);"
                 + "DELETE FROM audit_entries WHERE seq IN (8, 31);"
                 + "INSERT INTO audit_entries SELECT CASE seq WHEN 8 THEN 31 ELSE 8 END, body, leaf_hash, tenant, type, time FROM s;")
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["firstBadSeq"] as? Int == 8, "\(report)")
     }
 
-    @Test(.timeLimit(.minutes(5))) func deletedTailIsReportedAgainstTheCheckpoint() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func deletedTailIsReportedAgainstTheCheckpoint(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(scratch.db, "DELETE FROM audit_entries WHERE seq >= 35;")
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["firstBadSeq"] as? Int == 35, "\(report)")
     }
 
-    @Test(.timeLimit(.minutes(5))) func truncatedFileIsReported() throws {
+    /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func truncatedFileIsReported(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 3000, checkpointEvery: 500)
         let size = try #require(try FileManager.default.attributesOfItem(atPath: scratch.db)[.size] as? Int)
@@ -183,12 +192,41 @@ struct AuditCLITests {
         try handle.truncate(atOffset: UInt64(size / 2))
         try handle.close()
         // The damaged file is still read up to the first missing page; the first lost entry is reported.
-        let (status, report) = try Self.verify(scratch.db)
+        let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["verified"] as? Bool == false)
         let seq = try #require(report["firstBadSeq"] as? Int, "\(report)")
         #expect(seq > 0 && seq < 3000)
         #expect(report["size"] as? Int == seq)
+    }
+
+    /// A non-canonical body whose leaf hash was recomputed (by Python's hashlib): the default scan still fails the
+    /// log (the tree no longer has the signed root), and `--full` names the entry itself.
+    @Test(.timeLimit(.minutes(5))) func nonCanonicalEntryIsPinpointedByFull() throws {
+        let scratch = try Scratch()
+        try Self.makeLog(scratch, entries: 40)
+        let script = """
+            import hashlib, sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            for t in ["audit_entries_no_update", "audit_entries_no_delete"]:
+                db.execute("DROP TRIGGER " + t)
+            body = db.execute("SELECT body FROM audit_entries WHERE seq = 39").fetchone()[0]
+            assert b'"actor":{"' in body
+            body = body.replace(b'"actor":{"', b'"actor":{ "', 1)
+            leaf = hashlib.sha256(b"\\x00" + body).digest()
+            db.execute("UPDATE audit_entries SET body = ?, leaf_hash = ? WHERE seq = 39", (body, leaf))
+            db.commit()
+            """
+        let python = try Subprocess.run("/usr/bin/python3", ["-c", script, scratch.db])
+        #expect(python.status == 0, "python failed: \(python.stderr)")
+        let (status, report) = try Self.verify(scratch.db)
+        #expect(status == 1)
+        #expect(report["verified"] as? Bool == false)
+        #expect((report["firstBadSeq"] as? Int).map { $0 <= 39 } == true, "\(report)")
+        let (fullStatus, fullReport) = try Self.verify(scratch.db, full: true)
+        #expect(fullStatus == 1)
+        #expect(fullReport["firstBadSeq"] as? Int == 39, "\(fullReport)")
+        #expect((fullReport["reason"] as? String)?.contains("canonical") == true, "\(fullReport)")
     }
 
     @Test func sqlUpdatesAndDeletesFailWithTheTriggers() throws {

@@ -101,6 +101,8 @@ struct AuditVerifyCommand: ParsableCommand {
         abstract: "Re-derive every leaf, the prev_leaf chain and the tree from the rows and check every signed checkpoint.",
         discussion: "Exit status: 0 verified, 1 the log fails a check (the first bad seq and why are printed), 2 unusable input.")
     @OptionGroup var database: AuditDatabaseOptions
+    @Flag(help: "Also re-parse every entry as strict JSON and check it is valid UTF-8 in canonical (JCS) form (slower).")
+    var full = false
     @OptionGroup var global: GlobalOptions
 
     struct Report: Encodable {
@@ -120,7 +122,7 @@ struct AuditVerifyCommand: ParsableCommand {
             guard let lenient = AuditCLI.openDamaged(database.db) else { throw error }
             pool = lenient
         }
-        let result = try AuditCLI.run { () throws(AuditError) in try AuditVerifier.verify(pool: pool) }
+        let result = try AuditCLI.run { () throws(AuditError) in try AuditVerifier.verify(pool: pool, full: full) }
         let report = Report(
             verified: result.verified, size: result.size, rootHash: Hex.encode(result.rootHash), firstBadSeq: result.firstBadSeq,
             reason: result.reason, checkpointsChecked: result.checkpointsChecked)

@@ -57,6 +57,47 @@ final class DigestContextBox: @unchecked Sendable {
     deinit { EVP_MD_CTX_free(pointer) }
 }
 
+/// A hasher that keeps one `EVP_MD_CTX` and re-initialises it for every digest: no context allocation or copy per
+/// hash, for hot loops (the audit log's leaf and node hashes). Not thread-safe: give each thread its own.
+public final class ReusableDigest {
+    public let algorithm: DigestAlgorithm
+    private let context: OpaquePointer
+
+    public init(_ algorithm: DigestAlgorithm) {
+        // Allocation failure is the only way this fails; there is nothing input-dependent to report.
+        guard let made = EVP_MD_CTX_new() else { fatalError("OpenSSL could not allocate a digest context: \(drainOpenSSLErrors())") }
+        self.algorithm = algorithm
+        context = made
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    /// The digest of `prefix ‖ first ‖ second` (`prefix` is one domain-separation byte, e.g. RFC 6962's 0x00/0x01).
+    public func hash(prefix: UInt8, bytes first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer? = nil) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: Int(EVP_MAX_MD_SIZE)) { buffer, count in
+            // Init/Update/Final cannot fail for the built-in SHA family on an allocated context.
+            _ = EVP_DigestInit_ex(context, algorithm.evpMD, nil)
+            var byte = prefix
+            _ = EVP_DigestUpdate(context, &byte, 1)
+            if let base = first.baseAddress, first.count > 0 { _ = EVP_DigestUpdate(context, base, first.count) }
+            if let second, let base = second.baseAddress, second.count > 0 { _ = EVP_DigestUpdate(context, base, second.count) }
+            var length: UInt32 = 0
+            _ = EVP_DigestFinal_ex(context, buffer.baseAddress, &length)
+            count = Int(length)
+        }
+    }
+
+    /// The digest of `prefix ‖ first ‖ second`.
+    public func hash(prefix: UInt8, _ first: some ContiguousBytes, _ second: some ContiguousBytes) -> [UInt8] {
+        first.withUnsafeBytes { a in second.withUnsafeBytes { b in hash(prefix: prefix, bytes: a, b) } }
+    }
+
+    /// The digest of `prefix ‖ data`.
+    public func hash(prefix: UInt8, _ data: some ContiguousBytes) -> [UInt8] {
+        data.withUnsafeBytes { hash(prefix: prefix, bytes: $0) }
+    }
+}
+
 // MARK: - HMAC
 
 /// HMAC (RFC 2104) over the SHA-2 family.
