@@ -47,32 +47,47 @@ import Testing
     }
 
     /// A reader is never blocked by an open write transaction (WAL): the writer holds its transaction open until a
-    /// read has completed and seen the pre-write state. If reads waited on the writer this would deadlock (and the
-    /// semaphore wait would fail after 30 s).
-    @Test(.timeLimit(.minutes(1))) func readsDoNotWaitForAnOpenWrite() async throws {
+    /// read has completed and seen the pre-write state. If reads waited on the writer, the writer's wait would time
+    /// out after 30 s and the read would see the row. Both sides run on threads of their own, never on Swift's
+    /// cooperative pool, so tests running in parallel (which may block pool threads) cannot starve them.
+    @Test func readsDoNotWaitForAnOpenWrite() async throws {
         let dir = try TemporaryDirectory()
         let store = try await Fixtures.store(in: dir)
-        let readDone = DispatchSemaphore(value: 0)
-        let writeStarted = DispatchSemaphore(value: 0)
-        let writer = Task.detached {
-            try store.pool.write { db -> DispatchTimeoutResult in
-                try SQLiteStore.insertAppraisal(Fixtures.appraisal(), in: db)
-                writeStarted.signal()
-                return readDone.wait(timeout: .now() + 30)
+        let pool = store.pool
+        let outcome: (seen: Int, wait: DispatchTimeoutResult) = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                let readDone = DispatchSemaphore(value: 0)
+                let writeStarted = DispatchSemaphore(value: 0)
+                let seen = LockedCount()
+                Thread.detachNewThread {
+                    writeStarted.wait()
+                    seen.set((try? pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM appraisal") ?? -1 }) ?? -1)
+                    readDone.signal()
+                }
+                do {
+                    let wait = try pool.write { db -> DispatchTimeoutResult in
+                        try SQLiteStore.insertAppraisal(Fixtures.appraisal(), in: db)
+                        writeStarted.signal()
+                        return readDone.wait(timeout: .now() + 30)
+                    }
+                    continuation.resume(returning: (seen.value, wait))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                writeStarted.wait()
-                continuation.resume()
-            }
-        }
-        let seen = try await store.listAppraisals(AppraisalQuery(tenantId: "acme"))
-        readDone.signal()
-        #expect(seen.items.isEmpty)
-        #expect(try await writer.value == .success)
+        #expect(outcome.wait == .success)
+        #expect(outcome.seen == 0)
         #expect(try await store.listAppraisals(AppraisalQuery(tenantId: "acme")).items.count == 1)
     }
+}
+
+/// A count shared between two threads of one test.
+final class LockedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = -2
+    func set(_ value: Int) { lock.withLock { stored = value } }
+    var value: Int { lock.withLock { stored } }
 }
 
 @Suite struct ChallengeCacheTests {
