@@ -13,6 +13,12 @@ public enum CustosService {
         public var readiness: [ReadinessCheck]
         /// The state; the `/v1` routes that need it are registered only when it is set.
         public var store: (any Store)?
+        /// The audit log; when set, every decision is recorded (routes that decide require it).
+        public var audit: AuditRecorder?
+        /// The active policies (reloadable).
+        public var policies: PolicyRegistry?
+        /// Intel's and AMD's roots (or test roots).
+        public var anchors: TrustAnchors
 
         public init(configuration: ServerConfiguration, logger: Logger) {
             self.configuration = configuration
@@ -21,6 +27,9 @@ public enum CustosService {
             self.discovery = Discovery(issuer: configuration.effectiveIssuer, testAnchors: configuration.usesTestAnchors)
             self.readiness = []
             self.store = nil
+            self.audit = nil
+            self.policies = nil
+            self.anchors = TrustAnchors(tdxRoot: nil, sevRoots: [], isTest: configuration.usesTestAnchors)
         }
     }
 

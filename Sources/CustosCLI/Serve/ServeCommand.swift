@@ -70,12 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         if configuration.usesTestAnchors {
             logger.warning("test trust anchors replace the pinned vendor roots; tokens and audit entries say so")
         }
-        var parts = CustosService.Parts(configuration: configuration, logger: logger)
-        let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
-        let store: SQLiteStore
-        do { store = try SQLiteStore.open(dataDirectory: dataDirectory) } catch { throw error }
-        _ = try await Bootstrap.prepare(store: store, dataDirectory: dataDirectory, logger: logger)
-        parts.store = store
+        let parts = try await CustosService.assemble(configuration: configuration, logger: logger)
         let app = CustosService.makeApplication(parts)
         logger.info("custos serve listening on \(configuration.baseURL)")
         try await app.runService()

@@ -1,0 +1,53 @@
+public import CustosAudit
+public import CustosCrypto
+public import Foundation
+public import Logging
+
+/// Writes the service's decisions to the audit log (service.md §11.1). Routes call ``record(_:)`` and put the
+/// returned index into their responses and tokens; an event that cannot be made durable fails the request (a
+/// decision that is not logged is not taken).
+public struct AuditRecorder: Sendable {
+    public let log: AuditLog
+    /// Which trust anchors the service runs with (`"pinned"` or `"test"`); every entry's object says it when the
+    /// anchors are test anchors (issue 11 §1).
+    public let anchorsLabel: String?
+    let logger: Logger
+
+    public init(log: AuditLog, usesTestAnchors: Bool, logger: Logger) {
+        self.log = log
+        self.anchorsLabel = usesTestAnchors ? "test" : nil
+        self.logger = logger
+    }
+
+    /// Appends `event` and returns its leaf index. Throws a 500 problem (and logs why) when the log fails.
+    @discardableResult
+    public func record(_ event: AuditEvent) async throws -> UInt64 {
+        var event = event
+        if let anchorsLabel, case .object(var members) = event.object {
+            members["anchors"] = .string(anchorsLabel)
+            event.object = .object(members)
+        }
+        do {
+            return try await log.append(event).seq
+        } catch {
+            logger.error("audit append failed: \(error)")
+            throw Problem.internalError()
+        }
+    }
+
+    /// Convenience: an event of `type` (one of ``AuditEventType/all``).
+    @discardableResult
+    public func record(
+        _ type: String, tenant: String, actor: JSONValue, object: JSONValue, appraisal: JSONValue? = nil, requestID: String? = nil,
+        time: Date = Date()
+    ) async throws -> UInt64 {
+        let eventType: AuditEventType
+        do { eventType = try AuditEventType(type) } catch {
+            logger.error("unknown audit event type \(type)")
+            throw Problem.internalError()
+        }
+        return try await record(
+            AuditEvent(
+                time: time, tenant: tenant, type: eventType, actor: actor, object: object, appraisal: appraisal, requestId: requestID))
+    }
+}
