@@ -1,4 +1,5 @@
 public import CustosStore
+import Foundation
 public import Hummingbird
 public import Logging
 
@@ -19,6 +20,12 @@ public enum CustosService {
         public var policies: PolicyRegistry?
         /// Intel's and AMD's roots (or test roots).
         public var anchors: TrustAnchors
+        /// The EAR signing keys; with store, audit and policies it enables the attestation routes.
+        public var tokens: TokenKeyRing?
+        /// TDX collateral.
+        public var collateral: (any CollateralProvider)?
+        /// KBS sessions and `/v1` challenges.
+        public var sessions: KBSSessions
 
         public init(configuration: ServerConfiguration, logger: Logger) {
             self.configuration = configuration
@@ -30,6 +37,9 @@ public enum CustosService {
             self.audit = nil
             self.policies = nil
             self.anchors = TrustAnchors(tdxRoot: nil, sevRoots: [], isTest: configuration.usesTestAnchors)
+            self.tokens = nil
+            self.collateral = nil
+            self.sessions = KBSSessions(lifetime: TimeInterval(configuration.challengeLifetimeSeconds))
         }
     }
 
@@ -47,8 +57,38 @@ public enum CustosService {
                         return nil
                     } catch { return "the database does not answer: \(error)" }
                 })
-            AdminRoutes(store: store, authenticator: Authenticator(store: store), jsonLimit: parts.configuration.jsonLimit)
-                .add(to: router)
+            let referenceValues = ReferenceValueCache(store: store)
+            let authenticator = Authenticator(store: store)
+            AdminRoutes(
+                store: store, authenticator: authenticator, jsonLimit: parts.configuration.jsonLimit, referenceValueCache: referenceValues
+            ).add(to: router)
+            if let audit = parts.audit, let policies = parts.policies, let tokens = parts.tokens, let collateral = parts.collateral {
+                let configuration = parts.configuration
+                let attestation = TDXAttestationService(
+                    store: store, policies: policies, audit: audit, collateral: collateral, anchors: parts.anchors, tokens: tokens,
+                    referenceValues: referenceValues, issuer: configuration.effectiveIssuer,
+                    tokenLifetime: Int64(configuration.tokenLifetimeSeconds), logger: parts.logger)
+                let release = SecretReleaseService(
+                    store: store, policies: policies, audit: audit, referenceValues: referenceValues, logger: parts.logger)
+                KBSRoutes(
+                    sessions: parts.sessions, attestation: attestation, release: release, metrics: parts.metrics,
+                    jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
+                    denialStatus: configuration.kbsDenialStatus == 403 ? .forbidden : .unauthorized,
+                    secureCookie: configuration.tlsCertificate != nil
+                ).add(to: router)
+                AttestationRoutes(
+                    sessions: parts.sessions, attestation: attestation, release: release, tokens: tokens, store: store,
+                    authenticator: authenticator, metrics: parts.metrics,
+                    limiter: RateLimiter(rate: Double(configuration.challengeRate), burst: Double(configuration.challengeRate) * 2),
+                    jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
+                    tokenLifetime: TimeInterval(configuration.tokenLifetimeSeconds)
+                ).add(to: router)
+                readiness.append(ReadinessCheck(name: "collateral") { collateral.readinessProblem() })
+                readiness.append(
+                    ReadinessCheck(name: "tdx-root") {
+                        parts.anchors.tdxRoot == nil ? "the Intel SGX Root CA is not installed (custos certs install)" : nil
+                    })
+            }
         }
         OpsRoutes.add(to: router, discovery: parts.discovery, metrics: parts.metrics, readiness: readiness)
         return router

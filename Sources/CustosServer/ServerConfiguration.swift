@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var jsonLimit = 64 << 10
     public var tokenLifetimeSeconds = 300
     public var challengeLifetimeSeconds = 300
+    /// `POST /v1/challenges` per second (token bucket, bursts of twice this); beyond it 429 with Retry-After.
+    public var challengeRate = 2000
 
     public init() {}
 
@@ -121,6 +123,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             case "json_limit": jsonLimit = try integer()
             case "token_lifetime_seconds": tokenLifetimeSeconds = try integer()
             case "challenge_lifetime_seconds": challengeLifetimeSeconds = try integer()
+            case "challenge_rate": challengeRate = try integer()
             default: throw ConfigurationError("\(place): unknown key \"\(key)\"")
             }
         }

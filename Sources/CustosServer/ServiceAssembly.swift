@@ -24,6 +24,13 @@ extension CustosService {
         parts.audit = AuditRecorder(log: log, usesTestAnchors: anchors.isTest, logger: logger)
         parts.discovery.auditOrigin = log.origin
         parts.discovery.auditVerifierKey = log.verifierKey
+        parts.tokens = try TokenKeyRing.open(dataDirectory: dataDirectory)
+        switch configuration.collateral {
+        case .directory(let path): parts.collateral = CollateralDirectory(root: URL(fileURLWithPath: path))
+        case .service:
+            // The on-disk cache that `custos tdx collateral fetch --out DATA/collateral/<FMSPC>` fills.
+            parts.collateral = CollateralDirectory(root: dataDirectory.appendingPathComponent("collateral"))
+        }
         _ = try await Bootstrap.prepare(store: store, dataDirectory: dataDirectory, logger: logger)
         return parts
     }

@@ -1,5 +1,6 @@
 import CustosCrypto
 import CustosKBS
+import CustosTestSupport
 import Foundation
 import Testing
 
@@ -225,7 +226,7 @@ import Testing
 }
 
 /// The same tokens checked by PyJWT (claims, exp, iss, aud against the JWKS) and jwcrypto (signature).
-@Suite(.enabled(if: KBSPeer.shouldRun, KBSPeer.skipReason))
+@Suite(.enabled(if: JOSEPeer.shouldRun, Comment(rawValue: JOSEPeer.skipReason)))
 struct EARInteropTests {
     @Test(arguments: [ECCurve.p256, .p384])
     func pyJWTAndJwcryptoVerifyOurTokens(curve: ECCurve) throws {
@@ -239,7 +240,7 @@ struct EARInteropTests {
         let other = try EARTests.Fixture(curve: curve, issuerName: "https://evil.example")
         let (foreign, _) = try other.issue(now: now)
         let alg = JWSAlgorithm(curve: curve).rawValue
-        let results = try KBSPeer.call([
+        let results = try JOSEPeer.call([
             [
                 "op": "jwt_verify", "token": .string(token), "jwks": jwks, "issuer": .string(EARTests.issuerName),
                 "audience": .string(EARTests.issuerName),
@@ -263,7 +264,7 @@ struct EARInteropTests {
 }
 
 /// The whole KBS exchange without HTTP, with jwcrypto as the guest that decrypts the released secret.
-@Suite(.enabled(if: KBSPeer.shouldRun, KBSPeer.skipReason))
+@Suite(.enabled(if: JOSEPeer.shouldRun, Comment(rawValue: JOSEPeer.skipReason)))
 struct KBSExchangeInteropTests {
     enum GuestKey: String, CaseIterable, Sendable {
         case p256, p384, p521, rsa
@@ -315,7 +316,7 @@ struct KBSExchangeInteropTests {
         let jwe = try KBSResourceRelease.encrypt(SecretBytes(secret), for: verified)
 
         // Guest: jwcrypto decrypts; so does our own agent-side code.
-        let results = try KBSPeer.call([
+        let results = try JOSEPeer.call([
             ["op": "jwe_decrypt", peerKey.0: peerKey.1, "jwe": .string(String(decoding: jwe.jsonBytes, as: UTF8.self))]
         ])
         #expect(results[0]["plaintext_b64u"] == .string(Base64URL.encode(secret)), "\(results[0])")

@@ -13,7 +13,11 @@ public enum HTTPJSON {
 
     /// The request's JSON object, or a 400/413 problem.
     public static func object(_ request: Request, limit: Int) async throws -> [String: JSONValue] {
-        let buffer = try await RequestBodies.collect(request, limit: limit)
+        try object(collected: try await RequestBodies.collect(request, limit: limit))
+    }
+
+    /// A collected body as a JSON object, or a 400 problem.
+    public static func object(collected buffer: ByteBuffer) throws -> [String: JSONValue] {
         let value: JSONValue
         do { value = try JSONValue.parse(Array(buffer: buffer)) } catch {
             throw Problem.badRequest("the body is not acceptable JSON: \(error.message) (byte \(error.offset))")

@@ -70,7 +70,7 @@ public struct Problem: HTTPResponseError, Sendable {
 /// The error body of the Trustee-compatible `/kbs/v0` routes (service.md §4.2):
 /// `{"type": "https://github.com/confidential-containers/kbs/errors/<Kind>", "detail": …}`, 404 for unknown paths
 /// and plugins, 401 for everything else (403 for policy denial when configured).
-public struct KBSError: HTTPResponseError, Sendable {
+public struct KBSErrorResponse: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
     public let kind: String
     public let detail: String

@@ -9,6 +9,8 @@ struct AdminRoutes: Sendable {
     let store: any Store
     let authenticator: Authenticator
     let jsonLimit: Int
+    /// Forgotten for a tenant when its reference values change.
+    let referenceValueCache: ReferenceValueCache?
     /// Secret values are raw bytes (`application/octet-stream`), at most the store's limit.
     static let secretLimit = 64 << 10
 
@@ -103,7 +105,7 @@ struct AdminRoutes: Sendable {
             let path = tail.joined(separator: "/")
             let value = try await secretBody(request)
             let version = try await mapped { try await store.putSecret(tenantId: tenant, path: path, value: value, now: Date()) }
-            return HTTPJSON.response(versionDocument(version), status: .created)
+            return HTTPJSON.response(Self.versionDocument(version), status: .created)
         case .post:
             guard let last = tail.last, last.hasSuffix(":rotate") else { throw Problem.notFound() }
             let path = (tail.dropLast() + [String(last.dropLast(":rotate".count))]).joined(separator: "/")
@@ -117,7 +119,7 @@ struct AdminRoutes: Sendable {
             }
             return HTTPJSON.response(
                 [
-                    "new_version": versionDocument(rotation.newVersion),
+                    "new_version": Self.versionDocument(rotation.newVersion),
                     "retire_after": .string(RFC3339.format(rotation.retireAfter)),
                 ])
         case .delete:
@@ -138,7 +140,7 @@ struct AdminRoutes: Sendable {
         return SecretBytes(Array(buffer: buffer))
     }
 
-    func versionDocument(_ version: SecretVersion) -> JSONValue {
+    static func versionDocument(_ version: SecretVersion) -> JSONValue {
         var document: [String: JSONValue] = [
             "path": .string(version.path), "version": .integer(version.version), "state": .string(version.state.rawValue),
             "created_at": .string(RFC3339.format(version.createdAt)),
@@ -166,6 +168,7 @@ struct AdminRoutes: Sendable {
                 tenantId: tenant, name: name, values: values, expiresAt: try HTTPJSON.optionalDate(body, "expires_at"),
                 provenance: body["provenance"], condition: condition, now: Date())
         }
+        referenceValueCache?.invalidate(tenant: tenant)
         return HTTPJSON.response(referenceDocument(set), headers: [.eTag: set.etag])
     }
 

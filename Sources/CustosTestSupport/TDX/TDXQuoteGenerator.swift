@@ -107,6 +107,12 @@ public struct TDXQuoteSpec: Sendable {
     public var seamAttributes: [UInt8] = [UInt8](repeating: 0, count: 8)
     public var mrSignerSeam: [UInt8] = [UInt8](repeating: 0, count: 48)
     public var reportData: [UInt8] = [UInt8](repeating: 0xab, count: 64)
+    /// MRTD (48 bytes).
+    public var mrTD: [UInt8] = [UInt8](repeating: 0x01, count: 48)
+    /// MRCONFIGID (48 bytes): the init-data digest when the TD was launched with init-data.
+    public var mrConfigID: [UInt8] = [UInt8](repeating: 0, count: 48)
+    /// RTMR0…3 (48 bytes each).
+    public var rtmrs: [[UInt8]] = [0x10, 0x11, 0x12, 0x13].map { [UInt8](repeating: $0, count: 48) }
     public var qeISVSVN: UInt16 = 4
     /// Platform TCB levels as JSON objects (`tcb`, `tcbDate`, `tcbStatus`, `advisoryIDs`), newest first.
     public var tcbLevels: [String] = [TDXQuoteSpec.level(sgx: [4, 4, 2, 2, 4, 1, 0, 5], pcesvn: 13, tdx: [5, 0, 3], status: "UpToDate")]
@@ -186,7 +192,8 @@ extension TDXTestHierarchy {
         quote += spec.seamAttributes
         for i in 0..<8 { quote.append(UInt8(truncatingIfNeeded: spec.tdAttributes >> (8 * i))) }
         quote += [0xe7, 0x02, 0x06, 0, 0, 0, 0, 0]  // XFAM
-        for fill: UInt8 in [0x01, 0, 0, 0, 0x10, 0x11, 0x12, 0x13] { quote += [UInt8](repeating: fill, count: 48) }
+        quote += spec.mrTD + spec.mrConfigID + [UInt8](repeating: 0, count: 96)  // MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG
+        for rtmr in spec.rtmrs { quote += rtmr }
         quote += spec.reportData
         if spec.bodyType == .td15 {
             quote += spec.teeTCBSVN2

@@ -1,0 +1,166 @@
+import CustosCrypto
+import CustosKBS
+import CustosStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Synchronization
+
+/// A token bucket: `rate` requests per second on average, bursts up to `burst`.
+final class RateLimiter: Sendable {
+    let rate: Double
+    let burst: Double
+    private let state: Mutex<(tokens: Double, last: Date)>
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        self.state = Mutex((burst, Date()))
+    }
+
+    /// nil when allowed, else the seconds to wait.
+    func take(now: Date = Date()) -> Int? {
+        state.withLock { state in
+            state.tokens = min(burst, state.tokens + now.timeIntervalSince(state.last) * rate)
+            state.last = now
+            guard state.tokens >= 1 else { return max(1, Int(((1 - state.tokens) / rate).rounded(.up))) }
+            state.tokens -= 1
+            return nil
+        }
+    }
+}
+
+/// The native TDX runtime API (service.md §8.2): `POST /v1/challenges`, `POST /v1/attestations`, `GET
+/// /v1/secrets/{tenant}/{path…}` with the EAR, and `GET /.well-known/jwks.json`. Same checks as `/kbs/v0`, with
+/// problem bodies and precise status codes.
+struct AttestationRoutes: Sendable {
+    let sessions: KBSSessions
+    let attestation: TDXAttestationService
+    let release: SecretReleaseService
+    let tokens: TokenKeyRing
+    let store: any Store
+    let authenticator: Authenticator
+    let metrics: ServiceMetrics
+    let limiter: RateLimiter
+    let jsonLimit: Int
+    let evidenceLimit: Int
+    let tokenLifetime: TimeInterval
+
+    func add(to router: Router<CustosRequestContext>) {
+        router.post("/v1/challenges") { request, _ in try await challenge(request) }
+        router.post("/v1/attestations") { request, context in try await attest(request, context: context) }
+        router.get("/v1/secrets/{tenant}/**") { request, context in try await secret(request, context: context) }
+        router.get("/.well-known/jwks.json") { _, _ in
+            HTTPJSON.response(
+                tokens.publishedKeys(now: Date(), tokenLifetime: tokenLifetime).jsonValue, headers: [.cacheControl: "max-age=60"])
+        }
+    }
+
+    func challenge(_ request: Request) async throws -> Response {
+        if let wait = limiter.take() { throw Problem.tooManyRequests(retryAfter: wait) }
+        let buffer = try await RequestBodies.collect(request, limit: jsonLimit)
+        var hash: KBSHashAlgorithm? = nil
+        if buffer.readableBytes > 0 {
+            let body = try HTTPJSON.object(collected: buffer)
+            try HTTPJSON.checkKeys(body, allowed: ["tee", "hash"])
+            if let tee = try HTTPJSON.optionalString(body, "tee"), tee != "tdx" {
+                throw Problem.badRequest("\"tee\": only tdx evidence is appraised at /v1/attestations (SEV uses /v1/launches)")
+            }
+            if let name = try HTTPJSON.optionalString(body, "hash") {
+                guard let algorithm = KBSHashAlgorithm(rawValue: name) else {
+                    throw Problem.badRequest("\"hash\" is sha256, sha384 or sha512")
+                }
+                hash = algorithm
+            }
+        }
+        let now = Date()
+        let session: (id: String, challenge: KBSChallenge)
+        do { session = try sessions.create(hash: hash, now: now) } catch { throw Problem.tooManyRequests(retryAfter: 1) }
+        return HTTPJSON.response(
+            [
+                "challenge_id": .string(session.id), "nonce": .string(session.challenge.nonce),
+                "hash": .string((hash ?? .default).rawValue),
+                "expires_at": .string(RFC3339.format(now.addingTimeInterval(sessions.lifetime))),
+            ],
+            status: .created)
+    }
+
+    func attest(_ request: Request, context: CustosRequestContext) async throws -> Response {
+        let body = try await HTTPJSON.object(request, limit: evidenceLimit)
+        try HTTPJSON.checkKeys(body, allowed: ["challenge_id", "attestation", "workload_id"])
+        let id = try HTTPJSON.string(body, "challenge_id")
+        let workload = try HTTPJSON.optionalString(body, "workload_id")
+        guard let evidence = body["attestation"] else { throw Problem.badRequest("\"attestation\" is required") }
+        let parsed: KBSAttestation
+        do { parsed = try KBSAttestation(jsonBytes: CanonicalJSON.encode(evidence)) } catch {
+            throw Problem.badRequest("\"attestation\": \(error.reason)")
+        }
+        let now = Date()
+        guard let challenge = sessions.consumeChallenge(id: id, now: now) else {
+            throw Problem(.unprocessableContent, "challenge-invalid", "the challenge is unknown, expired or already used")
+        }
+        do {
+            let outcome = try await attestation.attest(
+                parsed, nonce: challenge.nonce, hash: challenge.hash, workloadID: workload, requestID: context.requestID, now: now)
+            sessions.attach(outcome.attested, to: id)
+            metrics.recordVerification(tee: "tdx", result: outcome.status.rawValue)
+            return HTTPJSON.response([
+                "token": .string(outcome.token), "status": .string(outcome.status.rawValue), "appraisal_id": .string(outcome.appraisalID),
+                "audit_index": .integer(Int64(outcome.auditIndex)), "expires_at": .string(RFC3339.format(outcome.attested.expires)),
+            ])
+        } catch {
+            metrics.recordVerification(tee: "tdx", result: error.kind == .unavailable ? "error" : "rejected")
+            switch error.kind {
+            case .malformed: throw Problem.badRequest(error.message)
+            case .rejected:
+                throw Problem(.unprocessableContent, "evidence-invalid", error.message, extensions: ["check": .string(error.code)])
+            case .unavailable: throw Problem.unavailable(error.message, retryAfter: 30)
+            }
+        }
+    }
+
+    /// `GET /v1/secrets/{tenant}/{path…}`: with an EAR, the secret as a JWE to the TEE key; with an admin API token
+    /// and a path ending in `/versions`, the versions' metadata (never values).
+    func secret(_ request: Request, context: CustosRequestContext) async throws -> Response {
+        let tenant = try context.parameters.require("tenant")
+        let tail = context.parameters.getCatchAll().map(String.init)
+        guard !tail.isEmpty else { throw Problem.notFound() }
+        guard let token = Authenticator.bearerToken(request) else {
+            throw Problem.unauthorized("an attestation token (EAR) or an API token is required")
+        }
+        if token.hasPrefix("custos_") {
+            guard tail.count >= 2, tail.last == "versions" else {
+                throw Problem.forbidden("API tokens never read secret values; list versions at …/versions")
+            }
+            _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin, .tenantReader], tenant: tenant)
+            let versions = try await mapped {
+                try await store.listSecretVersions(tenantId: tenant, path: tail.dropLast().joined(separator: "/"))
+            }
+            return HTTPJSON.response(["versions": .array(versions.map(AdminRoutes.versionDocument))])
+        }
+        let now = Date()
+        let attested: KBSSessions.Attested
+        do { attested = try attestation.verifyToken(token, now: now) } catch {
+            throw Problem.unauthorized("the attestation token is not valid: \(error.reason)")
+        }
+        // Another tenant's secret: the token's tenant cannot see it at all.
+        guard attested.tenant == tenant else { throw Problem.notFound() }
+        do {
+            let jwe = try await release.release(
+                tenant: tenant, path: tail.joined(separator: "/"), to: attested, requestID: context.requestID, now: now)
+            metrics.recordRelease(allowed: true)
+            return HTTPJSON.response(jwe.jsonValue, headers: [.cacheControl: "no-store"])
+        } catch {
+            switch error.kind {
+            case .denied:
+                metrics.recordRelease(allowed: false)
+                var extensions: [String: JSONValue] = [:]
+                if let id = error.appraisalID { extensions["appraisal_id"] = .string(id) }
+                throw Problem(.forbidden, "policy-denied", error.message, extensions: extensions)
+            case .notFound: throw Problem.notFound(error.message)
+            case .jwe: throw Problem.badRequest(error.message)
+            case .unavailable: throw Problem.unavailable(error.message, retryAfter: 5)
+            }
+        }
+    }
+}

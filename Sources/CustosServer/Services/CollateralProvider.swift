@@ -1,0 +1,98 @@
+public import CustosCrypto
+public import CustosTDX
+public import Foundation
+import Synchronization
+
+/// Where the service gets TDX collateral for a platform (FMSPC).
+public protocol CollateralProvider: Sendable {
+    /// The collateral for `fmspc` (6 bytes), or a typed reason why there is none.
+    func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral
+    /// What `/readyz` reports: nil when ready.
+    func readinessProblem() -> String?
+}
+
+/// Why no collateral could be found (answered as 503 `cannot-decide`: the evidence may be fine).
+public struct CollateralUnavailable: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Collateral from a directory, no network: `DIR/<FMSPC>/` in PCS layout (the files `custos tdx collateral fetch`
+/// writes), or `DIR/` itself in PCS layout for a single platform. Parsed collateral is kept in memory and re-read
+/// after `refreshInterval` (so a refreshed directory is picked up without a restart); the signature checks are
+/// cached by ``QuoteVerifier``'s ``VerificationCache``.
+public final class CollateralDirectory: CollateralProvider {
+    public let root: URL
+    public let refreshInterval: TimeInterval
+    private let cache = Mutex<[String: (collateral: Collateral, loadedAt: Date)]>([:])
+    /// The largest collateral file read (TCB Info of real platforms is ~10 KiB; CRLs a few KiB).
+    static let maximumFileBytes = 4 << 20
+
+    public static let pcsFiles = [
+        "tcb_info.json", "tcb_info_issuer_chain.pem", "qe_identity.json", "qe_identity_issuer_chain.pem", "pck_crl.der",
+        "pck_crl_issuer_chain.pem", "root_ca_crl.der",
+    ]
+
+    public init(root: URL, refreshInterval: TimeInterval = 60) {
+        self.root = root
+        self.refreshInterval = refreshInterval
+    }
+
+    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
+        let key = Hex.encode(fmspc).uppercased()
+        if let hit = cache.withLock({ $0[key] }), now.timeIntervalSince(hit.loadedAt) < refreshInterval { return hit.collateral }
+        let candidates = [root.appendingPathComponent(key), root.appendingPathComponent(key.lowercased()), root]
+        for directory in candidates where FileManager.default.fileExists(atPath: directory.appendingPathComponent("tcb_info.json").path) {
+            let collateral = try Self.load(directory)
+            // The single-platform layout must still be for this FMSPC.
+            guard collateral.tcbInfo.fmspc == fmspc else { continue }
+            cache.withLock { $0[key] = (collateral, now) }
+            return collateral
+        }
+        throw CollateralUnavailable("no collateral for FMSPC \(key) in \(root.path) (run `custos tdx collateral fetch --fmspc \(key)`)")
+    }
+
+    public func readinessProblem() -> String? {
+        FileManager.default.fileExists(atPath: root.path) ? nil : "the collateral directory \(root.path) does not exist"
+    }
+
+    static func load(_ directory: URL) throws(CollateralUnavailable) -> Collateral {
+        func file(_ name: String) throws(CollateralUnavailable) -> [UInt8] {
+            let url = directory.appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: url.path) else {
+                throw CollateralUnavailable("\(url.path) is missing or unreadable")
+            }
+            guard data.count <= maximumFileBytes else {
+                throw CollateralUnavailable("\(url.path) is larger than \(maximumFileBytes) bytes")
+            }
+            return Array(data)
+        }
+        func text(_ name: String) throws(CollateralUnavailable) -> String { String(decoding: try file(name), as: UTF8.self) }
+        do {
+            return try Collateral(
+                tcbInfoBody: file("tcb_info.json"), tcbInfoIssuerChain: text("tcb_info_issuer_chain.pem"),
+                qeIdentityBody: file("qe_identity.json"), qeIdentityIssuerChain: text("qe_identity_issuer_chain.pem"),
+                pckCRL: file("pck_crl.der"), pckCRLIssuerChain: text("pck_crl_issuer_chain.pem"), rootCACRL: file("root_ca_crl.der"))
+        } catch let error as CollateralUnavailable { throw error } catch {
+            throw CollateralUnavailable("\(directory.path): \(error)")
+        }
+    }
+}
+
+/// Collateral held in memory (tests and benchmarks with generated quotes).
+public final class InMemoryCollateral: CollateralProvider {
+    private let byFMSPC: [String: Collateral]
+    public init(_ collaterals: [Collateral]) {
+        var map: [String: Collateral] = [:]
+        for collateral in collaterals { map[Hex.encode(collateral.tcbInfo.fmspc)] = collateral }
+        self.byFMSPC = map
+    }
+    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
+        guard let collateral = byFMSPC[Hex.encode(fmspc)] else {
+            throw CollateralUnavailable("no collateral for FMSPC \(Hex.encode(fmspc))")
+        }
+        return collateral
+    }
+    public func readinessProblem() -> String? { nil }
+}

@@ -1,0 +1,114 @@
+public import CustosAudit
+public import CustosCrypto
+public import CustosKBS
+public import CustosPolicy
+public import CustosStore
+public import Foundation
+public import Logging
+
+/// Why a secret was not released.
+public struct ReleaseFailure: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The release policy says no (or the resource is another tenant's): KBS `PolicyDeny`, `/v1` 403 or 404.
+        case denied
+        /// The policy would allow it but there is no releasable version: KBS 401 `PluginInternalError`, `/v1` 404.
+        case notFound
+        /// Encryption to the TEE key failed (refused key type): KBS `JweError`, `/v1` 400.
+        case jwe
+        /// The service cannot decide now: 503.
+        case unavailable
+    }
+    public let kind: Kind
+    public let message: String
+    public let appraisalID: String?
+    public var description: String { message }
+}
+
+/// Releases a tenant's secret to an attested TEE (issue 11 §2): the tenant's ReleasePolicy decides on the
+/// appraisal's status and claims; the secret goes out as a flattened JWE to the TEE key the token names, so a stolen
+/// cookie or token yields only ciphertext. Every release and every denial is an audit entry naming the appraisal
+/// and the policy.
+public final class SecretReleaseService: Sendable {
+    let store: any Store
+    let policies: PolicyRegistry
+    let audit: AuditRecorder
+    let referenceValues: ReferenceValueCache
+    let logger: Logger
+
+    public init(store: any Store, policies: PolicyRegistry, audit: AuditRecorder, referenceValues: ReferenceValueCache, logger: Logger) {
+        self.store = store
+        self.policies = policies
+        self.audit = audit
+        self.referenceValues = referenceValues
+        self.logger = logger
+    }
+
+    public func release(
+        tenant: String, path: String, to attested: KBSSessions.Attested, requestID: String?, now: Date
+    ) async throws(ReleaseFailure) -> FlattenedJWE {
+        let keyThumbprint = attested.teePubkey.thumbprintBase64URL
+        let actor: JSONValue = ["kind": "tee", "tee": "tdx", "key_jkt": .string(keyThumbprint)]
+        func deny(_ reason: String, policy: String?, audited: Bool = true) async throws(ReleaseFailure) -> Never {
+            if audited {
+                var object: [String: JSONValue] = ["path": .string(path), "reason": .string(reason)]
+                if let policy { object["policy"] = .string(policy) }
+                // The attested tenant's log: a request for another tenant's repository is that tenant's event too,
+                // but naming the other tenant would write into its log on an outsider's say-so.
+                do {
+                    try await audit.record(
+                        "secret.denied", tenant: attested.tenant, actor: actor, object: .object(object),
+                        appraisal: appraisalSummary(attested),
+                        requestID: requestID, time: now)
+                } catch { throw ReleaseFailure(kind: .unavailable, message: "the audit log cannot record the denial", appraisalID: nil) }
+            }
+            throw ReleaseFailure(kind: .denied, message: reason, appraisalID: attested.appraisalID)
+        }
+        guard tenant == attested.tenant else {
+            try await deny("the token is for tenant \(attested.tenant), not \(tenant)", policy: nil)
+        }
+        let set = policies.current
+        guard let policy = set.releasePolicy(tenant: tenant) else {
+            try await deny("tenant \(tenant) has no release policy (default deny)", policy: nil)
+        }
+        let tenantSets: [CustosPolicy.ReferenceValueSet]
+        do { tenantSets = try await referenceValues.sets(tenant: tenant, names: policy.referenceValueNames, now: now) } catch {
+            throw ReleaseFailure(kind: .unavailable, message: "the reference values cannot be read", appraisalID: nil)
+        }
+        let result = policy.evaluate(
+            path: path, status: TrustTier(rawValue: attested.status.rawValue) ?? .none, claims: attested.claims,
+            referenceValues: set.referenceValues(overriddenBy: tenantSets), at: now)
+        guard result.decision == .allow else {
+            let failed = result.trace.first { !$0.passed }.map { "\($0.rule): \($0.claim) \($0.operator)" } ?? "no rule allows it"
+            try await deny("the release policy denies \(path) (\(failed))", policy: result.policy)
+        }
+        let opened: OpenedSecret
+        do { opened = try await store.openSecret(tenantId: tenant, path: path, version: nil, now: now) } catch {
+            if error.code == .notFound {
+                throw ReleaseFailure(kind: .notFound, message: "no releasable secret at \(path)", appraisalID: attested.appraisalID)
+            }
+            logger.error("secret open failed: \(error)")
+            throw ReleaseFailure(kind: .unavailable, message: "the secret cannot be opened", appraisalID: nil)
+        }
+        let jwe: FlattenedJWE
+        do { jwe = try KBSResourceRelease.encrypt(opened.value, to: attested.teePubkey) } catch {
+            throw ReleaseFailure(kind: .jwe, message: error.reason, appraisalID: attested.appraisalID)
+        }
+        do {
+            try await audit.record(
+                "secret.released", tenant: tenant, actor: actor,
+                object: [
+                    "path": .string(path), "version": .integer(opened.version.version), "policy": .string(result.policy),
+                    "alg": .string(jwe.keyAlgorithm.rawValue),
+                ],
+                appraisal: appraisalSummary(attested), requestID: requestID, time: now)
+        } catch { throw ReleaseFailure(kind: .unavailable, message: "the audit log cannot record the release", appraisalID: nil) }
+        return jwe
+    }
+
+    func appraisalSummary(_ attested: KBSSessions.Attested) -> JSONValue {
+        var summary: [String: JSONValue] = ["status": .string(attested.status.rawValue)]
+        if let id = attested.appraisalID { summary["id"] = .string(id) }
+        if let policy = attested.policy { summary["policy"] = .string(policy) }
+        return .object(summary)
+    }
+}
