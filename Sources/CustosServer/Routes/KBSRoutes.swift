@@ -27,6 +27,22 @@ struct KBSRoutes: Sendable {
         }
         // Anything else under /kbs/v0: a plugin Custos does not have, or a malformed resource path.
         for method in [HTTPRequest.Method.get, .post, .put, .delete] {
+            var patterns = [
+                "/kbs/v0/resource", "/kbs/v0/resource/{repository}", "/kbs/v0/resource/{repository}/{type}",
+                "/kbs/v0/resource/{repository}/{type}/{tag}/**",
+            ]
+            // Trustee's admin writes of resources: Custos stores secrets through PUT /v1/secrets.
+            if method != .get { patterns.append("/kbs/v0/resource/{repository}/{type}/{tag}") }
+            for pattern in patterns {
+                router.on(RouterPath(pattern), method: method) { _, _ -> Response in
+                    throw KBSErrorResponse(
+                        "InvalidRequestPath", "a resource path is GET /kbs/v0/resource/<repository>/<type>/<tag>", status: .notFound)
+                }
+            }
+            router.on("/kbs/v0/{plugin}", method: method) { _, context -> Response in
+                let plugin = context.parameters.get("plugin") ?? ""
+                throw KBSErrorResponse("PluginNotFound", "no plugin \"\(plugin)\" (this KBS serves \"resource\")", status: .notFound)
+            }
             router.on("/kbs/v0/{plugin}/**", method: method) { _, context -> Response in
                 let plugin = context.parameters.get("plugin") ?? ""
                 if plugin == "resource" {

@@ -1,0 +1,387 @@
+import CustosAudit
+import CustosCrypto
+import CustosKBS
+import CustosServer
+import CustosStore
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// The security rules of issue 11 §5 and the policy denials, each through real HTTP against the assembled service.
+@Suite(.serialized) struct KBSSecurityTests {
+    static let secret = Array("tenant secret 0123456789".utf8)
+
+    static let tenantBPolicy = """
+        apiVersion: custos/v1
+        kind: ReleasePolicy
+        id: release-tenant-b
+        tenant: tenant-b
+        default: deny
+        secrets:
+          - path: "key/*"
+            allow:
+              allOf:
+                - { status: affirming }
+        """
+
+    static func guest(_ fixture: KBSFixture, _ configure: (inout TDXQuoteSpec) -> Void = { _ in }) throws -> TestGuest {
+        var spec = KBSFixture.spec()
+        configure(&spec)
+        return TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: fixture.hierarchy, spec: spec)
+    }
+
+    static func kind(_ body: JSONValue) -> String? {
+        body["type"]?.stringValue.map { String($0.dropFirst(KBSErrorResponse.typePrefix.count)) }
+    }
+
+    static func kind(_ bytes: [UInt8]) -> String? { kind((try? JSONValue.parse(bytes)) ?? .null) }
+
+    @Test func replayedAttestationAndForeignBindingsAreRefused() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            let guest = try Self.guest(fixture)
+            // Nonce single use: the same session cannot attest twice, even with fresh, correctly bound evidence.
+            let (cookie, nonce) = try #require(try await guest.auth(client))
+            let first = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+            #expect(first.0 == .ok)
+            let replay = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+            #expect(replay.0 == .unauthorized)
+            #expect(Self.kind(replay.1) == "AttestationError")
+
+            // REPORTDATA bound to another nonce.
+            let (cookie2, nonce2) = try #require(try await guest.auth(client))
+            let unbound = try await guest.attest(
+                client, cookie: cookie2, body: try guest.attestation(nonce: nonce2, bindTo: "another nonce"))
+            #expect(unbound.0 == .unauthorized)
+            #expect(unbound.1["detail"]?.stringValue?.contains("reportDataMismatch") == true)
+
+            // runtime-data carrying another session's nonce (the quote bound to it): the session is bound to its nonce.
+            let (cookie3, _) = try #require(try await guest.auth(client))
+            let (_, otherNonce) = try #require(try await guest.auth(client))
+            let foreign = try await guest.attest(client, cookie: cookie3, body: try guest.attestation(nonce: otherNonce))
+            #expect(foreign.0 == .unauthorized)
+            #expect(foreign.1["detail"]?.stringValue?.contains("nonceMismatch") == true)
+
+            // No cookie, an unknown cookie.
+            for headers: HTTPFields in [[:], [.cookie: "kbs-session-id=" + String(repeating: "0", count: 32)]] {
+                try await client.execute(
+                    uri: "/kbs/v0/attest", method: .post, headers: headers,
+                    body: ByteBuffer(bytes: CanonicalJSON.encode(try guest.attestation(nonce: nonce)))
+                ) {
+                    #expect($0.status == .unauthorized)
+                    #expect(Self.kind(Array(buffer: $0.body)) == "AttestationError")
+                }
+            }
+        }
+    }
+
+    @Test func debugTDsAndUnverifiableQuotesAreRefused() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            for (label, configure) in [
+                ("debug TD", { (spec: inout TDXQuoteSpec) in spec.tdAttributes |= 1 }),
+                ("a quote with another root", { (spec: inout TDXQuoteSpec) in spec.qeISVSVN = 4 }),
+                ("broken QE binding", { (spec: inout TDXQuoteSpec) in spec.breakQEReportData = true }),
+            ] as [(String, (inout TDXQuoteSpec) -> Void)] {
+                var guest = try Self.guest(fixture, configure)
+                if label.hasPrefix("a quote with") {
+                    // Another hierarchy: a PCK chain that does not end in the service's root.
+                    guest = TestGuest(key: guest.key, hierarchy: try TDXTestHierarchy(), spec: guest.spec)
+                }
+                let (cookie, nonce) = try #require(try await guest.auth(client))
+                let (status, body) = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+                #expect(status == .unauthorized, "\(label): \(status)")
+                #expect(Self.kind(body) == "AttestationError", "\(label): \(body)")
+            }
+        }
+    }
+
+    @Test func policyDenialsAreAuditedAndAnswered401Or403() async throws {
+        for denial in [401, 403] {
+            let fixture = try await KBSFixture.make { $0.kbsDenialStatus = denial }
+            defer { fixture.cleanUp() }
+            try await fixture.app.test(.live) { client in
+                try await fixture.provision(client, secret: Self.secret)
+                // OutOfDate TCB: the default policy requires UpToDate hardware: contraindicated, no release.
+                let outdated = try Self.guest(fixture) {
+                    $0.fmspc = KBSFixture.outOfDateFMSPC
+                    $0.tcbLevels = [
+                        TDXQuoteSpec.level(
+                            sgx: [4, 4, 2, 2, 4, 1, 0, 5], pcesvn: 13, tdx: [5, 0, 3], status: "OutOfDate", advisories: ["INTEL-SA-00837"])
+                    ]
+                }
+                // An RTMR with no reference value: unrecognised executables (warning), no release.
+                let unknownKernel = try Self.guest(fixture) { $0.rtmrs[1] = [UInt8](repeating: 0x77, count: 48) }
+                for (label, guest) in [("OutOfDate", outdated), ("unknown RTMR1", unknownKernel)] {
+                    let (cookie, token) = try #require(try await guest.handshake(client), "\(label)")
+                    for headers: HTTPFields in [[.cookie: cookie], [.authorization: "Bearer \(token)"]] {
+                        let (status, body) = try await guest.resource(client, path: "default/key/disk", headers: headers)
+                        #expect(status.code == denial, "\(label): \(status)")
+                        #expect(Self.kind(body) == "PolicyDeny", "\(label)")
+                    }
+                }
+            }
+            // Every denial is an entry that names the appraisal and the policy; no secret bytes anywhere in the log.
+            let audit = try #require(fixture.parts.audit)
+            let denied = try audit.log.reader.entries(type: "secret.denied", limit: 100).records.map(\.entry)
+            #expect(denied.count == 4)
+            for entry in denied {
+                #expect(entry["appraisal"]?["id"]?.stringValue?.hasPrefix("apr_") == true)
+                #expect(entry["object"]?["policy"]?.stringValue?.hasPrefix("release-default@sha256:") == true)
+            }
+            let contraindicated = try audit.log.reader.entries(type: "attestation.contraindicated", limit: 10).records
+            #expect(contraindicated.count == 1)
+            #expect(try audit.log.reader.entries(type: "attestation.warning", limit: 10).records.count == 1)
+            let all = try audit.log.reader.entries(limit: 1000).records
+            let secretHex = Hex.encode(Self.secret)
+            for record in all {
+                let text = String(decoding: record.body, as: UTF8.self)
+                #expect(!text.contains(String(decoding: Self.secret, as: UTF8.self)) && !text.contains(secretHex))
+            }
+        }
+    }
+
+    @Test func tokensAreCheckedAndStolenOnesYieldOnlyCiphertext() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            let alice = try Self.guest(fixture)
+            let mallory = try Self.guest(fixture)
+            let (aliceCookie, aliceToken) = try #require(try await alice.handshake(client))
+            let (_, malloryToken) = try #require(try await mallory.handshake(client))
+
+            // A stolen cookie or token gets the resource, but encrypted to Alice's TEE key: Mallory cannot open it.
+            for headers: HTTPFields in [[.cookie: aliceCookie], [.authorization: "Bearer \(aliceToken)"]] {
+                let (status, body) = try await mallory.resource(client, path: "default/key/disk", headers: headers)
+                #expect(status == .ok)
+                #expect(throws: CustosKBS.KBSError.self) { try KBSResourceRelease.decrypt(responseBody: body, with: mallory.key) }
+                #expect(try KBSResourceRelease.decrypt(responseBody: body, with: alice.key).unsafeCopy() == Self.secret)
+            }
+            // Alice's cookie with Mallory's token: two TEE keys, refused.
+            let mixed = try await alice.resource(
+                client, path: "default/key/disk", headers: [.cookie: aliceCookie, .authorization: "Bearer \(malloryToken)"])
+            #expect(mixed.0 == .unauthorized)
+            #expect(Self.kind(mixed.1) == "TokenVerifierError")
+
+            // A changed claim (the tenant), a token from another issuer's key, garbage: refused.
+            let parts = aliceToken.split(separator: ".").map(String.init)
+            var payload = try #require(try JSONValue.parse(Base64URL.decode(parts[1])).objectValue)
+            payload["attest.tenant"] = "tenant-b"
+            let changed = [parts[0], Base64URL.encode(CanonicalJSON.encode(.object(payload))), parts[2]].joined(separator: ".")
+            let otherKey = try ECPrivateKey(generating: .p256)
+            let forged = try EARIssuer(signingKey: otherKey, issuer: fixture.parts.configuration.effectiveIssuer)
+                .issue(submods: ["cpu0": EARSubmod(status: .affirming)], tenant: "default", now: Int64(Date().timeIntervalSince1970)).token
+            for token in [changed, forged, "not.a.token"] {
+                let (status, body) = try await alice.resource(
+                    client, path: "default/key/disk", headers: [.authorization: "Bearer \(token)"])
+                #expect(status == .unauthorized)
+                #expect(Self.kind(body) == "TokenVerifierError")
+            }
+            // No credential at all.
+            let none = try await alice.resource(client, path: "default/key/disk", headers: [:])
+            #expect(none.0 == .unauthorized)
+            #expect(Self.kind(none.1) == "TokenNotFound")
+        }
+    }
+
+    @Test func unknownSecretsOtherTenantsAndPathsAreRefused() async throws {
+        let fixture = try await KBSFixture.make(extraPolicies: [("release-tenant-b.yaml", Self.tenantBPolicy)])
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            try await client.execute(
+                uri: "/v1/tenants", method: .post, headers: fixture.admin, body: ByteBuffer(bytes: CanonicalJSON.encode(["id": "tenant-b"]))
+            ) { #expect($0.status == .created) }
+            try await fixture.provision(client, tenant: "tenant-b", secret: Array("b's secret".utf8))
+            let guest = try Self.guest(fixture)
+            let (cookie, _) = try #require(try await guest.handshake(client))
+            let unknown = try await guest.resource(client, path: "default/key/none", headers: [.cookie: cookie])
+            #expect(unknown.0 == .unauthorized)
+            #expect(Self.kind(unknown.1) == "PluginInternalError")
+            // The guest attested as tenant default: tenant-b's repository is refused.
+            let other = try await guest.resource(client, path: "tenant-b/key/disk", headers: [.cookie: cookie])
+            #expect(other.0 == .unauthorized)
+            #expect(Self.kind(other.1) == "PolicyDeny")
+            for (path, kind) in [
+                ("/kbs/v0/resource/default/key", "InvalidRequestPath"), ("/kbs/v0/resource/default", "InvalidRequestPath"),
+                ("/kbs/v0/resource/a/b/c/d", "InvalidRequestPath"), ("/kbs/v0/nebula-ca/cert", "PluginNotFound"),
+                ("/kbs/v0/pkcs11", "PluginNotFound"),
+            ] {
+                try await client.execute(uri: path, method: .get, headers: [.cookie: cookie]) {
+                    #expect($0.status == .notFound, "\(path)")
+                    #expect(Self.kind(Array(buffer: $0.body)) == kind, "\(path)")
+                }
+            }
+            // SEV guests use the launch API; a KBS /auth for them is a clear 401.
+            for tee in ["sev", "snp"] { #expect(try await guest.auth(client, tee: tee) == nil) }
+        }
+    }
+
+    @Test func initDataNamesTheTenantAndMustMatchMRCONFIGID() async throws {
+        let fixture = try await KBSFixture.make(extraPolicies: [("release-tenant-b.yaml", Self.tenantBPolicy)])
+        defer { fixture.cleanUp() }
+        let body = "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\ntenant = \"tenant-b\"\n"
+        let digest = Digest.sha384(Array(body.utf8))
+        try await fixture.app.test(.live) { client in
+            try await client.execute(
+                uri: "/v1/tenants", method: .post, headers: fixture.admin, body: ByteBuffer(bytes: CanonicalJSON.encode(["id": "tenant-b"]))
+            ) { #expect($0.status == .created) }
+            try await fixture.provision(client, tenant: "tenant-b", secret: Self.secret)
+            try await client.execute(
+                uri: "/v1/reference-values/tenant-b/mr_config_id", method: .put, headers: fixture.admin,
+                body: ByteBuffer(bytes: CanonicalJSON.encode(["values": [.string(Hex.encode(digest))]]))
+            ) { #expect($0.status == .ok) }
+            var guest = try Self.guest(fixture) { $0.mrConfigID = digest }
+            guest.initData = KBSInitData(format: "toml", body: body)
+            let (cookie, token) = try #require(try await guest.handshake(client))
+            let (status, jwe) = try await guest.resource(client, path: "tenant-b/key/disk", headers: [.cookie: cookie])
+            #expect(status == .ok)
+            #expect(try KBSResourceRelease.decrypt(responseBody: jwe, with: guest.key).unsafeCopy() == Self.secret)
+            let payload = try JSONValue.parse(Base64URL.decode(String(token.split(separator: ".")[1])))
+            #expect(payload["attest.tenant"] == "tenant-b")
+            #expect(payload["submods"]?["cpu0"]?["ear.veraison.annotated-evidence"]?["init_data_claims"]?["data"]?["tenant"] == "tenant-b")
+            // The default tenant's repository is another tenant's now.
+            let other = try await guest.resource(client, path: "default/key/disk", headers: [.cookie: cookie])
+            #expect(other.0 == .unauthorized)
+
+            // Init-data whose digest is not the TD's MRCONFIGID.
+            var liar = try Self.guest(fixture)
+            liar.initData = KBSInitData(format: "toml", body: body)
+            let (liarCookie, nonce) = try #require(try await liar.auth(client))
+            let refused = try await liar.attest(client, cookie: liarCookie, body: try liar.attestation(nonce: nonce))
+            #expect(refused.0 == .unauthorized)
+            #expect(refused.1["detail"]?.stringValue?.contains("initDataMismatch") == true)
+        }
+    }
+
+    @Test func sizeLimitsAndMalformedBodies() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            let guest = try Self.guest(fixture)
+            let (cookie, _) = try #require(try await guest.auth(client))
+            try await client.execute(
+                uri: "/kbs/v0/attest", method: .post, headers: [.cookie: cookie], body: ByteBuffer(repeating: 0x20, count: (1 << 20) + 1)
+            ) { #expect($0.status == .contentTooLarge) }
+            try await client.execute(uri: "/kbs/v0/auth", method: .post, body: ByteBuffer(repeating: 0x20, count: (64 << 10) + 1)) {
+                #expect($0.status == .contentTooLarge)
+            }
+            try await client.execute(uri: "/kbs/v0/auth", method: .post, body: ByteBuffer(string: "{\"version\": ")) {
+                #expect($0.status == .unauthorized)
+                #expect(Self.kind(Array(buffer: $0.body)) == "SerdeError")
+            }
+            let (cookie2, _) = try #require(try await guest.auth(client))
+            try await client.execute(
+                uri: "/kbs/v0/attest", method: .post, headers: [.cookie: cookie2],
+                body: ByteBuffer(string: "{\"runtime-data\": 5, \"tee-evidence\": {}}")
+            ) {
+                #expect($0.status == .unauthorized)
+                #expect(Self.kind(Array(buffer: $0.body)) == "SerdeError")
+            }
+            try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(string: "[1,")) {
+                #expect($0.status == .badRequest)
+                #expect($0.headers[.contentType] == "application/problem+json")
+            }
+            try await client.execute(uri: "/v1/challenges", method: .post, body: ByteBuffer(repeating: 0x20, count: (64 << 10) + 1)) {
+                #expect($0.status == .contentTooLarge)
+            }
+        }
+    }
+
+    @Test func expiredChallengesAreRefused() async throws {
+        let fixture = try await KBSFixture.make { $0.challengeLifetimeSeconds = 1 }
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            let guest = try Self.guest(fixture)
+            let (cookie, nonce) = try #require(try await guest.auth(client))
+            try await Task.sleep(for: .milliseconds(1500))
+            let (status, body) = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+            #expect(status == .unauthorized)
+            #expect(Self.kind(body) == "AttestationError")
+        }
+    }
+
+    /// The native API: challenge → attestation → secret with the EAR; scoping and denial as problems.
+    @Test func nativeAPIFlow() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            func attest(_ guest: TestGuest) async throws -> JSONValue {
+                let challenge = try await client.execute(uri: "/v1/challenges", method: .post) { response -> JSONValue in
+                    #expect(response.status == .created)
+                    return TestGuest.json(response)
+                }
+                let id = try #require(challenge["challenge_id"]?.stringValue)
+                let nonce = try #require(challenge["nonce"]?.stringValue)
+                let body: JSONValue = [
+                    "challenge_id": .string(id), "attestation": try guest.attestation(nonce: nonce), "workload_id": "web-1",
+                ]
+                return try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(body)))
+                {
+                    var result = TestGuest.json($0)
+                    if case .object(var members) = result {
+                        members["_status"] = .integer(Int64($0.status.code))
+                        result = .object(members)
+                    }
+                    return result
+                }
+            }
+            let guest = try Self.guest(fixture)
+            let ok = try await attest(guest)
+            #expect(ok["_status"] == 200)
+            #expect(ok["status"] == "affirming")
+            let token = try #require(ok["token"]?.stringValue)
+            let released = try await client.execute(
+                uri: "/v1/secrets/default/key/disk", method: .get, headers: [.authorization: "Bearer \(token)"]
+            ) { ($0.status, Array(buffer: $0.body)) }
+            #expect(released.0 == .ok)
+            let opened = try KBSResourceRelease.decrypt(responseBody: released.1, with: guest.key)
+            #expect(opened.unsafeCopy() == Self.secret)
+            // Another tenant's secret does not exist for this token.
+            try await client.execute(uri: "/v1/secrets/tenant-b/key/disk", method: .get, headers: [.authorization: "Bearer \(token)"]) {
+                #expect($0.status == .notFound)
+            }
+            // An admin token never reads values, but lists versions.
+            try await client.execute(uri: "/v1/secrets/default/key/disk", method: .get, headers: fixture.admin) {
+                #expect($0.status == .forbidden)
+            }
+            try await client.execute(uri: "/v1/secrets/default/key/disk/versions", method: .get, headers: fixture.admin) {
+                #expect($0.status == .ok)
+                #expect(TestGuest.json($0)["versions"]?.arrayValue?.first?["version"] == 1)
+                #expect(!String(buffer: $0.body).contains("correct"))
+            }
+            // Denial: a problem naming the appraisal.
+            let outdated = try Self.guest(fixture) { $0.rtmrs[2] = [UInt8](repeating: 0x99, count: 48) }
+            let warned = try await attest(outdated)
+            #expect(warned["status"] == "warning")
+            let warnedToken = try #require(warned["token"]?.stringValue)
+            try await client.execute(uri: "/v1/secrets/default/key/disk", method: .get, headers: [.authorization: "Bearer \(warnedToken)"])
+            {
+                #expect($0.status == .forbidden)
+                #expect(TestGuest.json($0)["type"] == "urn:custos:problem:policy-denied")
+                #expect(TestGuest.json($0)["appraisal_id"] == warned["appraisal_id"])
+            }
+            // A used challenge: 422.
+            let challenge = try await client.execute(uri: "/v1/challenges", method: .post) { TestGuest.json($0) }
+            let id = try #require(challenge["challenge_id"]?.stringValue)
+            let nonce = try #require(challenge["nonce"]?.stringValue)
+            let body: JSONValue = ["challenge_id": .string(id), "attestation": try guest.attestation(nonce: nonce)]
+            for expected: HTTPResponse.Status in [.ok, .unprocessableContent] {
+                try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(body))) {
+                    #expect($0.status == expected)
+                }
+            }
+        }
+    }
+}
