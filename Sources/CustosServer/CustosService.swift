@@ -83,6 +83,10 @@ public enum CustosService {
                     jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
                     tokenLifetime: TimeInterval(configuration.tokenLifetimeSeconds)
                 ).add(to: router)
+                QueryRoutes(
+                    store: store, authenticator: authenticator, policies: policies, audit: audit, referenceValues: referenceValues,
+                    jsonLimit: configuration.jsonLimit
+                ).add(to: router)
                 readiness.append(ReadinessCheck(name: "collateral") { collateral.readinessProblem() })
                 readiness.append(
                     ReadinessCheck(name: "tdx-root") {
