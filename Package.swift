@@ -90,6 +90,17 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "custos", dependencies: ["CustosCLI"]),
+        // Load generators with test evidence (`custos-bench kbs`): separate, so `custos` links no test support.
+        .executableTarget(
+            name: "custos-bench",
+            dependencies: [
+                "CustosCrypto", "CustosKBS", "CustosTDX", "CustosTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Test-only: emulated SEV firmware, TDX quote generator with a test PCK hierarchy, test UKI builders, testdata lookup.
         .target(name: "CustosTestSupport", dependencies: ["CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI"]),
 

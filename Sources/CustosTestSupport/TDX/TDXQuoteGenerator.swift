@@ -40,6 +40,50 @@ public struct TDXTestHierarchy: Sendable {
         ).sign(subjectKey: .ec(tcbSigningKey.publicKey), issuer: root, issuerKey: .ec(rootKey))
     }
 
+    /// A hierarchy from stored keys and certificates (``store(in:)`` / ``load(from:)``).
+    public init(
+        rootKey: ECPrivateKey, root: Certificate, platformCAKey: ECPrivateKey, platformCA: Certificate, tcbSigningKey: ECPrivateKey,
+        tcbSigning: Certificate
+    ) {
+        self.rootKey = rootKey
+        self.root = root
+        self.platformCAKey = platformCAKey
+        self.platformCA = platformCA
+        self.tcbSigningKey = tcbSigningKey
+        self.tcbSigning = tcbSigning
+        self.notBefore = root.notBefore
+        self.notAfter = root.notAfter
+    }
+
+    static let storedFiles = ["root", "platform-ca", "tcb-signing"]
+
+    /// Writes the three keys (PKCS#8, 0600) and certificates (PEM) to `directory` (a test hierarchy: its keys are
+    /// worthless outside tests, but still not world-readable).
+    public func store(in directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, key, certificate) in [
+            ("root", rootKey, root), ("platform-ca", platformCAKey, platformCA), ("tcb-signing", tcbSigningKey, tcbSigning),
+        ] {
+            let keyURL = directory.appendingPathComponent("\(name).key")
+            try Data(try key.pkcs8PEM().utf8).write(to: keyURL)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyURL.path)
+            try Data(certificate.pemRepresentation.utf8).write(to: directory.appendingPathComponent("\(name).pem"))
+        }
+    }
+
+    /// Reads a hierarchy ``store(in:)`` wrote.
+    public static func load(from directory: URL) throws -> TDXTestHierarchy {
+        func key(_ name: String) throws -> ECPrivateKey {
+            try ECPrivateKey(pem: String(decoding: try Data(contentsOf: directory.appendingPathComponent("\(name).key")), as: UTF8.self))
+        }
+        func certificate(_ name: String) throws -> Certificate {
+            try Certificate(derOrPEM: Array(try Data(contentsOf: directory.appendingPathComponent("\(name).pem"))))
+        }
+        return TDXTestHierarchy(
+            rootKey: try key("root"), root: try certificate("root"), platformCAKey: try key("platform-ca"),
+            platformCA: try certificate("platform-ca"), tcbSigningKey: try key("tcb-signing"), tcbSigning: try certificate("tcb-signing"))
+    }
+
     /// The SGX extension DER of a PCK certificate (spec §1.5).
     public static func sgxExtension(fmspc: [UInt8], pceID: [UInt8] = [0, 0], components: [Int], pceSVN: Int, sgxType: Int = 1) -> [UInt8] {
         let base = PCKExtension.oid
@@ -159,6 +203,14 @@ extension TDXTestHierarchy {
 
     /// Makes a quote and matching collateral.
     public func make(_ spec: TDXQuoteSpec) throws -> TDXTestCase {
+        let factory = try quoteFactory(spec)
+        return TDXTestCase(
+            quote: try factory.quote(reportData: spec.reportData), collateral: factory.collateral, root: root, pck: factory.pck)
+    }
+
+    /// A factory for many quotes of one platform and TD (one PCK, one attestation key, one collateral): each quote
+    /// costs one ECDSA signature, so load generators can bind a fresh REPORTDATA per request cheaply.
+    public func quoteFactory(_ spec: TDXQuoteSpec) throws -> TDXQuoteFactory {
         // PCK leaf.
         let pckKey = try ECPrivateKey(generating: .p256)
         let pck = try CertificateBuilder(
@@ -170,37 +222,7 @@ extension TDXTestHierarchy {
                     value: Self.sgxExtension(fmspc: spec.fmspc, components: spec.pckComponents, pceSVN: spec.pckPCESVN))
             ]
         ).sign(subjectKey: .ec(pckKey.publicKey), issuer: platformCA, issuerKey: .ec(platformCAKey))
-
-        // Quote header + body (spec §1.1–1.3).
-        var quote: [UInt8] = []
-        func le16(_ v: UInt16) { quote += [UInt8(v & 0xff), UInt8(v >> 8)] }
-        func le32(_ v: UInt32) { for i in 0..<4 { quote.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-        le16(spec.version)
-        le16(2)
-        le32(0x81)
-        le16(0)
-        le16(0)
-        quote += QuoteHeader.intelQEVendorID
-        quote += [UInt8](repeating: 0x5a, count: 16) + [0, 0, 0, 0]
-        if spec.version == 5 {
-            le16(spec.bodyType == .td15 ? 3 : 2)
-            le32(UInt32(spec.bodyType.size))
-        }
-        quote += spec.teeTCBSVN
-        quote += [UInt8](repeating: 0x33, count: 48)  // MRSEAM
-        quote += spec.mrSignerSeam
-        quote += spec.seamAttributes
-        for i in 0..<8 { quote.append(UInt8(truncatingIfNeeded: spec.tdAttributes >> (8 * i))) }
-        quote += [0xe7, 0x02, 0x06, 0, 0, 0, 0, 0]  // XFAM
-        quote += spec.mrTD + spec.mrConfigID + [UInt8](repeating: 0, count: 96)  // MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG
-        for rtmr in spec.rtmrs { quote += rtmr }
-        quote += spec.reportData
-        if spec.bodyType == .td15 {
-            quote += spec.teeTCBSVN2
-            quote += [UInt8](repeating: 0, count: 48)
-        }
         let attestationKey = try ECPrivateKey(generating: .p256)
-        let signature = try attestationKey.signature(for: quote, digest: .sha256).rawBigEndian(componentByteCount: 32)
         let attestationPublic = attestationKey.publicKey.x + attestationKey.publicKey.y
 
         // QE report (spec §1.4).
@@ -223,12 +245,27 @@ extension TDXTestHierarchy {
         cert += [5, 0]
         for i in 0..<4 { cert.append(UInt8(truncatingIfNeeded: pem.count >> (8 * i))) }
         cert += pem
-        var sigData: [UInt8] = signature + attestationPublic + [6, 0]
-        for i in 0..<4 { sigData.append(UInt8(truncatingIfNeeded: cert.count >> (8 * i))) }
-        sigData += cert
-        le32(UInt32(sigData.count))
-        quote += sigData
+        var tail: [UInt8] = attestationPublic + [6, 0]
+        for i in 0..<4 { tail.append(UInt8(truncatingIfNeeded: cert.count >> (8 * i))) }
+        tail += cert
+        return TDXQuoteFactory(
+            spec: spec, attestationKey: attestationKey, signatureTail: tail, collateral: try collateral(spec), pck: pck)
+    }
 
+    /// The collateral of `spec`'s platform, signed by this hierarchy.
+    public func collateral(_ spec: TDXQuoteSpec) throws -> Collateral {
+        let files = Dictionary(uniqueKeysWithValues: try collateralFiles(spec))
+        func file(_ name: String) -> [UInt8] { files[name] ?? [] }
+        func text(_ name: String) -> String { String(decoding: file(name), as: UTF8.self) }
+        return try Collateral(
+            tcbInfoBody: file("tcb_info.json"), tcbInfoIssuerChain: text("tcb_info_issuer_chain.pem"),
+            qeIdentityBody: file("qe_identity.json"), qeIdentityIssuerChain: text("qe_identity_issuer_chain.pem"),
+            pckCRL: file("pck_crl.der"), pckCRLIssuerChain: text("pck_crl_issuer_chain.pem"), rootCACRL: file("root_ca_crl.der"))
+    }
+
+    /// The collateral of `spec`'s platform as the files of the PCS directory layout (`tcb_info.json`, …), what
+    /// `custos tdx collateral fetch` writes and `custos serve --collateral DIR/<FMSPC>` reads.
+    public func collateralFiles(_ spec: TDXQuoteSpec) throws -> [(String, [UInt8])] {
         // Collateral (spec §2.2, §2.3), compact JSON signed over its exact bytes.
         let zeros48 = String(repeating: "0", count: 96)
         let moduleLevels = Self.isvLevels(spec.moduleLevels)
@@ -258,12 +295,61 @@ extension TDXTestHierarchy {
         let pckCRL = try CRLBuilder(
             thisUpdate: notBefore, nextUpdate: notAfter, revoked: spec.revokePCK ? [(serialNumber: [0x42], date: notBefore)] : []
         ).sign(issuer: platformCA, issuerKey: .ec(platformCAKey))
-        let signingChain = tcbSigning.pemRepresentation + root.pemRepresentation
-        let collateral = try Collateral(
-            tcbInfoBody: Array(tcbBody.utf8), tcbInfoIssuerChain: signingChain, qeIdentityBody: Array(qeBody.utf8),
-            qeIdentityIssuerChain: signingChain, pckCRL: pckCRL.der,
-            pckCRLIssuerChain: platformCA.pemRepresentation + root.pemRepresentation,
-            rootCACRL: rootCRL.der)
-        return TDXTestCase(quote: quote, collateral: collateral, root: root, pck: pck)
+        let signingChain = Array((tcbSigning.pemRepresentation + root.pemRepresentation).utf8)
+        return [
+            ("tcb_info.json", Array(tcbBody.utf8)), ("tcb_info_issuer_chain.pem", signingChain), ("qe_identity.json", Array(qeBody.utf8)),
+            ("qe_identity_issuer_chain.pem", signingChain), ("pck_crl.der", pckCRL.der),
+            ("pck_crl_issuer_chain.pem", Array((platformCA.pemRepresentation + root.pemRepresentation).utf8)),
+            ("root_ca_crl.der", rootCRL.der),
+        ]
+    }
+}
+
+/// Quotes of one generated platform and TD, each bound to a given REPORTDATA (see
+/// ``TDXTestHierarchy/quoteFactory(_:)``).
+public struct TDXQuoteFactory: Sendable {
+    public let spec: TDXQuoteSpec
+    let attestationKey: ECPrivateKey
+    /// Attestation public key ‖ certification data (QE report, its signature, auth data, PCK chain).
+    let signatureTail: [UInt8]
+    public let collateral: Collateral
+    public let pck: Certificate
+
+    /// A quote whose TD report carries `reportData` (64 bytes).
+    public func quote(reportData: [UInt8]) throws -> [UInt8] {
+        var quote: [UInt8] = []
+        quote.reserveCapacity(1024 + signatureTail.count)
+        func le16(_ v: UInt16) { quote += [UInt8(v & 0xff), UInt8(v >> 8)] }
+        func le32(_ v: UInt32) { for i in 0..<4 { quote.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+        // Header + body (spec §1.1–1.3).
+        le16(spec.version)
+        le16(2)
+        le32(0x81)
+        le16(0)
+        le16(0)
+        quote += QuoteHeader.intelQEVendorID
+        quote += [UInt8](repeating: 0x5a, count: 16) + [0, 0, 0, 0]
+        if spec.version == 5 {
+            le16(spec.bodyType == .td15 ? 3 : 2)
+            le32(UInt32(spec.bodyType.size))
+        }
+        quote += spec.teeTCBSVN
+        quote += [UInt8](repeating: 0x33, count: 48)  // MRSEAM
+        quote += spec.mrSignerSeam
+        quote += spec.seamAttributes
+        for i in 0..<8 { quote.append(UInt8(truncatingIfNeeded: spec.tdAttributes >> (8 * i))) }
+        quote += [0xe7, 0x02, 0x06, 0, 0, 0, 0, 0]  // XFAM
+        quote += spec.mrTD + spec.mrConfigID + [UInt8](repeating: 0, count: 96)  // MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG
+        for rtmr in spec.rtmrs { quote += rtmr }
+        quote += reportData
+        if spec.bodyType == .td15 {
+            quote += spec.teeTCBSVN2
+            quote += [UInt8](repeating: 0, count: 48)
+        }
+        let signature = try attestationKey.signature(for: quote, digest: .sha256).rawBigEndian(componentByteCount: 32)
+        le32(UInt32(signature.count + signatureTail.count))
+        quote += signature
+        quote += signatureTail
+        return quote
     }
 }
