@@ -16,6 +16,7 @@ public struct CustosCommand: AsyncParsableCommand {
             UKICommand.self,
             PolicyCommand.self,
             StoreCommand.self,
+            KeysCommand.self,
             AuditCommand.self,
             BenchCommand.self,
         ]

@@ -26,6 +26,8 @@ public enum CustosService {
         public var collateral: (any CollateralProvider)?
         /// KBS sessions and `/v1` challenges.
         public var sessions: KBSSessions
+        /// The data directory lock, held as long as the parts live.
+        public var lock: DataDirectoryLock?
 
         public init(configuration: ServerConfiguration, logger: Logger) {
             self.configuration = configuration
@@ -39,6 +41,7 @@ public enum CustosService {
             self.anchors = TrustAnchors(tdxRoot: nil, sevRoots: [], isTest: configuration.usesTestAnchors)
             self.tokens = nil
             self.collateral = nil
+            self.lock = nil
             self.sessions = KBSSessions(lifetime: TimeInterval(configuration.challengeLifetimeSeconds))
         }
     }

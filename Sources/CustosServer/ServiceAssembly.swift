@@ -11,6 +11,7 @@ extension CustosService {
     public static func assemble(configuration: ServerConfiguration, logger: Logger) async throws -> Parts {
         var parts = Parts(configuration: configuration, logger: logger)
         let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
+        parts.lock = try DataDirectoryLock(directory: dataDirectory)
         let store = try SQLiteStore.open(dataDirectory: dataDirectory)
         parts.store = store
         let anchors = try TrustAnchors.load(configuration)

@@ -33,6 +33,9 @@ public struct Requirement: TestTrait, SuiteTrait, TestScoping {
     /// The vendor testdata (`$CUSTOS_TESTDATA`).
     public static var testData: Self { skipOrFail(unless: TestData.isAvailable, TestData.skipReason) }
 
+    /// The built `custos` executable.
+    public static var custosExecutable: Self { skipOrFail(unless: CustosExecutable.isBuilt, "needs the custos executable (swift build)") }
+
     /// The built `custos` executable and the vendor testdata.
     public static var executableAndTestData: Self {
         skipOrFail(
