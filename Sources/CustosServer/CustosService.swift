@@ -49,16 +49,24 @@ public enum CustosService {
                 })
             AdminRoutes(store: store, authenticator: Authenticator(store: store), jsonLimit: parts.configuration.jsonLimit)
                 .add(to: router)
+            LaunchRoutes(
+                store: store, audit: parts.audit, policies: parts.policies, anchors: parts.anchors, jsonLimit: parts.configuration.jsonLimit
+            )
+            .add(to: router)
+            AuditRoutes(store: store, audit: parts.audit).add(to: router)
         }
         OpsRoutes.add(to: router, discovery: parts.discovery, metrics: parts.metrics, readiness: readiness)
         return router
     }
 
     public static func makeApplication(_ parts: Parts) -> some ApplicationProtocol {
-        Application(
+        var application = Application(
             router: makeRouter(parts),
             configuration: .init(address: .hostname(parts.configuration.host, port: parts.configuration.port), serverName: "custos"),
             logger: parts.logger
         )
+        // A final signed checkpoint after the server has drained (services stop in reverse order).
+        if let audit = parts.audit { application.addServices(AuditCheckpointService(log: audit.log, logger: parts.logger)) }
+        return application
     }
 }
