@@ -46,7 +46,7 @@ import Testing
 
     /// The service as `custos serve` assembles it, in a fresh data directory, with the shipped policies plus a SEV
     /// policy and the emulated platform's roots as (test) trust anchors.
-    static func fixture() async throws -> Fixture {
+    static func fixture(withSEVPolicy: Bool = true) async throws -> Fixture {
         let firmware = try Self.firmware.get()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-launch-\(UUID().uuidString)")
         let policies = directory.appendingPathComponent("policies")
@@ -55,7 +55,7 @@ import Testing
             try FileManager.default.copyItem(
                 at: TestData.packageRoot.appendingPathComponent("Policies/\(folder)"), to: policies.appendingPathComponent(folder))
         }
-        try Data(sevPolicy.utf8).write(to: policies.appendingPathComponent("sev/test.yaml"))
+        if withSEVPolicy { try Data(sevPolicy.utf8).write(to: policies.appendingPathComponent("sev/test.yaml")) }
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.dataDirectory = directory.appendingPathComponent("data").path
@@ -424,6 +424,30 @@ import Testing
             try await client.execute(uri: "/v1/launches/\(launchID)?tenant=tenant-b", method: .get, headers: admin) {
                 #expect($0.status == .notFound)
             }
+        }
+    }
+
+    /// The chain is checked first: a foreign platform is 422 even when no policy could decide; the trusted platform
+    /// then gets 503 (with Retry-After) because no LaunchPolicy for `sev` is loaded. Neither creates a launch.
+    @Test func theChainIsVerifiedBeforeAnythingElse() async throws {
+        let fixture = try await Self.fixture(withSEVPolicy: false)
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let fw = fixture.firmware
+        let stranger = try EmulatedSEVFirmware()
+        try await fixture.app.test(.live) { client in
+            let tokens = try await Self.prepareTenant(
+                client, fixture, tenant: "tenant-a", referenceSet: "sev_launch_digest", digests: [[UInt8](repeating: 1, count: 32)])
+            let launcher = Self.auth(try #require(tokens["launcher"]))
+            try await client.execute(
+                uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(Self.launchBody(stranger, tee: "sev", policy: 0x3))
+            ) { #expect($0.status == .unprocessableContent) }
+            try await client.execute(
+                uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(Self.launchBody(fw, tee: "sev", policy: 0x3))
+            ) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] != nil)
+            }
+            #expect(try Self.auditEntries(fixture.log, tenant: "tenant-a").isEmpty)
         }
     }
 }
