@@ -136,6 +136,7 @@ let package = Package(
             name: "CustosServerTests",
             dependencies: [
                 "CustosServer", "CustosStore", "CustosCrypto", "CustosTestSupport",
+                "CustosSEV", "CustosAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

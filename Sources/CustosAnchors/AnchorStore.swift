@@ -2,7 +2,7 @@ public import CustosCrypto
 import CustosSEV
 public import Foundation
 
-/// One pinned trust anchor, as listed in `Certs/anchors.json`.
+/// One pinned trust anchor (``AnchorManifest/pinned``; documented in `Certs/anchors.json`).
 public struct AnchorPin: Codable, Sendable, Equatable {
     public struct Slice: Codable, Sendable, Equatable {
         public let offset: Int
@@ -30,7 +30,7 @@ public struct AnchorPin: Codable, Sendable, Equatable {
     public let note: String?
 }
 
-/// The manifest file, `Certs/anchors.json`.
+/// The list of pins: compiled in as ``AnchorManifest/pinned``, documented as `Certs/anchors.json` (same schema).
 public struct AnchorManifest: Codable, Sendable {
     public let version: Int
     public let anchors: [AnchorPin]
@@ -86,22 +86,27 @@ public struct AnchorStore: Sendable {
     public let directory: URL
     public let manifest: AnchorManifest
 
-    /// Opens the Certs directory and reads its manifest.
+    /// Opens the Certs directory with the compiled-in pins (``AnchorManifest/pinned``).
+    ///
+    /// The directory's `anchors.json` documents the pins and marks the folder as a Certs directory (so a mistyped
+    /// `--certs` path is an error, not a new empty tree), but its content is **not read**: were the pins read from
+    /// the folder that holds the anchors, whoever can write it could replace pin and anchor together (issue 11 §5).
+    /// - Throws: ``AnchorError/Code-swift.struct/manifestInvalid`` when `directory` holds no `anchors.json`.
     public init(directory: URL) throws(AnchorError) {
-        let manifestURL = directory.appendingPathComponent("anchors.json")
-        let data: Data
-        do { data = try Data(contentsOf: manifestURL) } catch {
-            throw AnchorError(.manifestInvalid, "cannot read \(manifestURL.path): \(error.localizedDescription)")
+        let marker = directory.appendingPathComponent("anchors.json")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: marker.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw AnchorError(
+                .manifestInvalid,
+                "\(directory.path) is not a Certs directory: it has no anchors.json (the pins are compiled in; the file marks the folder)")
         }
-        do { manifest = try JSONDecoder().decode(AnchorManifest.self, from: data) } catch {
-            throw AnchorError(.manifestInvalid, "\(manifestURL.path) is not a valid anchor manifest: \(error)")
-        }
-        for pin in manifest.anchors {
-            guard pin.sha256.count == 64, (try? Hex.decode(pin.sha256)) != nil, !pin.file.contains(".."), !pin.file.hasPrefix("/") else {
-                throw AnchorError(.manifestInvalid, "anchor \(pin.id) has an invalid sha256 or file path")
-            }
-        }
+        self.init(directory: directory, manifest: .pinned)
+    }
+
+    /// A store over `manifest` instead of the compiled-in pins (tests and tools that pin test anchors).
+    public init(directory: URL, manifest: AnchorManifest) {
         self.directory = directory
+        self.manifest = manifest
     }
 
     /// The Certs directory to use: `explicit`, else `$CUSTOS_CERTS`, else `./Certs`, else the `Certs` folder of the
@@ -129,7 +134,7 @@ public struct AnchorStore: Sendable {
 
     public func pin(_ id: String) throws(AnchorError) -> AnchorPin {
         guard let pin = manifest.anchors.first(where: { $0.id == id }) else {
-            throw AnchorError(.unknownAnchor, "no anchor \(id) in anchors.json")
+            throw AnchorError(.unknownAnchor, "no pinned anchor \(id)")
         }
         return pin
     }

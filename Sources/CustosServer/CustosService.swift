@@ -65,6 +65,11 @@ public enum CustosService {
             AdminRoutes(
                 store: store, authenticator: authenticator, jsonLimit: parts.configuration.jsonLimit, referenceValueCache: referenceValues
             ).add(to: router)
+            LaunchRoutes(
+                store: store, audit: parts.audit, policies: parts.policies, anchors: parts.anchors, jsonLimit: parts.configuration.jsonLimit
+            )
+            .add(to: router)
+            AuditRoutes(store: store, audit: parts.audit).add(to: router)
             if let audit = parts.audit, let policies = parts.policies, let tokens = parts.tokens, let collateral = parts.collateral {
                 let configuration = parts.configuration
                 let attestation = TDXAttestationService(
@@ -102,10 +107,13 @@ public enum CustosService {
     }
 
     public static func makeApplication(_ parts: Parts) -> some ApplicationProtocol {
-        Application(
+        var application = Application(
             router: makeRouter(parts),
             configuration: .init(address: .hostname(parts.configuration.host, port: parts.configuration.port), serverName: "custos"),
             logger: parts.logger
         )
+        // A final signed checkpoint after the server has drained (services stop in reverse order).
+        if let audit = parts.audit { application.addServices(AuditCheckpointService(log: audit.log, logger: parts.logger)) }
+        return application
     }
 }

@@ -96,12 +96,17 @@ struct AnchorStoreTests {
         #expect(throws: AnchorError.self) { try AnchorStore.extract(Array(combined.prefix(100)), for: store.pin("amd-genoa-ark")) }
     }
 
-    @Test func rejectsABadManifest() throws {
+    @Test func theDirectorysManifestMarksTheFolderButIsNotRead() throws {
+        // No anchors.json: not a Certs directory. One that pins something else: the compiled-in pins stay.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        #expect(throws: AnchorError.self) { try AnchorStore(directory: dir) }
-        try Data("{\"version\":1,\"anchors\":[{\"id\":\"x\"}]}".utf8).write(to: dir.appendingPathComponent("anchors.json"))
+        defer { try? FileManager.default.removeItem(at: dir) }
         let error = #expect(throws: AnchorError.self) { try AnchorStore(directory: dir) }
         #expect(error?.code == .manifestInvalid)
+        let forged = #"{"version":1,"anchors":[{"id":"intel-sgx-root-ca","sha256":"00"}]}"#
+        try Data(forged.utf8).write(to: dir.appendingPathComponent("anchors.json"))
+        let store = try AnchorStore(directory: dir)
+        #expect(try store.pin("intel-sgx-root-ca").sha256 == "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3")
+        #expect(store.manifest.anchors.count == 11)
     }
 }
