@@ -18,6 +18,7 @@ public struct CustosCommand: AsyncParsableCommand {
             StoreCommand.self,
             AuditCommand.self,
             BenchCommand.self,
+            HostCommand.self,
         ]
     )
     public init() {}
