@@ -64,6 +64,18 @@ struct HostCheckCommandTests {
         #expect(plain.stdout.contains("FAIL  sev"))
     }
 
+    @Test("--connect test:///default: versions come from the connection; the driver's missing capabilities are a WARN, not a crash")
+    func connectTestDriver() throws {
+        let dir = try HostCheckTests.build(.sev)
+        defer { dir.cleanup() }
+        let result = try CustosExecutable.run(["host", "check", "--json", "--host-root", dir.url.path, "--connect", "test:///default"])
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let checks = try Self.checks(result.stdout)
+        let sev = try #require(checks["sev"])
+        #expect(sev.verdict == "WARN")
+        #expect(sev.reason.contains("test:///default") && sev.reason.contains("virConnectGetDomainCapabilities"), "\(sev.reason)")
+    }
+
     @Test("an unreadable or malformed --domcaps is unusable input: exit 2 with a JSON error")
     func badDomcaps() throws {
         let missing = try CustosExecutable.run(["host", "check", "--json", "--domcaps", "/nonexistent/caps.xml"])
