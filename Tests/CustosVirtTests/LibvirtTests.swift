@@ -85,6 +85,7 @@ struct LibvirtTests {
         run('define', lambda: c.defineXML("<domain type='test'><name>x"))
         run('secret', lambda: c.lookupByName('test').setLaunchSecurityState({'sev-secret-header': 'AAAA', 'sev-secret': 'AAAA'}))
         run('open', lambda: libvirt.open('custosbogus:///nowhere'))
+        run('measurement', lambda: c.lookupByName('test').launchSecurityInfo())
         print(json.dumps(out))
         """
 
@@ -111,7 +112,8 @@ struct LibvirtTests {
             try await connection.setLaunchSecurityState(testDomain, secret: LaunchSecret(header: [0, 0, 0], ciphertext: [0, 0, 0]))
         }
         await capture("open") { () async throws(VirtError) in _ = try await LibvirtConnection.open(uri: "custosbogus:///nowhere") }
-        for name in ["lookup", "sevInfo", "domcaps", "define", "secret", "open"] {
+        await capture("measurement") { () async throws(VirtError) in _ = try await connection.launchSecurityInfo(testDomain) }
+        for name in ["lookup", "sevInfo", "domcaps", "define", "secret", "open", "measurement"] {
             let error = try #require(ours[name], "\(name) did not fail")
             #expect(error.code == .libvirt)
             let detail = try #require(error.libvirt)
