@@ -149,9 +149,13 @@ public struct DomainSpec: Sendable, Equatable {
             self.quoteGenerationSocket = quoteGenerationSocket
         }
 
-        /// A TDX launch whose MRCONFIGID is the SHA-384 digest of the init-data document.
+        /// A TDX launch whose MRCONFIGID is the digest of the init-data document: a SHA-384 digest as is, a shorter
+        /// one (SHA-256, 32 bytes) zero-padded to 48 bytes as Confidential Containers' guest components compare it.
+        /// A digest longer than 48 bytes is kept as given, so writing the XML refuses it.
         public init(policy: UInt64 = 0x1000_0000, initDataDigest: [UInt8], quoteGenerationSocket: String? = nil) {
-            self.init(policy: policy, mrConfigId: initDataDigest, quoteGenerationSocket: quoteGenerationSocket)
+            let register =
+                initDataDigest.count < 48 ? initDataDigest + Array(repeating: 0, count: 48 - initDataDigest.count) : initDataDigest
+            self.init(policy: policy, mrConfigId: register, quoteGenerationSocket: quoteGenerationSocket)
         }
     }
 

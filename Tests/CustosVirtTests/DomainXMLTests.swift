@@ -179,6 +179,11 @@ struct DomainXMLTests {
         #expect(peer.status == 0)
         #expect(shape.child("mrConfigId")?.text == peer.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(throws: VirtError.self) { try DomainXML.tdxElement(.init(mrConfigId: [1, 2, 3])) }
+        // A SHA-256 init-data digest is zero-padded to the 48-byte register.
+        let sha256 = Array(repeating: UInt8(0x5A), count: 32)
+        let padded = try XMLShape.parse(try XMLTree(root: try DomainXML.tdxElement(.init(initDataDigest: sha256))).serialize())
+        #expect(padded.child("mrConfigId")?.text == Data(sha256 + Array(repeating: 0, count: 16)).base64EncodedString())
+        #expect(throws: VirtError.self) { try DomainXML.tdxElement(.init(initDataDigest: Array(repeating: 1, count: 64))) }
     }
 
     // MARK: virt-xml-validate
