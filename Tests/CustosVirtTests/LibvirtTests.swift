@@ -14,7 +14,10 @@ struct LibvirtTests {
         DomainSpec(
             name: name, uuid: UUID(), virtType: "test", memoryKiB: 262_144, vcpus: 1, arch: "x86_64", machine: "pc",
             firmware: .uefi(.init(path: "/usr/share/OVMF/OVMF.amdsev.fd", build: .amdSev)), directBoot: .init(kernel: "/tmp/uki.efi"),
-            launchSecurity: .sev(.init(policy: 0x0003, dhCert: "AAAA", session: "AAAA")), devices: [.balloon(iommu: true)])
+            launchSecurity: .sev(.init(policy: 0x0003, dhCert: "AAAA", session: "AAAA")),
+            devices: [
+                .disk(path: "/tmp/custos-disk.img"), .network(name: "default"), .rng, .serialConsole, .balloon(iommu: true), .vsock(cid: 7),
+            ])
     }
     static let testCapabilities = DomainCapabilities(
         virtType: "test", machine: "pc", arch: "x86_64", sev: .init(cbitpos: 51, reducedPhysBits: 1, maxGuests: 59, maxESGuests: 450))
@@ -26,6 +29,14 @@ struct LibvirtTests {
         let domain = try await hypervisor.define(definition)
         #expect(domain.name == "custos-lifecycle")
         #expect(domain.uuid == definition.spec.uuid?.uuidString.lowercased())
+        // libvirt's own parser kept what a measured launch depends on.
+        let xml = try await hypervisor.connection.xmlDescription(domain)
+        let kept = try XMLShape.parse(xml)
+        #expect(kept.child("launchSecurity")?.attributes["kernelHashes"] == "yes")
+        #expect(kept.child("launchSecurity")?.child("cbitpos")?.text == "51")
+        #expect(kept.child("memoryBacking")?.child("locked") != nil)
+        #expect(kept.child("os")?.child("kernel")?.text == "/tmp/uki.efi")
+        #expect(kept.child("devices")?.child("rng")?.child("driver")?.attributes["iommu"] == "on")
         #expect(try await hypervisor.state(domain) == .shutOff)
         try await hypervisor.startPaused(domain)
         #expect(try await hypervisor.state(domain) == .paused)

@@ -221,6 +221,16 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
+    /// The domain's XML as libvirt holds it (`virDomainGetXMLDesc`, no flags: no secure fields).
+    /// - Throws: ``VirtError`` (libvirt's).
+    public func xmlDescription(_ ref: DomainRef) async throws(VirtError) -> String {
+        try await withDomain(ref) { (domain) throws(VirtError) -> String in
+            guard let text = virDomainGetXMLDesc(domain, 0) else { throw LibvirtErrors.last("cannot read the XML of \(ref.name)") }
+            defer { free(text) }
+            return String(cString: text)
+        }
+    }
+
     /// Starts a defined domain paused (`virDomainCreateWithFlags(VIR_DOMAIN_START_PAUSED)`).
     /// - Throws: ``VirtError`` (libvirt's).
     public func createPaused(_ ref: DomainRef) async throws(VirtError) {
