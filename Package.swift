@@ -53,6 +53,8 @@ let package = Package(
         .target(name: "CustosUKI", dependencies: ["CustosCrypto"]),
         // KBS protocol 0.4.0 wire types, REPORTDATA binding, EAR tokens (issuer/verifier): no HTTP.
         .target(name: "CustosKBS", dependencies: ["CustosCrypto"]),
+        // The only code that imports CLibvirt: connection, Hypervisor protocol, domain capabilities, domain XML, host check.
+        .target(name: "CustosVirt", dependencies: ["CLibvirt", "CustosCrypto", "CustosUKI"]),
         // Tenants' policies: strict YAML load, content addressing, evaluation into decision + trust vector + trace.
         .target(name: "CustosPolicy", dependencies: ["CustosCrypto", .product(name: "Yams", package: "Yams")]),
         // State: SQLite through GRDB (tenants, credentials, sealed secrets, reference values, appraisals, launches).
@@ -82,7 +84,7 @@ let package = Package(
             name: "CustosCLI",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
-                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer",
+                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer", "CustosVirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,6 +143,8 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(
+            name: "CustosVirtTests", dependencies: ["CustosVirt", "CustosCrypto", "CustosUKI", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosKBSTests", dependencies: ["CustosKBS", "CustosCrypto", "CustosTestSupport"]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]

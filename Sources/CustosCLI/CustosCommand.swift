@@ -19,6 +19,7 @@ public struct CustosCommand: AsyncParsableCommand {
             KeysCommand.self,
             AuditCommand.self,
             BenchCommand.self,
+            HostCommand.self,
         ]
     )
     public init() {}
