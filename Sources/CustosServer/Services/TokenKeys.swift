@@ -70,9 +70,10 @@ public final class TokenKeyRing: Sendable {
             throw ConfigurationError("token key id \"\(keyID)\" is not an RFC 7638 thumbprint")
         }
         let path = directory.appendingPathComponent("\(keyID).pem").path
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ConfigurationError("token key \(path) is missing") }
-        guard info.st_mode & 0o077 == 0 else { throw ConfigurationError("token key \(path) is readable by group or others (chmod 600 it)") }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
+        else { throw ConfigurationError("token key \(path) is missing") }
+        guard mode & 0o077 == 0 else { throw ConfigurationError("token key \(path) is readable by group or others (chmod 600 it)") }
         do {
             let key = try ECPrivateKey(pem: String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self))
             guard JSONWebKey(.ec(key.publicKey)).thumbprintBase64URL == keyID else {
