@@ -271,6 +271,117 @@ import Yams
         }
     }
 
+    /// The documented media types of `status` for an operation (`[]` for a documented response without a body), or
+    /// nil when the status is not documented.
+    static func documentedMediaTypes(_ document: [String: Any], template: String, method: String, status: Int) -> Set<String>? {
+        let operation = ((document["paths"] as? [String: Any])?[template] as? [String: Any])?[method.lowercased()] as? [String: Any]
+        guard var response = (operation?["responses"] as? [String: Any])?[String(status)] as? [String: Any] else { return nil }
+        if let reference = response["$ref"] as? String, let name = reference.split(separator: "/").last {
+            response = ((document["components"] as? [String: Any])?["responses"] as? [String: Any])?[String(name)] as? [String: Any] ?? [:]
+        }
+        return Set(((response["content"] as? [String: Any]) ?? [:]).keys)
+    }
+
+    /// One answer: the operation it is for, its status and media type (parameters dropped).
+    struct Answer: Sendable {
+        let method: String
+        let template: String
+        let status: Int
+        let media: String?
+    }
+
+    /// The success paths schemathesis cannot reach (they need evidence from the TDX test hierarchy, an EAR, stored
+    /// appraisals): each answer's status and media type must be documented for its operation.
+    @Test func successfulResponsesAreDocumented() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        let answers = try await fixture.app.test(.live) { client -> [Answer] in
+            var answers: [Answer] = []
+            @discardableResult
+            func call(
+                _ method: HTTPRequest.Method, _ template: String, _ uri: String, headers: HTTPFields? = nil, body: ByteBuffer? = nil,
+                expect status: HTTPResponse.Status
+            ) async throws -> JSONValue {
+                let (answer, value) = try await client.execute(uri: uri, method: method, headers: headers ?? fixture.admin, body: body) {
+                    response in
+                    #expect(response.status == status, "\(method) \(uri): \(String(buffer: response.body))")
+                    let media = response.headers[.contentType].map { String($0.prefix { $0 != ";" }) }
+                    return (
+                        Answer(method: method.rawValue, template: template, status: Int(response.status.code), media: media),
+                        TestGuest.json(response)
+                    )
+                }
+                answers.append(answer)
+                return value
+            }
+            func json(_ value: JSONValue) -> ByteBuffer { ByteBuffer(bytes: CanonicalJSON.encode(value)) }
+
+            let sets: [(String, [UInt8])] = [("mr_td", KBSFixture.mrTD), ("rtmr_1", KBSFixture.rtmr1), ("rtmr_2", KBSFixture.rtmr2)]
+            for (name, value) in sets {
+                try await call(
+                    .put, "/v1/reference-values/{tenant}/{name}", "/v1/reference-values/default/\(name)",
+                    body: json(["values": [.string(Hex.encode(value))]]), expect: .ok)
+            }
+            try await call(.get, "/v1/reference-values/{tenant}/{name}", "/v1/reference-values/default/mr_td", expect: .ok)
+            try await call(
+                .put, "/v1/secrets/{tenant}/{path}", "/v1/secrets/default/key/disk", body: ByteBuffer(string: "s3cret"), expect: .created)
+            let challenge = try await call(.post, "/v1/challenges", "/v1/challenges", headers: [:], expect: .created)
+            let guest = TestGuest(
+                key: JWEDecryptionKey.ec(try ECPrivateKey(generating: .p256)), hierarchy: fixture.hierarchy, spec: KBSFixture.spec())
+            let attestation: JSONValue = [
+                "challenge_id": challenge["challenge_id"] ?? .null, "workload_id": "web",
+                "attestation": try guest.attestation(nonce: challenge["nonce"]?.stringValue ?? ""),
+            ]
+            let attested = try await call(.post, "/v1/attestations", "/v1/attestations", headers: [:], body: json(attestation), expect: .ok)
+            let ear: HTTPFields = [.authorization: "Bearer \(attested["token"]?.stringValue ?? "")"]
+            try await call(.get, "/v1/secrets/{tenant}/{path}", "/v1/secrets/default/key/disk", headers: ear, expect: .ok)
+            try await call(.get, "/v1/secrets/{tenant}/{path}/versions", "/v1/secrets/default/key/disk/versions", expect: .ok)
+            try await call(
+                .post, "/v1/secrets/{tenant}/{path}:rotate", "/v1/secrets/default/key/disk:rotate", body: ByteBuffer(string: "new"),
+                expect: .ok)
+            try await call(
+                .delete, "/v1/secrets/{tenant}/{path}/versions/{version}", "/v1/secrets/default/key/disk/versions/1", expect: .noContent)
+            let appraisalID = attested["appraisal_id"]?.stringValue ?? ""
+            try await call(.get, "/v1/appraisals", "/v1/appraisals?workload=web", expect: .ok)
+            try await call(.get, "/v1/appraisals/{id}", "/v1/appraisals/\(appraisalID)", expect: .ok)
+            try await call(.get, "/v1/workloads/{id}/status", "/v1/workloads/web/status", expect: .ok)
+            let policies = try await call(.get, "/v1/policies", "/v1/policies", expect: .ok)
+            let appraisalPolicy = policies["policies"]?.arrayValue?.first { $0["kind"] == "AppraisalPolicy" }?["id"]?.stringValue ?? ""
+            try await call(.get, "/v1/policies/{id}", "/v1/policies/\(appraisalPolicy)", expect: .ok)
+            try await call(
+                .post, "/v1/policies/{id}:test", "/v1/policies/\(appraisalPolicy):test", body: json(["appraisal_id": .string(appraisalID)]),
+                expect: .ok)
+            try await call(.post, "/v1/policies:reload", "/v1/policies:reload", expect: .ok)
+            try await call(.post, "/v1/tenants", "/v1/tenants", body: json(["id": "acme"]), expect: .created)
+            let issued = try await call(
+                .post, "/v1/tenants/{tenant}/tokens", "/v1/tenants/acme/tokens", body: json(["role": "tenant-reader"]), expect: .created)
+            try await call(
+                .delete, "/v1/tenants/{tenant}/tokens/{id}", "/v1/tenants/acme/tokens/\(issued["id"]?.stringValue ?? "")",
+                expect: .noContent)
+            for path in ["/healthz", "/readyz", "/metrics", "/openapi.yaml", "/.well-known/attestation-service", "/.well-known/jwks.json"] {
+                try await call(.get, path, path, headers: [:], expect: .ok)
+            }
+            return answers
+        }
+        #expect(answers.count == 27)
+        let document = try Self.document()
+        var findings: [String] = []
+        for answer in answers {
+            let name = "\(answer.method) \(answer.template) \(answer.status)"
+            guard
+                let documented = Self.documentedMediaTypes(
+                    document, template: answer.template, method: answer.method, status: answer.status)
+            else {
+                findings.append("\(name) is not documented")
+                continue
+            }
+            if documented != Set(answer.media.map { [$0] } ?? []) {
+                findings.append("\(name): \(answer.media ?? "no body"), documented \(documented.sorted())")
+            }
+        }
+        #expect(findings.isEmpty, "responses openapi.yaml does not describe: \(findings)")
+    }
+
     @Test func theServedDocumentIsTheRepositoryFile() async throws {
         let file = try Data(contentsOf: TestData.packageRoot.appendingPathComponent("openapi.yaml"))
         let fixture = try await KBSFixture.make()
