@@ -282,12 +282,164 @@ import Yams
         return Set(((response["content"] as? [String: Any]) ?? [:]).keys)
     }
 
+    /// The schema documented for `status` and `media` of an operation (a `$ref` response resolved).
+    static func documentedSchema(_ document: [String: Any], template: String, method: String, status: Int, media: String) -> Any? {
+        let operation = ((document["paths"] as? [String: Any])?[template] as? [String: Any])?[method.lowercased()] as? [String: Any]
+        guard var response = (operation?["responses"] as? [String: Any])?[String(status)] as? [String: Any] else { return nil }
+        if let reference = response["$ref"] as? String, let name = reference.split(separator: "/").last {
+            response = ((document["components"] as? [String: Any])?["responses"] as? [String: Any])?[String(name)] as? [String: Any] ?? [:]
+        }
+        return ((response["content"] as? [String: Any])?[media] as? [String: Any])?["schema"]
+    }
+
+    /// The part of JSON Schema (2020-12) openapi.yaml uses: `$ref`, `allOf`, `anyOf`, `not`, `type`, `const`, `enum`,
+    /// `required`, `properties`, `additionalProperties`, `items`, `pattern`, `minimum`, `maximum`, `minLength`,
+    /// `maxLength`. A keyword it does not know is an error, so the check never passes by ignoring one.
+    struct SchemaCheck {
+        let document: [String: Any]
+        static let known: Set<String> = [
+            "$ref", "allOf", "anyOf", "not", "type", "const", "enum", "required", "properties", "additionalProperties", "items",
+            "pattern", "minimum", "maximum", "minLength", "maxLength", "description", "format", "example",
+        ]
+
+        func resolve(_ reference: String) -> Any? {
+            var node: Any? = document
+            for key in reference.dropFirst(2).split(separator: "/") { node = (node as? [String: Any])?[String(key)] }
+            return node
+        }
+
+        static func equal(_ value: JSONValue, _ expected: Any) -> Bool {
+            switch value {
+            case .null: return expected is NSNull
+            case .bool(let bool): return (expected as? Bool) == bool
+            case .integer(let integer): return (expected as? Int).map(Int64.init) == integer
+            case .string(let string): return (expected as? String) == string
+            default: return false
+            }
+        }
+
+        static func hasType(_ value: JSONValue, _ type: String) -> Bool {
+            switch (value, type) {
+            case (.null, "null"), (.bool, "boolean"), (.integer, "integer"), (.integer, "number"), (.string, "string"), (.array, "array"),
+                (.object, "object"):
+                return true
+            default: return false
+            }
+        }
+
+        func validate(_ value: JSONValue, against schemaNode: Any, at path: String, errors: inout [String]) {
+            guard let schema = schemaNode as? [String: Any] else {
+                errors.append("\(path): the schema is not a mapping")
+                return
+            }
+            for keyword in schema.keys where !Self.known.contains(keyword) { errors.append("\(path): unknown keyword \(keyword)") }
+            if let reference = schema["$ref"] as? String {
+                guard let target = resolve(reference) else { return errors.append("\(path): \(reference) does not resolve") }
+                validate(value, against: target, at: path, errors: &errors)
+            }
+            for part in (schema["allOf"] as? [Any]) ?? [] { validate(value, against: part, at: path, errors: &errors) }
+            if let options = schema["anyOf"] as? [Any] {
+                let matches = options.contains { option in
+                    var scratch: [String] = []
+                    validate(value, against: option, at: path, errors: &scratch)
+                    return scratch.isEmpty
+                }
+                if !matches { errors.append("\(path): matches no anyOf branch") }
+            }
+            if let negated = schema["not"] {
+                var scratch: [String] = []
+                validate(value, against: negated, at: path, errors: &scratch)
+                if scratch.isEmpty { errors.append("\(path): matches a `not` schema") }
+            }
+            if let type = schema["type"] {
+                let types = (type as? [String]) ?? [(type as? String) ?? "?"]
+                if !types.contains(where: { Self.hasType(value, $0) }) { errors.append("\(path): not of type \(types)") }
+            }
+            if let expected = schema["const"], !Self.equal(value, expected) { errors.append("\(path): is not the constant \(expected)") }
+            if let options = schema["enum"] as? [Any], !options.contains(where: { Self.equal(value, $0) }) {
+                errors.append("\(path): \(value) is not one of \(options)")
+            }
+            switch value {
+            case .object(let members):
+                for key in (schema["required"] as? [String]) ?? [] where members[key] == nil { errors.append("\(path): lacks \(key)") }
+                let properties = (schema["properties"] as? [String: Any]) ?? [:]
+                for (key, member) in members {
+                    if let property = properties[key] {
+                        validate(member, against: property, at: "\(path).\(key)", errors: &errors)
+                    } else if let additional = schema["additionalProperties"] {
+                        if (additional as? Bool) == false {
+                            errors.append("\(path): has the undocumented member \(key)")
+                        } else if additional is [String: Any] {
+                            validate(member, against: additional, at: "\(path).\(key)", errors: &errors)
+                        }
+                    }
+                }
+            case .array(let items):
+                if let itemSchema = schema["items"] {
+                    for (index, item) in items.enumerated() {
+                        validate(item, against: itemSchema, at: "\(path)[\(index)]", errors: &errors)
+                    }
+                }
+            case .string(let text):
+                if let pattern = schema["pattern"] as? String {
+                    if let regex = try? Regex(pattern) {
+                        if text.firstMatch(of: regex) == nil { errors.append("\(path): \"\(text)\" does not match \(pattern)") }
+                    } else {
+                        errors.append("\(path): pattern \(pattern) does not compile")
+                    }
+                }
+                if let minimum = schema["minLength"] as? Int, text.count < minimum { errors.append("\(path): shorter than \(minimum)") }
+                if let maximum = schema["maxLength"] as? Int, text.count > maximum { errors.append("\(path): longer than \(maximum)") }
+            case .integer(let integer):
+                if let minimum = schema["minimum"] as? Int, integer < Int64(minimum) { errors.append("\(path): below \(minimum)") }
+                if let maximum = schema["maximum"] as? Int, integer > Int64(maximum) { errors.append("\(path): above \(maximum)") }
+            default: break
+            }
+        }
+    }
+
+    /// The schema check rejects what it should (it is what makes the success-path test able to fail).
+    @Test func schemaCheckRejectsNonConformingBodies() throws {
+        let document = try Self.document()
+        let check = SchemaCheck(document: document)
+        func errors(_ value: JSONValue, _ template: String, _ method: String, _ status: Int, _ media: String = "application/json")
+            -> [String]
+        {
+            guard let schema = Self.documentedSchema(document, template: template, method: method, status: status, media: media) else {
+                return ["no schema"]
+            }
+            var found: [String] = []
+            check.validate(value, against: schema, at: "$", errors: &found)
+            return found
+        }
+        #expect(errors(["status": "ok"], "/healthz", "GET", 200).isEmpty)
+        #expect(!errors(["status": "fine"], "/healthz", "GET", 200).isEmpty)
+        #expect(!errors(["status": "ok", "extra": 1], "/healthz", "GET", 200).isEmpty)
+        let problem: JSONValue = [
+            "type": "urn:custos:problem:not-found", "title": "Not Found", "status": 404, "detail": "no such resource", "instance": "/v1/x",
+        ]
+        #expect(errors(problem, "/v1/appraisals/{id}", "GET", 404, "application/problem+json").isEmpty)
+        guard case .object(var broken) = problem else { return }
+        broken["type"] = "about:blank"
+        #expect(!errors(.object(broken), "/v1/appraisals/{id}", "GET", 404, "application/problem+json").isEmpty)
+        broken["type"] = problem["type"]
+        broken["status"] = nil
+        #expect(!errors(.object(broken), "/v1/appraisals/{id}", "GET", 404, "application/problem+json").isEmpty)
+        #expect(
+            !errors(
+                ["versions": [["path": "a", "version": 0, "state": "active", "created_at": "x"]]], "/v1/secrets/{tenant}/{path}/versions",
+                "GET", 200
+            ).isEmpty)
+    }
+
     /// One answer: the operation it is for, its status and media type (parameters dropped).
     struct Answer: Sendable {
         let method: String
         let template: String
         let status: Int
         let media: String?
+        /// The body, when it is JSON.
+        let json: JSONValue?
     }
 
     /// The success paths schemathesis cannot reach (they need evidence from the TDX test hierarchy, an EAR, stored
@@ -306,9 +458,10 @@ import Yams
                     response in
                     #expect(response.status == status, "\(method) \(uri): \(String(buffer: response.body))")
                     let media = response.headers[.contentType].map { String($0.prefix { $0 != ";" }) }
+                    let json = try? JSONValue.parse(Array(buffer: response.body))
                     return (
-                        Answer(method: method.rawValue, template: template, status: Int(response.status.code), media: media),
-                        TestGuest.json(response)
+                        Answer(method: method.rawValue, template: template, status: Int(response.status.code), media: media, json: json),
+                        json ?? .null
                     )
                 }
                 answers.append(answer)
@@ -377,6 +530,19 @@ import Yams
             }
             if documented != Set(answer.media.map { [$0] } ?? []) {
                 findings.append("\(name): \(answer.media ?? "no body"), documented \(documented.sorted())")
+            }
+            // JSON bodies against their documented schema (schemathesis checks the answers it can provoke).
+            if let media = answer.media, media.hasSuffix("json") {
+                guard let body = answer.json,
+                    let schema = Self.documentedSchema(
+                        document, template: answer.template, method: answer.method, status: answer.status, media: media)
+                else {
+                    findings.append("\(name): no JSON body or no schema")
+                    continue
+                }
+                var errors: [String] = []
+                SchemaCheck(document: document).validate(body, against: schema, at: "$", errors: &errors)
+                findings += errors.map { "\(name): \($0)" }
             }
         }
         #expect(findings.isEmpty, "responses openapi.yaml does not describe: \(findings)")
