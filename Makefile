@@ -7,7 +7,7 @@ BUILD_PACKAGES := libssl-dev libvirt-dev libsqlite3-dev pkg-config
 TEST_PACKAGES  := sqlite3 sbsigntool pesign python3-pefile python3-venv cpio binutils openssl mtools dosfstools ovmf qemu-system-x86 util-linux coreutils libvirt-clients libxml2-utils libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography
 export CUSTOS_TESTDATA ?= $(abspath ../shared/testdata)
 
-.PHONY: run test bench build deps test-deps certs lint clean fuzz fuzz-smoke
+.PHONY: run test bench build deps test-deps certs lint clean fuzz fuzz-smoke api-fuzz
 
 # Dependencies are pinned (Package.resolved is committed): every build fails if the manifest and the pins disagree.
 RESOLVED := --force-resolved-versions
@@ -54,7 +54,13 @@ test: test-deps lint
 	$(SWIFT) build --build-tests $(RESOLVED)
 	$(CUSTOS) certs install
 	CUSTOS_REQUIRE_ALL=1 $(SWIFT) test --skip-build
+	$(MAKE) api-fuzz
 	$(MAKE) fuzz-smoke
+
+# Fuzzes the HTTP API from openapi.yaml with schemathesis (PyPI, in a git-ignored venv) against a fresh
+# `custos serve`: no 5xx, every status, content type and body as documented (README "The service").
+api-fuzz: test-deps certs
+	scripts/api-fuzz.sh $(CUSTOS)
 
 # The libFuzzer harnesses (Fuzz/, a separate package built with -sanitize=fuzzer,address into .build-fuzz/).
 fuzz: deps

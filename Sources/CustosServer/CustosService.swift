@@ -103,6 +103,7 @@ public enum CustosService {
             }
         }
         OpsRoutes.add(to: router, discovery: parts.discovery, metrics: parts.metrics, readiness: readiness)
+        OpenAPIRoute.add(to: router)
         return router
     }
 

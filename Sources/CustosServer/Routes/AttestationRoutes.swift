@@ -149,7 +149,10 @@ struct AttestationRoutes: Sendable {
             let jwe = try await release.release(
                 tenant: tenant, path: tail.joined(separator: "/"), to: attested, requestID: context.requestID, now: now)
             metrics.recordRelease(allowed: true)
-            return HTTPJSON.response(jwe.jsonValue, headers: [.cacheControl: "no-store"])
+            // RFC 7516 §9: the JSON serialization of a JWE is `application/jose+json` (service.md §8.2).
+            var response = HTTPJSON.response(jwe.jsonValue, headers: [.cacheControl: "no-store"])
+            response.headers[.contentType] = "application/jose+json"
+            return response
         } catch {
             switch error.kind {
             case .denied:
