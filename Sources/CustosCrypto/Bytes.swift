@@ -43,26 +43,61 @@ public enum Hex {
 /// Base64 (RFC 4648 §4) and base64url without padding (§5), as JWK and JWS need.
 public enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let urlAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    public static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let n = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            index += 3
+    /// Value of each byte: 0…63, 64 for `=`, 65 for ignored whitespace, 255 for anything else. Both alphabets.
+    private static let values: [UInt8] = {
+        var table = [UInt8](repeating: 255, count: 256)
+        for (index, c) in alphabet.enumerated() { table[Int(c)] = UInt8(index) }
+        table[Int(UInt8(ascii: "-"))] = 62
+        table[Int(UInt8(ascii: "_"))] = 63
+        table[Int(UInt8(ascii: "="))] = 64
+        for c in [UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")] { table[Int(c)] = 65 }
+        return table
+    }()
+
+    /// Encodes with `table`; `pad` adds `=` to a multiple of four characters.
+    private static func encode(_ bytes: [UInt8], table: [UInt8], pad: Bool) -> String {
+        let full = bytes.count / 3
+        let rest = bytes.count - full * 3
+        let length = full * 4 + (rest == 0 ? 0 : (pad ? 4 : rest + 1))
+        return String(unsafeUninitializedCapacity: length) { out in
+            bytes.withUnsafeBufferPointer { input in
+                table.withUnsafeBufferPointer { table in
+                    var o = 0
+                    var i = 0
+                    while i + 3 <= input.count {
+                        let n = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
+                        out[o] = table[Int(n >> 18 & 63)]
+                        out[o + 1] = table[Int(n >> 12 & 63)]
+                        out[o + 2] = table[Int(n >> 6 & 63)]
+                        out[o + 3] = table[Int(n & 63)]
+                        o += 4
+                        i += 3
+                    }
+                    if rest > 0 {
+                        let n = UInt32(input[i]) << 16 | (rest == 2 ? UInt32(input[i + 1]) << 8 : 0)
+                        out[o] = table[Int(n >> 18 & 63)]
+                        out[o + 1] = table[Int(n >> 12 & 63)]
+                        o += 2
+                        if rest == 2 {
+                            out[o] = table[Int(n >> 6 & 63)]
+                            o += 1
+                        }
+                        if pad {
+                            while o % 4 != 0 {
+                                out[o] = UInt8(ascii: "=")
+                                o += 1
+                            }
+                        }
+                    }
+                    return o
+                }
+            }
         }
-        let rest = bytes.count - index
-        if rest == 1 {
-            let n = UInt32(bytes[index]) << 16
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
-        } else if rest == 2 {
-            let n = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")]
-        }
-        return String(decoding: out, as: UTF8.self)
     }
+
+    public static func encode(_ bytes: [UInt8]) -> String { encode(bytes, table: alphabet, pad: true) }
 
     /// Decodes standard or URL-safe Base64, with or without padding; whitespace is ignored.
     public static func decode(_ text: some StringProtocol) throws(CryptoError) -> [UInt8] {
@@ -71,50 +106,52 @@ public enum Base64 {
 
     /// Decodes Base64 given as UTF-8 bytes (see ``decode(_:)-(StringProtocol)``).
     public static func decode(utf8 text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
-        var values: [UInt8] = []
-        values.reserveCapacity(text.count)
-        var padding = 0
-        for (offset, c) in text.enumerated() {
-            let v: UInt8
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = c - UInt8(ascii: "A")
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = c - UInt8(ascii: "a") + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0") + 52
-            case UInt8(ascii: "+"), UInt8(ascii: "-"): v = 62
-            case UInt8(ascii: "/"), UInt8(ascii: "_"): v = 63
-            case UInt8(ascii: "="):
-                padding += 1
-                continue
-            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
-                continue
-            default:
-                throw CryptoError(.malformedInput, "invalid base64 character at offset \(offset)")
-            }
-            guard padding == 0 else { throw CryptoError(.malformedInput, "base64 data after padding at offset \(offset)") }
-            values.append(v)
-        }
-        guard values.count % 4 != 1, padding <= 2 else { throw CryptoError(.malformedInput, "base64 length is invalid") }
         var out: [UInt8] = []
-        out.reserveCapacity(values.count * 3 / 4)
-        var index = 0
-        while index < values.count {
-            let chunk = values[index..<min(index + 4, values.count)]
-            var n: UInt32 = 0
-            for (i, v) in chunk.enumerated() { n |= UInt32(v) << (18 - 6 * UInt32(i)) }
-            out.append(UInt8(n >> 16 & 0xff))
-            if chunk.count > 2 { out.append(UInt8(n >> 8 & 0xff)) }
-            if chunk.count > 3 { out.append(UInt8(n & 0xff)) }
-            index += 4
+        out.reserveCapacity(text.count / 4 * 3 + 3)
+        var accumulator: UInt32 = 0
+        var count = 0
+        var padding = 0
+        var offset = 0
+        var failure: CryptoError? = nil
+        values.withUnsafeBufferPointer { table in
+            for c in text {
+                defer { offset += 1 }
+                let v = table[Int(c)]
+                if v < 64 {
+                    guard padding == 0 else {
+                        failure = CryptoError(.malformedInput, "base64 data after padding at offset \(offset)")
+                        return
+                    }
+                    accumulator = accumulator << 6 | UInt32(v)
+                    count += 1
+                    if count == 4 {
+                        out.append(UInt8(truncatingIfNeeded: accumulator >> 16))
+                        out.append(UInt8(truncatingIfNeeded: accumulator >> 8))
+                        out.append(UInt8(truncatingIfNeeded: accumulator))
+                        accumulator = 0
+                        count = 0
+                    }
+                } else if v == 64 {
+                    padding += 1
+                } else if v != 65 {
+                    failure = CryptoError(.malformedInput, "invalid base64 character at offset \(offset)")
+                    return
+                }
+            }
+        }
+        if let failure { throw failure }
+        guard count != 1, padding <= 2 else { throw CryptoError(.malformedInput, "base64 length is invalid") }
+        if count == 2 {
+            out.append(UInt8(truncatingIfNeeded: accumulator >> 4))
+        } else if count == 3 {
+            out.append(UInt8(truncatingIfNeeded: accumulator >> 10))
+            out.append(UInt8(truncatingIfNeeded: accumulator >> 2))
         }
         return out
     }
 
     /// base64url without padding (RFC 7515 §2).
-    public static func urlEncode(_ bytes: [UInt8]) -> String {
-        var text = encode(bytes)
-        text = String(text.reversed().drop(while: { $0 == "=" }).reversed())
-        return String(text.map { $0 == "+" ? "-" : ($0 == "/" ? "_" : $0) })
-    }
+    public static func urlEncode(_ bytes: [UInt8]) -> String { encode(bytes, table: urlAlphabet, pad: false) }
 }
 
 extension Array where Element == UInt8 {
