@@ -65,6 +65,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try resolvedConfiguration()
+        // Never serve plain HTTP to someone who asked for HTTPS.
+        if configuration.tlsCertificate != nil || configuration.tlsKey != nil {
+            throw CLIError(
+                "built-in TLS is not available yet: terminate TLS at a reverse proxy in front of custos serve "
+                    + "(listen on 127.0.0.1 and let the proxy forward), and leave --tls-cert/--tls-key unset")
+        }
         var logger = Logger(label: "custos")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         if configuration.usesTestAnchors {
