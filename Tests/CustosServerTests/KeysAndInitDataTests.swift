@@ -91,3 +91,17 @@ import Testing
         #expect(entries.first?.entry["object"]?["new_kid"] == .string(second))
     }
 }
+
+@Suite(Requirement.custosExecutable) struct ServeRefusalTests {
+    /// Asked for HTTPS, the service never falls back to plain HTTP: it refuses to start and says what to do.
+    @Test func tlsFlagsAreRefusedNotIgnored() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try CustosExecutable.run([
+            "serve", "--listen", "127.0.0.1:0", "--data", directory.path, "--tls-cert", "cert.pem", "--tls-key", "key.pem",
+        ])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("reverse proxy"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("custos.sqlite").path))
+    }
+}
