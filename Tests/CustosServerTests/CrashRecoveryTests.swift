@@ -1,0 +1,185 @@
+import CustosCrypto
+import CustosKBS
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// `custos serve` as a process under KBS load: SIGKILL mid-load leaves an audit log that verifies, a restart keeps
+/// tenants, secrets, reference values, appraisals and the log, and neither run's log output holds a secret, a token
+/// or the admin credential.
+@Suite(Requirement.custosExecutable, .serialized) struct CrashRecoveryTests {
+    struct Server {
+        let process: Process
+        let base: String
+        let logFile: URL
+    }
+
+    static func start(data: URL, state: URL, port: Int, log: URL) throws -> Server {
+        let process = Process()
+        process.executableURL = CustosExecutable.url
+        process.arguments = [
+            "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies",
+            TestData.packageRoot.appendingPathComponent("Policies").path, "--collateral", state.appendingPathComponent("collateral").path,
+            "--tdx-root", state.appendingPathComponent("root.pem").path,
+        ]
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "debug"
+        process.environment = environment
+        try process.run()
+        return Server(process: process, base: "http://127.0.0.1:\(port)", logFile: log)
+    }
+
+    static func request(
+        _ session: URLSession, _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil
+    ) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+        var request = URLRequest(url: try #require(URL(string: url)))
+        request.httpMethod = method
+        request.httpShouldHandleCookies = false
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let body { request.httpBody = Data(body) }
+        let (data, response) = try await session.data(for: request)
+        let http = try #require(response as? HTTPURLResponse)
+        var fields: [String: String] = [:]
+        for (name, value) in http.allHeaderFields {
+            if let name = name as? String, let value = value as? String { fields[name.lowercased()] = value }
+        }
+        return (http.statusCode, fields, Array(data))
+    }
+
+    static func waitUntilUp(_ session: URLSession, _ server: Server) async throws {
+        for _ in 0..<200 {
+            if let (status, _, _) = try? await request(session, "GET", "\(server.base)/healthz"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("custos serve did not come up: \(String(decoding: (try? Data(contentsOf: server.logFile)) ?? Data(), as: UTF8.self))")
+    }
+
+    /// One full KBS flow; true when the secret came back and opened.
+    static func flow(_ session: URLSession, base: String, factory: TDXQuoteFactory, secret: [UInt8]) async throws -> Bool {
+        let key = JWEDecryptionKey.ec(try ECPrivateKey(generating: .p256))
+        let auth = try await request(
+            session, "POST", "\(base)/kbs/v0/auth",
+            body: CanonicalJSON.encode(["version": "0.4.0", "tee": "tdx", "extra-params": .object([:])]))
+        guard auth.status == 200, let cookie = auth.headers["set-cookie"]?.split(separator: ";").first.map(String.init),
+            let nonce = try JSONValue.parse(auth.body)["nonce"]?.stringValue
+        else { return false }
+        let runtime = KBSRuntimeData(nonce: nonce, teePubkey: key.publicJWK)
+        let quote = try factory.quote(
+            reportData: KBSBinding.reportData(nonce: nonce, teePubkey: runtime.teePubkeyJSON, additionalEvidence: ""))
+        let attestation = KBSAttestation(
+            runtimeData: runtime, teeEvidence: KBSTEEEvidence(primaryEvidence: TDXPrimaryEvidence(quote: quote, ccEventlog: nil).jsonValue))
+        let attested = try await request(
+            session, "POST", "\(base)/kbs/v0/attest", headers: ["Cookie": cookie], body: CanonicalJSON.encode(attestation.jsonValue))
+        guard attested.status == 200 else { return false }
+        let resource = try await request(session, "GET", "\(base)/kbs/v0/resource/default/key/disk", headers: ["Cookie": cookie])
+        guard resource.status == 200 else { return false }
+        return try KBSResourceRelease.decrypt(responseBody: resource.body, with: key).unsafeCopy() == secret
+    }
+
+    @Test func sigkillUnderLoadThenRestartKeepsEverything() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-crash-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let data = directory.appendingPathComponent("var")
+        let state = directory.appendingPathComponent("state")
+        let log = directory.appendingPathComponent("serve.log")
+        // The TDX test hierarchy the server trusts, and its platform's collateral on disk.
+        let hierarchy = try TDXTestHierarchy()
+        let spec = KBSFixture.spec()
+        let platform = state.appendingPathComponent("collateral").appendingPathComponent(Hex.encode(spec.fmspc).uppercased())
+        try FileManager.default.createDirectory(at: platform, withIntermediateDirectories: true)
+        for (name, bytes) in try hierarchy.collateralFiles(spec) { try Data(bytes).write(to: platform.appendingPathComponent(name)) }
+        try Data(hierarchy.root.pemRepresentation.utf8).write(to: state.appendingPathComponent("root.pem"))
+        let factory = try hierarchy.quoteFactory(spec)
+        let secret = Array("crash-test secret 7f3a9c".utf8)
+
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 16
+        let session = URLSession(configuration: configuration)
+        let port = try ServeProcessTests.freePort()
+        let first = try Self.start(data: data, state: state, port: port, log: log)
+        defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
+        try await Self.waitUntilUp(session, first)
+        let admin = try String(contentsOf: data.appendingPathComponent("bootstrap-admin.token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let auth = ["Authorization": "Bearer \(admin)"]
+        for (name, value) in [("mr_td", KBSFixture.mrTD), ("rtmr_1", KBSFixture.rtmr1), ("rtmr_2", KBSFixture.rtmr2)] {
+            let put = try await Self.request(
+                session, "PUT", "\(first.base)/v1/reference-values/default/\(name)", headers: auth,
+                body: CanonicalJSON.encode(["values": [.string(Hex.encode(value))]]))
+            #expect(put.status == 200)
+        }
+        #expect(
+            try await Self.request(session, "PUT", "\(first.base)/v1/secrets/default/key/disk", headers: auth, body: secret).status == 201)
+        #expect(
+            try await Self.request(session, "POST", "\(first.base)/v1/tenants", headers: auth, body: Array(#"{"id":"acme"}"#.utf8)).status
+                == 201)
+
+        // Load: 8 concurrent guests looping; SIGKILL while they run.
+        let base = first.base
+        let load = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var done = 0
+                        while !Task.isCancelled, done < 1000 {
+                            guard (try? await Self.flow(session, base: base, factory: factory, secret: secret)) == true else { break }
+                            done += 1
+                        }
+                        return done
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        try await Task.sleep(for: .seconds(3))
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let completed = try await load.value
+        #expect(completed > 0, "no flow completed before the kill")
+
+        // The log verifies after the kill.
+        let database = data.appendingPathComponent("custos.sqlite").path
+        let verify = try CustosExecutable.run(["audit", "verify", "--db", database, "--json"])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+
+        // Restart on the same directory: everything is still there, and the service works.
+        let second = try Self.start(data: data, state: state, port: try ServeProcessTests.freePort(), log: log)
+        defer { if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) } }
+        try await Self.waitUntilUp(session, second)
+        let tenants = try await Self.request(session, "GET", "\(second.base)/v1/appraisals?limit=1000", headers: auth)
+        #expect(tenants.status == 200)
+        let appraisals = try JSONValue.parse(tenants.body)["items"]?.arrayValue?.count ?? 0
+        #expect(appraisals >= completed)
+        let versions = try await Self.request(session, "GET", "\(second.base)/v1/secrets/default/key/disk/versions", headers: auth)
+        #expect(versions.status == 200)
+        let reference = try await Self.request(session, "GET", "\(second.base)/v1/reference-values/default/mr_td", headers: auth)
+        #expect(try JSONValue.parse(reference.body)["values"] == [.string(Hex.encode(KBSFixture.mrTD))])
+        let acme = try await Self.request(
+            session, "POST", "\(second.base)/v1/tenants/acme/tokens", headers: auth, body: Array(#"{"role":"tenant-reader"}"#.utf8))
+        #expect(acme.status == 201)
+        #expect(try await Self.flow(session, base: second.base, factory: factory, secret: secret))
+        kill(second.process.processIdentifier, SIGTERM)
+        second.process.waitUntilExit()
+        #expect(second.process.terminationStatus == 0)
+        let verifyAgain = try CustosExecutable.run(["audit", "verify", "--db", database, "--full", "--json"])
+        #expect(verifyAgain.status == 0, "\(verifyAgain.stdout) \(verifyAgain.stderr)")
+
+        // Nothing secret in the logs (debug level) of either run: not the secret, not the admin token, not an EAR.
+        let logText = String(decoding: try Data(contentsOf: log), as: UTF8.self)
+        #expect(logText.contains("listening"), "the log was captured")
+        #expect(!logText.contains(String(decoding: secret, as: UTF8.self)))
+        #expect(!logText.contains(Hex.encode(secret)) && !logText.contains(Base64.encode(secret)))
+        #expect(!logText.contains(admin))
+        #expect(!logText.contains("eyJhbGciOiJFUzI1NiIs"), "an EAR appears in the log")
+    }
+}
