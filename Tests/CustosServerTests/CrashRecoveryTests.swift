@@ -3,6 +3,7 @@ import CustosKBS
 import CustosTDX
 import CustosTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -12,6 +13,19 @@ import Testing
 /// `custos serve` as a process under KBS load: SIGKILL mid-load leaves an audit log that verifies, a restart keeps
 /// tenants, secrets, reference values, appraisals and the log, and neither run's log output holds a secret, a token
 /// or the admin credential.
+struct FlowRefused: Error, CustomStringConvertible {
+    let description: String
+}
+
+final class FlowCounter: Sendable {
+    private let count = Mutex(0)
+    private let failure = Mutex<String?>(nil)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+    func fail(_ reason: String) { failure.withLock { $0 = $0 ?? reason } }
+    var firstFailure: String? { failure.withLock { $0 } }
+}
+
 @Suite(Requirement.custosExecutable, .serialized) struct CrashRecoveryTests {
     struct Server {
         let process: Process
@@ -70,7 +84,10 @@ import Testing
         let auth = try await request(
             session, "POST", "\(base)/kbs/v0/auth",
             body: CanonicalJSON.encode(["version": "0.4.0", "tee": "tdx", "extra-params": .object([:])]))
-        guard auth.status == 200, let cookie = auth.headers["set-cookie"]?.split(separator: ";").first.map(String.init),
+        guard auth.status == 200 else {
+            throw FlowRefused(description: "auth \(auth.status) \(String(decoding: auth.body, as: UTF8.self))")
+        }
+        guard let cookie = auth.headers["set-cookie"]?.split(separator: ";").first.map(String.init),
             let nonce = try JSONValue.parse(auth.body)["nonce"]?.stringValue
         else { return false }
         let runtime = KBSRuntimeData(nonce: nonce, teePubkey: key.publicJWK)
@@ -80,9 +97,13 @@ import Testing
             runtimeData: runtime, teeEvidence: KBSTEEEvidence(primaryEvidence: TDXPrimaryEvidence(quote: quote, ccEventlog: nil).jsonValue))
         let attested = try await request(
             session, "POST", "\(base)/kbs/v0/attest", headers: ["Cookie": cookie], body: CanonicalJSON.encode(attestation.jsonValue))
-        guard attested.status == 200 else { return false }
+        guard attested.status == 200 else {
+            throw FlowRefused(description: "attest \(attested.status) \(String(decoding: attested.body, as: UTF8.self))")
+        }
         let resource = try await request(session, "GET", "\(base)/kbs/v0/resource/default/key/disk", headers: ["Cookie": cookie])
-        guard resource.status == 200 else { return false }
+        guard resource.status == 200 else {
+            throw FlowRefused(description: "resource \(resource.status) \(String(decoding: resource.body, as: UTF8.self))")
+        }
         return try KBSResourceRelease.decrypt(responseBody: resource.body, with: key).unsafeCopy() == secret
     }
 
@@ -104,6 +125,10 @@ import Testing
 
         let configuration = URLSessionConfiguration.ephemeral
         configuration.httpMaximumConnectionsPerHost = 16
+        // Each guest sends its own session cookie; a shared cookie jar would mix the eight guests' sessions.
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieAcceptPolicy = .never
         let session = URLSession(configuration: configuration)
         let port = try ServeProcessTests.freePort()
         let first = try Self.start(data: data, state: state, port: port, log: log)
@@ -126,14 +151,24 @@ import Testing
 
         // Load: 8 concurrent guests looping; SIGKILL while they run.
         let base = first.base
+        let counter = FlowCounter()
         let load = Task {
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<8 {
                     group.addTask {
                         var done = 0
                         while !Task.isCancelled, done < 1000 {
-                            guard (try? await Self.flow(session, base: base, factory: factory, secret: secret)) == true else { break }
+                            do {
+                                guard try await Self.flow(session, base: base, factory: factory, secret: secret) else {
+                                    counter.fail("a flow was refused")
+                                    break
+                                }
+                            } catch {
+                                counter.fail("\(error)")
+                                break
+                            }
                             done += 1
+                            counter.add()
                         }
                         return done
                     }
@@ -141,11 +176,12 @@ import Testing
                 return try await group.reduce(0, +)
             }
         }
-        try await Task.sleep(for: .seconds(3))
+        // Kill once flows are completing (not after a fixed time: a loaded machine may be slow to start them).
+        for _ in 0..<600 where counter.value < 16 { try await Task.sleep(for: .milliseconds(100)) }
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
         let completed = try await load.value
-        #expect(completed > 0, "no flow completed before the kill")
+        #expect(completed > 0, "no flow completed before the kill: \(counter.firstFailure ?? "?")")
 
         // The log verifies after the kill.
         let database = data.appendingPathComponent("custos.sqlite").path

@@ -8,14 +8,16 @@ import Synchronization
 /// result the cookie stands for. Sessions expire after `lifetime`; the table is capped at `capacity` (a full table
 /// first drops expired sessions, then refuses new ones), so memory does not grow with traffic.
 public final class KBSSessions: Sendable {
-    /// What an attested session (or a verified Bearer token) allows.
+    /// What an attested session (or a verified Bearer token) allows. Kept small on purpose: at the target rate a
+    /// five-minute session lifetime means hundreds of thousands of live sessions, so a session holds neither its
+    /// token nor its claims (the release reads the appraisal's claims from the store when the policy needs them).
     public struct Attested: Sendable {
-        public let token: String
         public let tenant: String
         public let teePubkey: JSONWebKey
         public let status: EARStatus
-        /// The claims the release policy sees (the appraisal's annotated evidence).
-        public let claims: JSONValue
+        /// The claims the release policy sees: a Bearer token's annotated evidence, or nil for a session (then the
+        /// appraisal's claims are read from the store).
+        public let claims: JSONValue?
         public let appraisalID: String?
         public let policy: String?
         public let expires: Date

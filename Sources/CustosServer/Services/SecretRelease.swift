@@ -74,8 +74,18 @@ public final class SecretReleaseService: Sendable {
         do { tenantSets = try await referenceValues.sets(tenant: tenant, names: policy.referenceValueNames, now: now) } catch {
             throw ReleaseFailure(kind: .unavailable, message: "the reference values cannot be read", appraisalID: nil)
         }
+        let claims: JSONValue
+        if let carried = attested.claims {
+            claims = carried
+        } else if let appraisalID = attested.appraisalID {
+            do { claims = try await store.appraisal(tenantId: tenant, id: appraisalID).claims } catch {
+                throw ReleaseFailure(kind: .unavailable, message: "the appraisal \(appraisalID) cannot be read", appraisalID: appraisalID)
+            }
+        } else {
+            claims = .object([:])
+        }
         let result = policy.evaluate(
-            path: path, status: TrustTier(rawValue: attested.status.rawValue) ?? .none, claims: attested.claims,
+            path: path, status: TrustTier(rawValue: attested.status.rawValue) ?? .none, claims: claims,
             referenceValues: set.referenceValues(overriddenBy: tenantSets), at: now)
         guard result.decision == .allow else {
             let failed = result.trace.first { !$0.passed }.map { "\($0.rule): \($0.claim) \($0.operator)" } ?? "no rule allows it"

@@ -91,7 +91,7 @@ public final class TDXAttestationService: Sendable {
             throw KBSError(.tokenVerifierError, "the token has no cpu0 appraisal or no tenant")
         }
         return KBSSessions.Attested(
-            token: token, tenant: tenant, teePubkey: verified.teePubkey, status: cpu.status, claims: cpu.annotatedEvidence ?? .object([:]),
+            tenant: tenant, teePubkey: verified.teePubkey, status: cpu.status, claims: cpu.annotatedEvidence ?? .object([:]),
             appraisalID: verified.claims.extensions["custos.appraisal_id"]?.stringValue, policy: cpu.appraisalPolicyID,
             expires: Date(timeIntervalSince1970: Double(verified.claims.expiresAt)))
     }
@@ -243,7 +243,7 @@ public final class TDXAttestationService: Sendable {
             throw AttestationFailure(.unavailable, "token", "the token cannot be issued: \(error)")
         }
         let attested = KBSSessions.Attested(
-            token: issued.token, tenant: tenant, teePubkey: attestation.runtimeData.teePubkey, status: status, claims: annotated,
+            tenant: tenant, teePubkey: attestation.runtimeData.teePubkey, status: status, claims: nil,
             appraisalID: appraisalID, policy: result.policy, expires: Date(timeIntervalSince1970: Double(issued.claims.expiresAt)))
         return AttestationOutcome(token: issued.token, attested: attested, appraisalID: appraisalID, status: status, auditIndex: auditIndex)
     }
