@@ -140,7 +140,7 @@ struct KBSRoutes: Sendable {
             let fromToken: KBSSessions.Attested
             do { fromToken = try attestation.verifyToken(String(parts[1]), now: now) } catch { throw Self.body(error) }
             // A cookie and a token that name different TEE keys: one of them is not the caller's.
-            if let sessionResult, sessionResult.teePubkey.thumbprintBase64URL != fromToken.teePubkey.thumbprintBase64URL {
+            if let sessionResult, sessionResult.teeKeyThumbprint != fromToken.teeKeyThumbprint {
                 throw KBSErrorResponse("TokenVerifierError", "the token's TEE key is not the session's")
             }
             attested = fromToken

@@ -13,7 +13,10 @@ public final class KBSSessions: Sendable {
     /// token nor its claims (the release reads the appraisal's claims from the store when the policy needs them).
     public struct Attested: Sendable {
         public let tenant: String
-        public let teePubkey: JSONWebKey
+        /// The TEE key as canonical JWK bytes (an OpenSSL key object per live session would cost kilobytes each).
+        public let teePubkeyJSON: [UInt8]
+        /// Its RFC 7638 thumbprint.
+        public let teeKeyThumbprint: String
         public let status: EARStatus
         /// The claims the release policy sees: a Bearer token's annotated evidence, or nil for a session (then the
         /// appraisal's claims are read from the store).
@@ -21,6 +24,23 @@ public final class KBSSessions: Sendable {
         public let appraisalID: String?
         public let policy: String?
         public let expires: Date
+
+        public init(
+            tenant: String, teePubkey: JSONWebKey, status: EARStatus, claims: JSONValue?, appraisalID: String?, policy: String?,
+            expires: Date
+        ) {
+            self.tenant = tenant
+            self.teePubkeyJSON = CanonicalJSON.encode(teePubkey.jsonValue)
+            self.teeKeyThumbprint = teePubkey.thumbprintBase64URL
+            self.status = status
+            self.claims = claims
+            self.appraisalID = appraisalID
+            self.policy = policy
+            self.expires = expires
+        }
+
+        /// The TEE key, rebuilt from its JWK.
+        public func teePubkey() throws(CryptoError) -> JSONWebKey { try JSONWebKey(jsonBytes: teePubkeyJSON) }
     }
 
     struct Session: Sendable {

@@ -46,7 +46,7 @@ public final class SecretReleaseService: Sendable {
     public func release(
         tenant: String, path: String, to attested: KBSSessions.Attested, requestID: String?, now: Date
     ) async throws(ReleaseFailure) -> FlattenedJWE {
-        let keyThumbprint = attested.teePubkey.thumbprintBase64URL
+        let keyThumbprint = attested.teeKeyThumbprint
         let actor: JSONValue = ["kind": "tee", "tee": "tdx", "key_jkt": .string(keyThumbprint)]
         func deny(_ reason: String, policy: String?, audited: Bool = true) async throws(ReleaseFailure) -> Never {
             if audited {
@@ -99,8 +99,12 @@ public final class SecretReleaseService: Sendable {
             logger.error("secret open failed: \(error)")
             throw ReleaseFailure(kind: .unavailable, message: "the secret cannot be opened", appraisalID: nil)
         }
+        let teePubkey: JSONWebKey
+        do { teePubkey = try attested.teePubkey() } catch {
+            throw ReleaseFailure(kind: .jwe, message: error.reason, appraisalID: attested.appraisalID)
+        }
         let jwe: FlattenedJWE
-        do { jwe = try KBSResourceRelease.encrypt(opened.value, to: attested.teePubkey) } catch {
+        do { jwe = try KBSResourceRelease.encrypt(opened.value, to: teePubkey) } catch {
             throw ReleaseFailure(kind: .jwe, message: error.reason, appraisalID: attested.appraisalID)
         }
         do {
