@@ -74,59 +74,39 @@ public enum AuditVerifier {
             var wanted = Set(checkpoints.map(\.size))
             if wanted.remove(0) != nil { roots[0] = MerkleHash.emptyRoot }
 
-            // Entries: leaves, chain, invariants, filter columns. Rows are read in chunks; the per-entry work (leaf
-            // hash, the entry checks) runs on all cores; leaf hashes of the good prefix go into one flat buffer.
-            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, body, leaf_hash, tenant, type, time FROM audit_entries ORDER BY seq")
-            var leafBuffer: [UInt8] = []
-            var count: UInt64 = 0
-            var previous: [UInt8]? = nil
-            var chunk: [StoredEntry] = []
-            chunk.reserveCapacity(Self.chunkSize)
-            var exhausted = false
-            var readError: (any Error)? = nil
+            // Entries: leaves, chain, invariants, filter columns. With a pool of connections (WAL), contiguous seq
+            // ranges are read and checked on all cores at once, each on its own connection; rows below the snapshot's
+            // last seq are immutable (append-only, triggers), so every reader sees the same rows. Otherwise (a
+            // single connection, e.g. a damaged file opened leniently) one range covers everything.
+            let last = reader.database is DatabasePool ? try? Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") : nil
+            let partitions = Self.partitions(last: last)
             let full = self.full
-            while !exhausted, failure == nil {
-                chunk.removeAll(keepingCapacity: true)
-                while chunk.count < Self.chunkSize {
-                    // A read error (a truncated or corrupted file) ends the scan after the rows read so far.
-                    let row: Row?
-                    do { row = try cursor.next() } catch {
-                        readError = error
-                        exhausted = true
-                        break
+            let results: [Partition]
+            if partitions.count == 1 {
+                results = [Partition.scan(db, partitions[0], full: full)]
+            } else {
+                let database = reader.database
+                // Off the calling thread, which is inside `run`'s read (GRDB's database methods are not reentrant).
+                results = ParallelMap.mapOnWorkers(partitions) { bounds in
+                    do { return try database.read { db in Partition.scan(db, bounds, full: full) } } catch {
+                        return Partition(leaves: [], count: 0, failure: nil, readError: error)
                     }
-                    guard let row else {
-                        exhausted = true
-                        break
-                    }
-                    chunk.append(StoredEntry(row))
                 }
-                guard !chunk.isEmpty else { break }
-                let first = count
-                let before = previous
-                let entries = chunk
-                let checked = ParallelMap.mapSlices(count: entries.count) { slice -> [(leaf: [UInt8], problem: String?)] in
-                    let hasher = ReusableDigest(.sha256)
-                    var previousLeaf = slice.lowerBound == 0 ? before : hasher.hash(prefix: 0, entries[slice.lowerBound - 1].body)
-                    var out: [(leaf: [UInt8], problem: String?)] = []
-                    out.reserveCapacity(slice.count)
-                    for index in slice {
-                        let leaf = hasher.hash(prefix: 0, entries[index].body)
-                        let problem = Self.problem(
-                            entries[index], seq: first + UInt64(index), leaf: leaf, previousLeaf: previousLeaf, full: full)
-                        out.append((leaf, problem))
-                        previousLeaf = leaf
-                    }
-                    return out
+            }
+            var leafBuffer: [UInt8] = []
+            leafBuffer.reserveCapacity(results.reduce(0) { $0 + $1.leaves.count })
+            var count: UInt64 = 0
+            var readError: (any Error)? = nil
+            for result in results {
+                leafBuffer.append(contentsOf: result.leaves)
+                count += UInt64(result.count)
+                if let failure = result.failure {
+                    fail(failure.seq, failure.reason)
+                    break
                 }
-                for (index, item) in checked.enumerated() {
-                    if let problem = item.problem {
-                        fail(first + UInt64(index), problem)
-                        break
-                    }
-                    leafBuffer.append(contentsOf: item.leaf)
-                    count += 1
-                    previous = item.leaf
+                if let error = result.readError {
+                    readError = error
+                    break
                 }
             }
 
@@ -206,7 +186,83 @@ public enum AuditVerifier {
             }
         }
 
-        static let chunkSize = 8192
+        /// Seq ranges of about equal size, one per core (at least 65,536 entries each), covering every row: the first
+        /// has no lower bound and the last ends at `last`, the greatest seq when the scan started.
+        static func partitions(last: Int64?) -> [(lower: Int64?, upper: Int64?)] {
+            guard let last, last >= 0 else { return [(nil, nil)] }
+            let total = last + 1
+            let count = Int64(min(max(1, ProcessInfo.processInfo.activeProcessorCount), Int(max(1, total / 65_536))))
+            guard count > 1 else { return [(nil, nil)] }
+            return (0..<count).map { index in
+                (index == 0 ? nil : total * index / count, index == count - 1 ? last + 1 : total * (index + 1) / count)
+            }
+        }
+
+        /// The outcome of checking one seq range: the leaf hashes of its good prefix, and what stopped it.
+        struct Partition: Sendable {
+            var leaves: [UInt8]
+            var count: Int
+            var failure: (seq: UInt64, reason: String)?
+            var readError: (any Error)?
+
+            /// Reads the rows with `lower <= seq < upper` in order and checks each: its seq is the next expected one
+            /// (`lower`, or 0), its bytes hash to its stored leaf, its `prev_leaf` is the previous entry's leaf
+            /// (for the range's first row, the leaf of the row before `lower`, hashed from its stored bytes), and its
+            /// members. Stops at the first problem or read error.
+            static func scan(_ db: Database, _ bounds: (lower: Int64?, upper: Int64?), full: Bool) -> Partition {
+                var result = Partition(leaves: [], count: 0, failure: nil, readError: nil)
+                let hasher = ReusableDigest(.sha256)
+                do {
+                    var previous: [UInt8]? = nil
+                    var conditions: [String] = []
+                    var arguments: [any DatabaseValueConvertible] = []
+                    if let lower = bounds.lower {
+                        conditions.append("seq >= ?")
+                        arguments.append(lower)
+                        if lower > 0,
+                            let body = try DatabaseValue.fetchOne(
+                                db, sql: "SELECT body FROM audit_entries WHERE seq = ?", arguments: [lower - 1])
+                        {
+                            previous = hasher.hash(prefix: 0, blob(body))
+                        }
+                    }
+                    if let upper = bounds.upper {
+                        conditions.append("seq < ?")
+                        arguments.append(upper)
+                    }
+                    let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+                    let cursor = try Row.fetchCursor(
+                        db, sql: "SELECT seq, body, leaf_hash, tenant, type, time FROM audit_entries\(filter) ORDER BY seq",
+                        arguments: StatementArguments(arguments))
+                    let first = UInt64(max(0, bounds.lower ?? 0))
+                    if let upper = bounds.upper, upper > 0 {
+                        result.leaves.reserveCapacity(Int(upper - Int64(first)) * 32)
+                    }
+                    while true {
+                        let row: Row?
+                        // A read error (a truncated or corrupted file) ends the scan after the rows read so far.
+                        do { row = try cursor.next() } catch {
+                            result.readError = error
+                            return result
+                        }
+                        guard let row else { return result }
+                        let entry = StoredEntry(row)
+                        let seq = first + UInt64(result.count)
+                        let leaf = hasher.hash(prefix: 0, entry.body)
+                        if let problem = Scan.problem(entry, seq: seq, leaf: leaf, previousLeaf: previous, full: full) {
+                            result.failure = (seq, problem)
+                            return result
+                        }
+                        result.leaves.append(contentsOf: leaf)
+                        result.count += 1
+                        previous = leaf
+                    }
+                } catch {
+                    result.readError = error
+                    return result
+                }
+            }
+        }
 
         /// One row as read (through `DatabaseValue`, so a value of another type never traps in a conversion).
         struct StoredEntry: Sendable {
@@ -257,15 +313,16 @@ enum ParallelMap {
         return results.collect()
     }
 
-    /// Runs `body` on contiguous slices of `0..<count` on all cores and concatenates the results in order.
-    static func mapSlices<R: Sendable>(count: Int, _ body: @Sendable (Range<Int>) -> [R]) -> [R] {
-        let slices = min(max(1, ProcessInfo.processInfo.activeProcessorCount), max(1, count / 256))
-        if slices == 1 { return body(0..<count) }
-        let results = Results<[R]>(count: slices)
-        DispatchQueue.concurrentPerform(iterations: slices) { slice in
-            results.set(slice, body((count * slice / slices)..<(count * (slice + 1) / slices)))
+    /// Runs `transform` on each item on the global queue's worker threads, never on the calling thread, and waits
+    /// for all: for work that must not run on a thread inside a database access.
+    static func mapOnWorkers<T: Sendable, R: Sendable>(_ items: [T], _ transform: @escaping @Sendable (T) -> R) -> [R] {
+        let results = Results<R>(count: items.count)
+        let group = DispatchGroup()
+        for (index, item) in items.enumerated() {
+            DispatchQueue.global().async(group: group) { results.set(index, transform(item)) }
         }
-        return results.collect().flatMap { $0 }
+        group.wait()
+        return results.collect()
     }
 
     /// Slots each written by exactly one iteration before `concurrentPerform` returns, which orders the writes
