@@ -77,7 +77,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                // Collateral from Intel PCS or a PCCS on a cache miss.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
         ),
@@ -105,14 +108,23 @@ let package = Package(
             ]
         ),
         // Test-only: emulated SEV firmware, TDX quote generator with a test PCK hierarchy, test UKI builders, testdata lookup.
-        .target(name: "CustosTestSupport", dependencies: ["CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI"]),
+        .target(
+            name: "CustosTestSupport",
+            dependencies: [
+                "CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI",
+                // A canned HTTP server (a local PCCS for the collateral fetch tests).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
 
         // MARK: Tests
         .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto", "CustosTestSupport"]),
         .testTarget(
             name: "CustosTDXTests",
             dependencies: [
-                "CustosTDX", "CustosCrypto", "CustosTestSupport", "CustosCLI",
+                "CustosTDX", "CustosCrypto", "CustosTestSupport", "CustosCLI", "CustosServer",
                 // A local PCCS (NIO HTTP server) and the fetcher's client for the collateral-fetch test.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,7 +151,7 @@ let package = Package(
             name: "CustosServerTests",
             dependencies: [
                 "CustosServer", "CustosStore", "CustosCrypto", "CustosTestSupport",
-                "CustosSEV", "CustosAudit",
+                "CustosSEV", "CustosAudit", "CustosTDX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,6 +1,7 @@
 public import CustosAnchors
 public import CustosCrypto
 public import CustosSEV
+public import CustosServer
 public import CustosTDX
 public import CustosUKI
 import Foundation

@@ -28,9 +28,11 @@ extension CustosService {
         parts.tokens = try TokenKeyRing.open(dataDirectory: dataDirectory)
         switch configuration.collateral {
         case .directory(let path): parts.collateral = CollateralDirectory(root: URL(fileURLWithPath: path))
-        case .service:
-            // The on-disk cache that `custos tdx collateral fetch --out DATA/collateral/<FMSPC>` fills.
-            parts.collateral = CollateralDirectory(root: dataDirectory.appendingPathComponent("collateral"))
+        case .service(let url):
+            // Fetched on a miss into the on-disk cache (the layout `custos tdx collateral fetch --out
+            // DATA/collateral/<FMSPC>` writes, so a cache can also be filled offline).
+            parts.collateral = PCSCollateralProvider(
+                cacheDirectory: dataDirectory.appendingPathComponent("collateral"), base: url, logger: logger)
         }
         _ = try await Bootstrap.prepare(store: store, dataDirectory: dataDirectory, logger: logger)
         return parts

@@ -38,9 +38,11 @@ struct KBSFixture {
         return spec
     }
 
-    static func make(extraPolicies: [(String, String)] = [], configure: (inout ServerConfiguration) -> Void = { _ in }) async throws
-        -> KBSFixture
-    {
+    /// - Parameter inMemoryCollateral: replace the configured collateral source by the hierarchy's collateral in memory
+    ///   (false keeps what `configure` set up, e.g. a PCCS).
+    static func make(
+        extraPolicies: [(String, String)] = [], inMemoryCollateral: Bool = true, configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> KBSFixture {
         let hierarchy = try Self.hierarchy.get()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-kbs-\(UUID().uuidString)")
         let policies = directory.appendingPathComponent("Policies")
@@ -65,7 +67,7 @@ struct KBSFixture {
                 sgx: [4, 4, 2, 2, 4, 1, 0, 5], pcesvn: 13, tdx: [5, 0, 3], status: "OutOfDate", advisories: ["INTEL-SA-00837"])
         ]
         platforms.append(try hierarchy.make(outOfDate).collateral)
-        parts.collateral = InMemoryCollateral(platforms)
+        if inMemoryCollateral { parts.collateral = InMemoryCollateral(platforms) }
         let tokenFile = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent(Bootstrap.tokenFileName)
         let token = try String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         return KBSFixture(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import CustosCrypto
+import CustosServer
 import CustosTDX
 import CustosTestSupport
 import Foundation
@@ -10,83 +11,6 @@ import NIOPosix
 import Testing
 
 @testable import CustosCLI
-
-// MARK: - A local PCCS serving recorded collateral
-
-/// One canned HTTP response.
-struct CannedResponse: Sendable {
-    var status: HTTPResponseStatus = .ok
-    var headers: [(String, String)] = []
-    var body: [UInt8]
-}
-
-/// Answers each request by its exact URI (path and query); anything else is a 404, so a wrong path or query fails the
-/// fetch the way the real PCS would.
-final class CannedHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let routes: [String: CannedResponse]
-    private var uri = ""
-
-    init(routes: [String: CannedResponse]) { self.routes = routes }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): uri = head.uri
-        case .body: break
-        case .end:
-            let response = routes[uri] ?? CannedResponse(status: .notFound, body: Array("no route for \(uri)".utf8))
-            var headers = HTTPHeaders()
-            for (name, value) in response.headers { headers.add(name: name, value: value) }
-            headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.count)")
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 with an ephemeral port, serving canned responses.
-struct CannedHTTPServer {
-    let channel: any Channel
-    let port: Int
-
-    static func start(routes: [String: CannedResponse]) async throws -> CannedHTTPServer {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(CannedHTTPHandler(routes: routes))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(channel.localAddress?.port)
-        return CannedHTTPServer(channel: channel, port: port)
-    }
-
-    var base: String { "http://127.0.0.1:\(port)" }
-
-    func stop() async { try? await channel.close() }
-}
-
-/// URL-encodes like Intel PCS encodes its issuer-chain headers: every byte outside the RFC 3986 unreserved set
-/// becomes `%XX` (spaces `%20`, newlines `%0A`, `+` `%2B`, `/` `%2F`, `=` `%3D`).
-func pcsURLEncode(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            out += "%" + String(format: "%02X", byte)
-        }
-    }
-    return out
-}
 
 /// The PCCS routes (PCS v4 paths, spec §3) for a recorded PCS-layout collateral directory.
 func pccsRoutes(directory: String, fmspc: String) throws -> [String: CannedResponse] {

@@ -53,6 +53,11 @@ public final class CollateralDirectory: CollateralProvider {
         throw CollateralUnavailable("no collateral for FMSPC \(key) in \(root.path) (run `custos tdx collateral fetch --fmspc \(key)`)")
     }
 
+    /// Forgets the parsed collateral of `fmspc` (hex), so the next request re-reads its files.
+    public func invalidate(fmspc: String) {
+        cache.withLock { _ = $0.removeValue(forKey: fmspc.uppercased()) }
+    }
+
     public func readinessProblem() -> String? {
         FileManager.default.fileExists(atPath: root.path) ? nil : "the collateral directory \(root.path) does not exist"
     }

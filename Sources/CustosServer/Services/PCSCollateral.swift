@@ -1,0 +1,310 @@
+public import AsyncHTTPClient
+import CustosCrypto
+public import CustosTDX
+public import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Downloads collateral from Intel PCS or a PCCS into a PCS-layout directory (spec §3).
+public enum TDXCollateralFetcher {
+    /// Intel PCS.
+    public static let pcsBase = "https://api.trustedservices.intel.com"
+    /// Intel's Root CA CRL (the CRL distribution point of the root).
+    public static let intelRootCRL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+
+    /// What was fetched.
+    public struct Summary: Codable, Sendable {
+        public let fmspc: String
+        public let source: String
+        public let fetchedAt: String
+        public let tcbInfoIssueDate: String
+        public let tcbInfoNextUpdate: String
+        public let qeIdentityNextUpdate: String
+        public let tcbEvaluationDataNumber: Int
+        public let files: [String]
+    }
+
+    /// Why a fetch failed. The CLI exits 1 for every code (the collateral source, not the user, is at fault).
+    public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What went wrong.
+        public struct Code: Sendable, Hashable, CustomStringConvertible {
+            let name: String
+            public var description: String { name }
+            /// The request failed before a response (connection refused, timeout, TLS).
+            public static let transport = Code(name: "transport")
+            /// The server answered with a status other than 200.
+            public static let httpStatus = Code(name: "httpStatus")
+            /// An issuer-chain header is missing or not URL-encoded.
+            public static let missingIssuerChain = Code(name: "missingIssuerChain")
+            /// A body or header does not parse as the collateral part it should be.
+            public static let malformedCollateral = Code(name: "malformedCollateral")
+            /// The TCB Info served is for another FMSPC.
+            public static let fmspcMismatch = Code(name: "fmspcMismatch")
+            /// The output directory could not be written.
+            public static let output = Code(name: "output")
+        }
+        public let code: Code
+        public let message: String
+        /// The HTTP status, for ``Code/httpStatus``.
+        public let httpStatus: Int?
+
+        init(_ code: Code, _ message: String, httpStatus: Int? = nil) {
+            self.code = code
+            self.message = message
+            self.httpStatus = httpStatus
+        }
+
+        public var description: String { "collateral fetch failed (\(code)): \(message)" }
+        /// Equal by code (as `CertificateError` is).
+        public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    }
+
+    /// Fetches the seven collateral parts for `fmspc` and writes them to `out` in PCS layout.
+    ///
+    /// Every part is downloaded and parsed before anything is written; the files are written into a staging folder
+    /// next to `out` and moved into place, so a failed fetch leaves `out` as it was.
+    /// - Parameters:
+    ///   - base: PCS or PCCS base URL (paths `/sgx/certification/v4/…`, `/tdx/certification/v4/…` are appended).
+    ///   - rootCRLURL: where the Root CA CRL is (PCS: Intel's CDP; PCCS: `<base>/sgx/certification/v4/rootcacrl`).
+    ///   - ca: `platform` or `processor`.
+    /// - Returns: a summary of what was fetched (also written to `fetch.json`).
+    /// - Throws: ``FetchError``.
+    public static func fetch(
+        fmspc: String, base: String, rootCRLURL: String, ca: String, out: URL, client: HTTPClient
+    ) async throws(FetchError) -> Summary {
+        func get(_ url: String, chainHeaders: [String]) async throws(FetchError) -> (body: [UInt8], chain: String?) {
+            var request = HTTPClientRequest(url: url)
+            request.method = .GET
+            let status: HTTPResponseStatus
+            let headers: HTTPHeaders
+            let body: ByteBuffer
+            do {
+                let response = try await client.execute(request, timeout: .seconds(30))
+                status = response.status
+                headers = response.headers
+                body = try await response.body.collect(upTo: 16 << 20)
+            } catch {
+                throw FetchError(.transport, "GET \(url): \(error)")
+            }
+            guard status == .ok else {
+                throw FetchError(.httpStatus, "GET \(url): HTTP \(status.code) \(status.reasonPhrase)", httpStatus: Int(status.code))
+            }
+            var chain: String? = nil
+            for name in chainHeaders {
+                if let value = headers.first(name: name) {
+                    // Spec §3: the header is URL-encoded PEM (signer certificate, then the root).
+                    guard let decoded = value.removingPercentEncoding, decoded.contains("-----BEGIN CERTIFICATE-----") else {
+                        throw FetchError(.missingIssuerChain, "GET \(url): \(name) is not URL-encoded PEM")
+                    }
+                    chain = decoded
+                    break
+                }
+            }
+            if !chainHeaders.isEmpty, chain == nil {
+                throw FetchError(.missingIssuerChain, "GET \(url): no \(chainHeaders.joined(separator: "/")) header")
+            }
+            return (Array(body.readableBytesView), chain)
+        }
+        let base = base.hasSuffix("/") ? String(base.dropLast()) : base
+        let tcb = try await get(
+            "\(base)/tdx/certification/v4/tcb?fmspc=\(fmspc)", chainHeaders: ["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"])
+        let qe = try await get("\(base)/tdx/certification/v4/qe/identity", chainHeaders: ["SGX-Enclave-Identity-Issuer-Chain"])
+        let pckCRL = try await get("\(base)/sgx/certification/v4/pckcrl?ca=\(ca)&encoding=der", chainHeaders: ["SGX-PCK-CRL-Issuer-Chain"])
+        let rootCRL = try await get(rootCRLURL, chainHeaders: [])
+        // Normalize CRLs to DER (PCCS may serve hex or PEM, spec §3); the JSON bodies are stored verbatim.
+        let collateral: Collateral
+        let pckDER: [UInt8]
+        let rootDER: [UInt8]
+        do {
+            pckDER = try CertificateRevocationList(anyEncoding: pckCRL.body).der
+            rootDER = try CertificateRevocationList(anyEncoding: rootCRL.body).der
+            collateral = try Collateral(
+                tcbInfoBody: tcb.body, tcbInfoIssuerChain: tcb.chain ?? "", qeIdentityBody: qe.body,
+                qeIdentityIssuerChain: qe.chain ?? "", pckCRL: pckDER, pckCRLIssuerChain: pckCRL.chain ?? "", rootCACRL: rootDER)
+        } catch let error as CryptoError {
+            throw FetchError(.malformedCollateral, error.reason)
+        } catch let error as TDXError {
+            throw FetchError(.malformedCollateral, error.reason)
+        } catch {
+            throw FetchError(.malformedCollateral, "\(error)")
+        }
+        guard Hex.encode(collateral.tcbInfo.fmspc).uppercased() == fmspc.uppercased() else {
+            throw FetchError(.fmspcMismatch, "the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)")
+        }
+        let iso = ISO8601DateFormatter()
+        let files: [(String, [UInt8])] = [
+            ("tcb_info.json", tcb.body), ("tcb_info_issuer_chain.pem", Array((tcb.chain ?? "").utf8)), ("qe_identity.json", qe.body),
+            ("qe_identity_issuer_chain.pem", Array((qe.chain ?? "").utf8)), ("pck_crl.der", pckDER),
+            ("pck_crl_issuer_chain.pem", Array((pckCRL.chain ?? "").utf8)), ("root_ca_crl.der", rootDER),
+        ]
+        let summary = Summary(
+            fmspc: fmspc.uppercased(), source: base, fetchedAt: iso.string(from: Date()),
+            tcbInfoIssueDate: iso.string(from: collateral.tcbInfo.issueDate),
+            tcbInfoNextUpdate: iso.string(from: collateral.tcbInfo.nextUpdate),
+            qeIdentityNextUpdate: iso.string(from: collateral.qeIdentity.nextUpdate),
+            tcbEvaluationDataNumber: collateral.tcbInfo.tcbEvaluationDataNumber, files: files.map(\.0))
+        do {
+            try writeAtomically(files + [("fetch.json", Array(try summaryEncoder().encode(summary)))], to: out)
+        } catch {
+            throw FetchError(.output, "\(out.path): \(error)")
+        }
+        return summary
+    }
+
+    static func summaryEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    /// Writes every file into a staging folder beside `out`, then moves them into `out` (created if needed).
+    private static func writeAtomically(_ files: [(String, [UInt8])], to out: URL) throws {
+        let manager = FileManager.default
+        let parent = out.deletingLastPathComponent()
+        try manager.createDirectory(at: parent, withIntermediateDirectories: true)
+        let staging = parent.appendingPathComponent(".\(out.lastPathComponent).fetch-\(UUID().uuidString)")
+        try manager.createDirectory(at: staging, withIntermediateDirectories: false)
+        defer { try? manager.removeItem(at: staging) }
+        for (name, bytes) in files { try Data(bytes).write(to: staging.appendingPathComponent(name)) }
+        if !manager.fileExists(atPath: out.path) {
+            try manager.moveItem(at: staging, to: out)
+            return
+        }
+        // rename(2) replaces each file atomically (Foundation's replaceItemAt on Linux lost files in place).
+        for (name, _) in files {
+            let source = staging.appendingPathComponent(name).path
+            let target = out.appendingPathComponent(name).path
+            guard rename(source, target) == 0 else {
+                throw CocoaError(
+                    .fileWriteUnknown,
+                    userInfo: [NSFilePathErrorKey: target, NSUnderlyingErrorKey: POSIXError(.init(rawValue: errno) ?? .EIO)])
+            }
+        }
+    }
+}
+
+/// Collateral from Intel PCS or a PCCS with an on-disk cache (`DATA/collateral/<FMSPC>/`, the PCS layout that
+/// `custos tdx collateral fetch` writes), the service's default source.
+///
+/// A platform's collateral is fetched on its first attestation and again once its TCB Info or QE Identity has passed
+/// `nextUpdate` (or is within ``refreshMargin`` of it): concurrent attestations of one platform share one fetch, and
+/// after a failed fetch the next attempt waits ``retryInterval`` (so a PCS outage is not hammered by every guest).
+/// When a refresh fails, the cached collateral is still used: the verifier then reports it as expired
+/// (`tdx.collateral_expiration_status`), and the appraisal policy decides. Without any cache, the attestation is
+/// answered 503 (the service cannot decide; the evidence may be fine).
+public final class PCSCollateralProvider: CollateralProvider {
+    /// The on-disk cache.
+    public let cache: CollateralDirectory
+    /// PCS or PCCS base URL.
+    public let base: String
+    /// Where the Root CA CRL is fetched from.
+    public let rootCRLURL: String
+    /// How long before `nextUpdate` a refresh starts.
+    public let refreshMargin: TimeInterval
+    /// How long after a failed fetch the next one may start.
+    public let retryInterval: TimeInterval
+    let client: HTTPClient
+    let logger: Logger
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        var inFlight: [String: Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>] = [:]
+        var lastFailure: [String: (at: Date, error: TDXCollateralFetcher.FetchError)] = [:]
+        var fetches = 0
+    }
+
+    /// - Parameters:
+    ///   - base: PCS (``ServerConfiguration/intelPCS``) or a PCCS base URL.
+    ///   - rootCRLURL: default: Intel's CRL distribution point for PCS, `<base>/sgx/certification/v4/rootcacrl` for a
+    ///     PCCS.
+    public init(
+        cacheDirectory: URL, base: String, rootCRLURL: String? = nil, client: HTTPClient = .shared, refreshMargin: TimeInterval = 3600,
+        retryInterval: TimeInterval = 30, logger: Logger
+    ) {
+        self.cache = CollateralDirectory(root: cacheDirectory, refreshInterval: 60)
+        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        self.base = trimmed
+        self.rootCRLURL =
+            rootCRLURL
+            ?? (trimmed == ServerConfiguration.intelPCS
+                ? TDXCollateralFetcher.intelRootCRL : "\(trimmed)/sgx/certification/v4/rootcacrl")
+        self.client = client
+        self.refreshMargin = refreshMargin
+        self.retryInterval = retryInterval
+        self.logger = logger
+    }
+
+    /// Fetches started so far (tests and metrics).
+    public var fetchCount: Int { state.withLock { $0.fetches } }
+
+    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
+        let key = Hex.encode(fmspc).uppercased()
+        let cached: Collateral?
+        do { cached = try await cache.collateral(fmspc: fmspc, now: now) } catch { cached = nil }
+        if let cached, now < Self.earliestNextUpdate(cached).addingTimeInterval(-refreshMargin) { return cached }
+        switch await fetch(key, now: now) {
+        case .success:
+            cache.invalidate(fmspc: key)
+            do { return try await cache.collateral(fmspc: fmspc, now: now) } catch {
+                if let cached { return cached }
+                throw error
+            }
+        case .failure(let error):
+            if let cached {
+                logger.warning(
+                    "collateral refresh failed; using the cached collateral", metadata: ["fmspc": "\(key)", "error": "\(error)"])
+                return cached
+            }
+            throw CollateralUnavailable("no collateral for FMSPC \(key): \(error)")
+        }
+    }
+
+    public func readinessProblem() -> String? { nil }
+
+    /// The earlier of the TCB Info's and the QE Identity's `nextUpdate`.
+    static func earliestNextUpdate(_ collateral: Collateral) -> Date {
+        min(collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate)
+    }
+
+    /// One fetch per FMSPC at a time; none within `retryInterval` of a failure.
+    private func fetch(_ key: String, now: Date) async -> Result<Void, TDXCollateralFetcher.FetchError> {
+        let task = state.withLock { state -> Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>? in
+            if let running = state.inFlight[key] { return running }
+            if let failure = state.lastFailure[key], now.timeIntervalSince(failure.at) < retryInterval, now >= failure.at {
+                return nil
+            }
+            state.fetches += 1
+            let directory = cache.root.appendingPathComponent(key)
+            let (base, rootCRLURL, client) = (self.base, self.rootCRLURL, self.client)
+            let task = Task { () -> Result<Void, TDXCollateralFetcher.FetchError> in
+                do throws(TDXCollateralFetcher.FetchError) {
+                    _ = try await TDXCollateralFetcher.fetch(
+                        fmspc: key, base: base, rootCRLURL: rootCRLURL, ca: "platform", out: directory, client: client)
+                    return .success(())
+                } catch { return .failure(error) }
+            }
+            state.inFlight[key] = task
+            return task
+        }
+        guard let task else {
+            let error = state.withLock { $0.lastFailure[key]?.error }
+            return .failure(error ?? TDXCollateralFetcher.FetchError(.transport, "the last fetch failed; retrying later"))
+        }
+        let result = await task.value
+        state.withLock { state in
+            state.inFlight[key] = nil
+            switch result {
+            case .success: state.lastFailure[key] = nil
+            case .failure(let error): state.lastFailure[key] = (now, error)
+            }
+        }
+        if case .success = result { logger.info("fetched TDX collateral", metadata: ["fmspc": "\(key)", "source": "\(base)"]) }
+        return result
+    }
+}

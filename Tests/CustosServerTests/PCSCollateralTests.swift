@@ -1,0 +1,123 @@
+import CustosCrypto
+import CustosServer
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+/// The service's default collateral source (issue 11 §1): Intel PCS or a PCCS, fetched on a miss into the on-disk cache
+/// `DATA/collateral/<FMSPC>/`. A local PCCS (PCS v4 paths and issuer-chain headers) serves the test hierarchy's
+/// collateral and records what it was asked.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct PCSCollateralTests {
+    static let fmspc = "00A06F000000"
+
+    /// The PCCS routes for collateral files in PCS layout (`collateralFiles` of the test hierarchy).
+    static func routes(_ files: [(String, [UInt8])]) -> [String: CannedResponse] {
+        let file = Dictionary(files, uniquingKeysWith: { first, _ in first })
+        func header(_ name: String) -> String { pcsURLEncode(String(decoding: file[name] ?? [], as: UTF8.self)) }
+        return [
+            "/tdx/certification/v4/tcb?fmspc=\(fmspc)": CannedResponse(
+                headers: [("TCB-Info-Issuer-Chain", header("tcb_info_issuer_chain.pem"))], body: file["tcb_info.json"] ?? []),
+            "/tdx/certification/v4/qe/identity": CannedResponse(
+                headers: [("SGX-Enclave-Identity-Issuer-Chain", header("qe_identity_issuer_chain.pem"))],
+                body: file["qe_identity.json"] ?? []),
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der": CannedResponse(
+                headers: [("SGX-PCK-CRL-Issuer-Chain", header("pck_crl_issuer_chain.pem"))], body: file["pck_crl.der"] ?? []),
+            "/sgx/certification/v4/rootcacrl": CannedResponse(body: Array(Hex.encode(file["root_ca_crl.der"] ?? []).utf8)),
+        ]
+    }
+
+    static func tcbRequests(_ server: CannedHTTPServer) -> Int { server.log.all.filter { $0.hasPrefix("/tdx/certification/v4/tcb") }.count }
+
+    @Test func firstAttestationFetchesOnceForConcurrentGuestsAndARestartUsesTheDiskCache() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let files = try hierarchy.collateralFiles(KBSFixture.spec())
+        let pccs = try await CannedHTTPServer.start(routes: Self.routes(files))
+        defer { Task { await pccs.stop() } }
+        let fixture = try await KBSFixture.make(inMemoryCollateral: false) { $0.collateral = .service(url: pccs.base) }
+        defer { fixture.cleanUp() }
+        #expect(fixture.parts.collateral is PCSCollateralProvider)
+        let guest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: hierarchy, spec: KBSFixture.spec())
+        try await fixture.app.test(.router) { client in
+            try await fixture.provision(client, secret: Array("s3cret".utf8))
+            let tokens = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<6 { group.addTask { try await guest.handshake(client)?.token } }
+                var tokens: [String] = []
+                for try await token in group { if let token { tokens.append(token) } }
+                return tokens
+            }
+            #expect(tokens.count == 6, "every concurrent guest gets a token")
+        }
+        // One fetch for the six guests: the TCB Info, QE Identity, PCK CRL and Root CA CRL, each once.
+        #expect(Self.tcbRequests(pccs) == 1, "requests: \(pccs.log.all)")
+        #expect(pccs.log.all.count == 4, "requests: \(pccs.log.all)")
+        // The cache holds exactly the served bytes, in PCS layout.
+        let cache = URL(fileURLWithPath: fixture.parts.configuration.dataDirectory).appendingPathComponent("collateral/\(Self.fmspc)")
+        for name in ["tcb_info.json", "qe_identity.json", "pck_crl.der", "root_ca_crl.der"] {
+            let served = try #require(files.first { $0.0 == name }?.1)
+            #expect(Array(try Data(contentsOf: cache.appendingPathComponent(name))) == served, "\(name) in the cache")
+        }
+
+        // After a restart (a new provider on the same data directory) with the PCCS gone, the disk cache answers.
+        await pccs.stop()
+        let fmspc = try Hex.decode(Self.fmspc)
+        let restarted = PCSCollateralProvider(
+            cacheDirectory: cache.deletingLastPathComponent(), base: pccs.base, logger: .init(label: "test"))
+        let collateral = try await restarted.collateral(fmspc: fmspc, now: Date())
+        #expect(collateral.tcbInfo.fmspc == fmspc)
+        #expect(restarted.fetchCount == 0)
+        #expect(Self.tcbRequests(pccs) == 1)
+    }
+
+    @Test func withoutCollateralTheServiceCannotDecideAndDoesNotHammerThePCCS() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        // A PCCS that knows nothing (404 for every path).
+        let pccs = try await CannedHTTPServer.start(routes: [:])
+        defer { Task { await pccs.stop() } }
+        let fixture = try await KBSFixture.make(inMemoryCollateral: false) { $0.collateral = .service(url: pccs.base) }
+        defer { fixture.cleanUp() }
+        let guest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: hierarchy, spec: KBSFixture.spec())
+        try await fixture.app.test(.router) { client in
+            try await fixture.provision(client, secret: Array("s3cret".utf8))
+            for attempt in 0..<3 {
+                let (cookie, nonce) = try #require(try await guest.auth(client))
+                let (status, body) = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+                #expect(status == .serviceUnavailable, "attempt \(attempt): \(status) \(body)")
+                #expect(body["detail"]?.stringValue?.contains(Self.fmspc) == true, "\(body)")
+            }
+        }
+        // The first attempt asked for the TCB Info and failed; the next two came within the retry interval.
+        #expect(Self.tcbRequests(pccs) == 1, "requests: \(pccs.log.all)")
+    }
+
+    @Test func expiredCachedCollateralIsRefreshed() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let pccs = try await CannedHTTPServer.start(routes: Self.routes(try hierarchy.collateralFiles(KBSFixture.spec())))
+        defer { Task { await pccs.stop() } }
+        let fixture = try await KBSFixture.make(inMemoryCollateral: false) { $0.collateral = .service(url: pccs.base) }
+        defer { fixture.cleanUp() }
+        // Yesterday's collateral in the cache: its nextUpdate has passed.
+        var expired = KBSFixture.spec()
+        expired.issueDate = RFC3339Seconds.format(Date().addingTimeInterval(-40 * 86_400))
+        expired.nextUpdate = RFC3339Seconds.format(Date().addingTimeInterval(-86_400))
+        let cache = URL(fileURLWithPath: fixture.parts.configuration.dataDirectory).appendingPathComponent("collateral/\(Self.fmspc)")
+        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        for (name, bytes) in try hierarchy.collateralFiles(expired) { try Data(bytes).write(to: cache.appendingPathComponent(name)) }
+
+        let guest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: hierarchy, spec: KBSFixture.spec())
+        try await fixture.app.test(.router) { client in
+            try await fixture.provision(client, secret: Array("s3cret".utf8))
+            #expect(try await guest.handshake(client) != nil)
+        }
+        #expect(Self.tcbRequests(pccs) == 1, "the expired cache was refreshed: \(pccs.log.all)")
+        let fresh = PCSCollateralProvider(cacheDirectory: cache.deletingLastPathComponent(), base: pccs.base, logger: .init(label: "test"))
+        let collateral = try await fresh.collateral(fmspc: try Hex.decode(Self.fmspc), now: Date())
+        #expect(collateral.tcbInfo.nextUpdate > Date(), "the cache now holds the fresh TCB Info")
+        #expect(fresh.fetchCount == 0)
+    }
+}
