@@ -75,7 +75,7 @@ public enum CustosService {
                 let attestation = TDXAttestationService(
                     store: store, policies: policies, audit: audit, collateral: collateral, anchors: parts.anchors, tokens: tokens,
                     referenceValues: referenceValues, issuer: configuration.effectiveIssuer,
-                    tokenLifetime: Int64(configuration.tokenLifetimeSeconds), logger: parts.logger)
+                    tokenLifetime: Int64(configuration.tokenLifetimeSeconds), metrics: parts.metrics, logger: parts.logger)
                 let release = SecretReleaseService(
                     store: store, policies: policies, audit: audit, referenceValues: referenceValues, logger: parts.logger)
                 KBSRoutes(

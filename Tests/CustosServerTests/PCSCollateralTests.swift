@@ -52,6 +52,13 @@ struct PCSCollateralTests {
                 return tokens
             }
             #expect(tokens.count == 6, "every concurrent guest gets a token")
+            // /metrics: the age of the collateral in use (issued a day ago by KBSFixture.spec()).
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                let line = text.split(separator: "\n").first { $0.hasPrefix("custos_collateral_age_seconds{fmspc=\"\(Self.fmspc)\"}") }
+                let age = line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+                #expect(age.map { abs($0 - 86_400) < 600 } == true, "collateral age line: \(line ?? "missing")")
+            }
         }
         // One fetch for the six guests: the TCB Info, QE Identity, PCK CRL and Root CA CRL, each once.
         #expect(Self.tcbRequests(pccs) == 1, "requests: \(pccs.log.all)")

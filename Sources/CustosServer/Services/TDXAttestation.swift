@@ -55,12 +55,13 @@ public final class TDXAttestationService: Sendable {
     let tokenLifetime: Int64
     let anchorsLabel: String
     let allowDebug: Bool
+    let metrics: ServiceMetrics?
     let logger: Logger
 
     public init(
         store: any Store, policies: PolicyRegistry, audit: AuditRecorder, collateral: any CollateralProvider, anchors: TrustAnchors,
         tokens: TokenKeyRing, referenceValues: ReferenceValueCache, issuer: String, tokenLifetime: Int64, allowDebug: Bool = false,
-        logger: Logger
+        metrics: ServiceMetrics? = nil, logger: Logger
     ) {
         self.store = store
         self.policies = policies
@@ -73,6 +74,7 @@ public final class TDXAttestationService: Sendable {
         self.tokenLifetime = tokenLifetime
         self.anchorsLabel = anchors.label
         self.allowDebug = allowDebug
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -151,6 +153,8 @@ public final class TDXAttestationService: Sendable {
         do { platformCollateral = try await collateral.collateral(fmspc: fmspc, now: now) } catch {
             throw AttestationFailure(.unavailable, "collateralUnavailable", error.message)
         }
+        metrics?.setCollateralAge(
+            fmspc: Hex.encode(fmspc).uppercased(), seconds: now.timeIntervalSince(platformCollateral.tcbInfo.issueDate))
         let verified: VerifiedQuote
         switch verifier.verify(
             quote: evidence.quote, collateral: platformCollateral, at: now, options: VerificationOptions(allowDebug: allowDebug))
