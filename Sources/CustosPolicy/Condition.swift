@@ -8,6 +8,16 @@ indirect enum Condition: Sendable {
     case allOf([Condition])
     case anyOf([Condition])
     case not(Condition)
+
+    /// Whether evaluating the condition reads a claim (a `test` anywhere in it).
+    var readsClaims: Bool {
+        switch self {
+        case .test: true
+        case .status: false
+        case .allOf(let conditions), .anyOf(let conditions): conditions.contains { $0.readsClaims }
+        case .not(let condition): condition.readsClaims
+        }
+    }
 }
 
 /// `{ claim: <path>, <operator>: <operand> }`.

@@ -113,6 +113,12 @@ public struct ReleasePolicy: Sendable {
         return secrets.filter { $0.matches(path) }.max { $0.path.count < $1.path.count }
     }
 
+    /// Whether deciding a release of `path` reads any claim (beyond the appraisal's status): when not, a caller may
+    /// skip loading the appraisal's claims and pass an empty object.
+    public func needsClaims(path: String) -> Bool {
+        secret(for: path).map { $0.allow.readsClaims } ?? false
+    }
+
     /// Whether the secret at `path` may be released to evidence with appraisal `status` and `claims`.
     public func evaluate(
         path: String, status: TrustTier, claims: JSONValue, referenceValues: [String: ReferenceValueSet], at time: Date

@@ -211,6 +211,10 @@ import Testing
             policy.evaluate(path: path, status: status, claims: claims, referenceValues: [:], at: Fixture.now).decision
         }
         #expect(decide("tenant-a/disk/root-key", .affirming) == .allow)
+        // Only the root key's rule reads a claim; the config prefix needs the status alone, an unknown path nothing.
+        #expect(policy.needsClaims(path: "tenant-a/disk/root-key"))
+        #expect(!policy.needsClaims(path: "tenant-a/config/app"))
+        #expect(!policy.needsClaims(path: "tenant-a/other"))
         #expect(decide("tenant-a/disk/root-key", .warning) == .deny)
         #expect(decide("tenant-a/disk/root-key", .affirming, ["init_data_claims": ["workload": "db-02"]]) == .deny)
         #expect(decide("tenant-a/config/app", .warning) == .allow)

@@ -26,6 +26,16 @@ import Testing
             allow:
               allOf:
                 - { status: affirming }
+          - path: "pinned/ok"
+            allow:
+              allOf:
+                - { status: affirming }
+                - { claim: init_data_claims.data.tenant, equals: tenant-b }
+          - path: "pinned/other"
+            allow:
+              allOf:
+                - { status: affirming }
+                - { claim: init_data_claims.data.tenant, equals: tenant-c }
         """
 
     static func guest(_ fixture: KBSFixture, _ configure: (inout TDXQuoteSpec) -> Void = { _ in }) throws -> TestGuest {
@@ -252,6 +262,18 @@ import Testing
             // The default tenant's repository is another tenant's now.
             let other = try await guest.resource(client, path: "default/key/disk", headers: [.cookie: cookie])
             #expect(other.0 == .unauthorized)
+            // Rules on claims: the release reads the appraisal's claims back from the store.
+            for path in ["pinned/ok", "pinned/other"] {
+                try await client.execute(
+                    uri: "/v1/secrets/tenant-b/\(path)", method: .put, headers: fixture.admin, body: ByteBuffer(bytes: Self.secret)
+                ) { #expect($0.status == .created) }
+            }
+            let pinned = try await guest.resource(client, path: "tenant-b/pinned/ok", headers: [.cookie: cookie])
+            #expect(pinned.0 == .ok)
+            #expect(try KBSResourceRelease.decrypt(responseBody: pinned.1, with: guest.key).unsafeCopy() == Self.secret)
+            let pinnedOther = try await guest.resource(client, path: "tenant-b/pinned/other", headers: [.cookie: cookie])
+            #expect(pinnedOther.0 == .unauthorized)
+            #expect(Self.kind(pinnedOther.1) == "PolicyDeny")
 
             // Init-data whose digest is not the TD's MRCONFIGID.
             var liar = try Self.guest(fixture)

@@ -77,6 +77,9 @@ public final class SecretReleaseService: Sendable {
         let claims: JSONValue
         if let carried = attested.claims {
             claims = carried
+        } else if !policy.needsClaims(path: path) {
+            // A rule on the status alone (the default `affirming`): the appraisal's claims are not read back.
+            claims = .object([:])
         } else if let appraisalID = attested.appraisalID {
             do { claims = try await store.appraisal(tenantId: tenant, id: appraisalID).claims } catch {
                 throw ReleaseFailure(kind: .unavailable, message: "the appraisal \(appraisalID) cannot be read", appraisalID: appraisalID)
