@@ -142,6 +142,36 @@ public struct QuoteVerifier: Sendable {
         }
     }
 
+    /// Verifies a quote parsed by the caller (``Quote/init(parsing:)``), as ``verify(quote:collateral:at:options:diagnosticCallback:)``
+    /// does for its bytes.
+    public func verify(
+        parsed quote: Quote, collateral: Collateral, at time: Date, options: VerificationOptions = .init(),
+        diagnosticCallback: VerificationDiagnosticCallback? = nil
+    ) -> QuoteVerificationResult {
+        do {
+            let verified = try checkCollateral(collateral, at: time, report: diagnosticCallback)
+            let result = try checkQuote(quote, collateral: verified, at: time, options: options, report: diagnosticCallback)
+            diagnosticCallback?(.verified(tcbStatus: result.tcbStatus, advisoryIDs: result.advisoryIDs))
+            return .verified(result)
+        } catch {
+            diagnosticCallback?(.rejected(error))
+            return .rejected(error)
+        }
+    }
+
+    /// The FMSPC in the quote's PCK certificate (the first of its chain), to pick the platform's collateral before
+    /// verifying. Nothing is verified here. Cached by the quote's certification data when the verifier has a cache.
+    public func platformFMSPC(of quote: Quote) throws(TDXError) -> [UInt8] {
+        let key = Digest.sha256(quote.innerCertificationData)
+        if let hit = cache?.fmspc(key) { return hit }
+        guard let leaf = try quote.pckCertificateChain().first else {
+            throw TDXError(.invalidPCKCertificate, "the quote carries no PCK certificate")
+        }
+        let fmspc = try PCKExtension(certificate: leaf).fmspc
+        cache?.store(fmspc: fmspc, for: key)
+        return fmspc
+    }
+
     // MARK: Collateral (spec §2.2, §2.3)
 
     /// Checks collateral dates, issuer chains, CRL signatures and the TCB Info / QE Identity signatures at `time`.

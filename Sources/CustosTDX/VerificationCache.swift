@@ -11,6 +11,7 @@ public final class VerificationCache: Sendable {
         var collateral: [[UInt8]: VerifiedCollateral] = [:]
         var pcks: [[UInt8]: QuoteVerifier.CheckedPCK] = [:]
         var attestationKeys: [[UInt8]: ECPublicKey] = [:]
+        var fmspcs: [[UInt8]: [UInt8]] = [:]
     }
     private let state = Mutex(State())
     /// Maximum entries per table; the table is emptied when exceeded (collateral changes monthly, so this is rare).
@@ -44,6 +45,17 @@ public final class VerificationCache: Sendable {
         state.withLock {
             if $0.attestationKeys.count >= capacity { $0.attestationKeys.removeAll() }
             $0.attestationKeys[raw] = attestationKey
+        }
+    }
+
+    /// The FMSPC read from a PCK certificate chain before (keyed by the SHA-256 of the quote's certification data: a
+    /// pure function of those bytes, never stale; it spares parsing the PEM chain to pick the platform's collateral).
+    func fmspc(_ key: [UInt8]) -> [UInt8]? { state.withLock { $0.fmspcs[key] } }
+
+    func store(fmspc: [UInt8], for key: [UInt8]) {
+        state.withLock {
+            if $0.fmspcs.count >= capacity { $0.fmspcs.removeAll() }
+            $0.fmspcs[key] = fmspc
         }
     }
 

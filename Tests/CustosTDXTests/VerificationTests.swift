@@ -40,6 +40,25 @@ struct VerificationTests {
     }
 
     @Test(
+        "a quote parsed by the caller verifies as its bytes do; its FMSPC is the peer's, from cache the second time",
+        arguments: Fixtures.pairs)
+    func parsedQuoteAndPlatformFMSPC(pair: ExpectedPair) throws {
+        let bytes = try Fixtures.quote(pair.quote)
+        let quote = try Quote(parsing: bytes)
+        let verifier = QuoteVerifier(trustedRoot: try Fixtures.verifier().trustedRoot, cache: VerificationCache())
+        for _ in 0..<2 {
+            #expect(Hex.encode(try verifier.platformFMSPC(of: quote)).uppercased() == pair.parsed.fmspc)
+        }
+        let collateral = try Fixtures.collateral(pair.collateral)
+        let fromBytes = verifier.verify(quote: bytes, collateral: collateral, at: pair.time)
+        let fromParsed = verifier.verify(parsed: quote, collateral: collateral, at: pair.time)
+        #expect(fromParsed.verifiedQuote?.tcbStatus == fromBytes.verifiedQuote?.tcbStatus)
+        #expect(fromParsed.verifiedQuote?.advisoryIDs == fromBytes.verifiedQuote?.advisoryIDs)
+        #expect(fromParsed.error?.code == fromBytes.error?.code)
+        #expect((fromParsed.verifiedQuote != nil) == (pair.valid.result == "accepted"))
+    }
+
+    @Test(
         "a debug TD verifies under Intel's rules when allowed",
         arguments: Fixtures.pairs.filter { $0.valid.error?.contains("Debug") == true })
     func allowDebug(pair: ExpectedPair) throws {

@@ -143,12 +143,9 @@ public final class TDXAttestationService: Sendable {
             throw AttestationFailure(.unavailable, "noTrustAnchor", "the Intel SGX Root CA is not installed (custos certs install)")
         }
         let fmspc: [UInt8]
-        do throws(TDXError) {
-            guard let leaf = try quote.pckCertificateChain().first else {
-                throw TDXError(.invalidPCKCertificate, "the quote carries no PCK certificate")
-            }
-            fmspc = try PCKExtension(certificate: leaf).fmspc
-        } catch { throw AttestationFailure(.rejected, error.code.name, "the PCK certificate: \(error)") }
+        do { fmspc = try verifier.platformFMSPC(of: quote) } catch {
+            throw AttestationFailure(.rejected, error.code.name, "the PCK certificate: \(error)")
+        }
         let platformCollateral: Collateral
         do { platformCollateral = try await collateral.collateral(fmspc: fmspc, now: now) } catch {
             throw AttestationFailure(.unavailable, "collateralUnavailable", error.message)
@@ -157,7 +154,7 @@ public final class TDXAttestationService: Sendable {
             fmspc: Hex.encode(fmspc).uppercased(), seconds: now.timeIntervalSince(platformCollateral.tcbInfo.issueDate))
         let verified: VerifiedQuote
         switch verifier.verify(
-            quote: evidence.quote, collateral: platformCollateral, at: now, options: VerificationOptions(allowDebug: allowDebug))
+            parsed: quote, collateral: platformCollateral, at: now, options: VerificationOptions(allowDebug: allowDebug))
         {
         case .verified(let result): verified = result
         case .rejected(let error): throw AttestationFailure(.rejected, error.code.name, "the quote does not verify: \(error)")
