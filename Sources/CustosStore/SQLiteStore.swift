@@ -111,7 +111,7 @@ public struct SQLiteStore: Store {
 
     public func tenant(id: String) async throws(StoreError) -> Tenant {
         try await read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tenant WHERE id = ?", arguments: [id]) else {
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM tenant WHERE id = ?"), arguments: [id]) else {
                 throw StoreError(.notFound, "no tenant \(id)")
             }
             return try Self.tenant(row)
@@ -219,7 +219,9 @@ public struct SQLiteStore: Store {
 
     /// The tenant's DEK of generation `id`, unwrapped; in db.
     static func dek(tenantId: String, id: Int64, keys: MasterKeyRing, in db: Database) throws -> SecretBytes {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tenant_key WHERE tenant_id = ? AND id = ?", arguments: [tenantId, id])
+        guard
+            let row = try Row.fetchOne(
+                try db.cachedStatement(sql: "SELECT * FROM tenant_key WHERE tenant_id = ? AND id = ?"), arguments: [tenantId, id])
         else { throw StoreError(.corrupted, "tenant \(tenantId) has no data-encryption key \(id)") }
         return try unwrapDEK(row, keys: keys).key
     }
@@ -375,11 +377,12 @@ public struct SQLiteStore: Store {
             let rows: [Row]
             if let version {
                 rows = try Row.fetchAll(
-                    db, sql: "SELECT * FROM secret_version WHERE tenant_id = ? AND path = ? AND version = ?",
+                    try db.cachedStatement(sql: "SELECT * FROM secret_version WHERE tenant_id = ? AND path = ? AND version = ?"),
                     arguments: [tenantId, path, version])
             } else {
                 rows = try Row.fetchAll(
-                    db, sql: "SELECT * FROM secret_version WHERE tenant_id = ? AND path = ? AND state = 'active' ORDER BY version DESC",
+                    try db.cachedStatement(
+                        sql: "SELECT * FROM secret_version WHERE tenant_id = ? AND path = ? AND state = 'active' ORDER BY version DESC"),
                     arguments: [tenantId, path])
             }
             for row in rows {
@@ -488,12 +491,13 @@ public struct SQLiteStore: Store {
     public static func insertAppraisal(_ appraisal: Appraisal, in db: Database) throws {
         try StoreValidation.appraisal(appraisal)
         do {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO appraisal (id, tenant_id, workload_id, tee, created_at, status, policy_id, policy_sha256,
                         trust_vector_json, claims_json, trace_json, token_jti, evidence_sha256)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     appraisal.id, appraisal.tenantId, appraisal.workloadId, appraisal.tee, appraisal.createdAt.storeMillis,
                     appraisal.status.rawValue, appraisal.policyId, appraisal.policySHA256, CanonicalJSON.string(appraisal.trustVector),
