@@ -643,5 +643,5 @@ struct PolicyLoader {
         }
     }
 
-    static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+    static func iso(_ date: Date) -> String { RFC3339.format(date, milliseconds: false) }
 }

@@ -108,9 +108,5 @@ public enum TDXClaims {
         (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
     }
 
-    private static func iso8601(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
+    private static func iso8601(_ date: Date) -> String { RFC3339.format(date, milliseconds: false) }
 }

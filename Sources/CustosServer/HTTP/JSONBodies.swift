@@ -52,15 +52,3 @@ public enum HTTPJSON {
         return date
     }
 }
-
-/// RFC 3339 times as the API writes them (UTC, milliseconds) and reads them (with or without fractions).
-public enum RFC3339 {
-    public static func format(_ date: Date) -> String {
-        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
-    }
-
-    public static func parse(_ text: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
-    }
-}

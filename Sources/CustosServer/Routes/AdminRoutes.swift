@@ -55,7 +55,7 @@ struct AdminRoutes: Sendable {
         return HTTPJSON.response(
             [
                 "id": .string(tenant.id), "display_name": .string(tenant.displayName),
-                "created_at": .string(RFC3339.format(tenant.createdAt)),
+                "created_at": .string(RFC3339.format(tenant.createdAt, milliseconds: true)),
             ],
             status: .created)
     }
@@ -81,7 +81,7 @@ struct AdminRoutes: Sendable {
             "id": .string(issued.credential.id), "role": .string(role.rawValue), "token": .string(issued.token),
         ]
         if let tenant = issued.credential.tenantId { document["tenant"] = .string(tenant) }
-        if let expires { document["expires_at"] = .string(RFC3339.format(expires)) }
+        if let expires { document["expires_at"] = .string(RFC3339.format(expires, milliseconds: true)) }
         return HTTPJSON.response(.object(document), status: .created)
     }
 
@@ -120,7 +120,7 @@ struct AdminRoutes: Sendable {
             return HTTPJSON.response(
                 [
                     "new_version": Self.versionDocument(rotation.newVersion),
-                    "retire_after": .string(RFC3339.format(rotation.retireAfter)),
+                    "retire_after": .string(RFC3339.format(rotation.retireAfter, milliseconds: true)),
                 ])
         case .delete:
             guard tail.count >= 3, tail[tail.count - 2] == "versions", let version = Int64(tail[tail.count - 1]) else {
@@ -143,10 +143,10 @@ struct AdminRoutes: Sendable {
     static func versionDocument(_ version: SecretVersion) -> JSONValue {
         var document: [String: JSONValue] = [
             "path": .string(version.path), "version": .integer(version.version), "state": .string(version.state.rawValue),
-            "created_at": .string(RFC3339.format(version.createdAt)),
+            "created_at": .string(RFC3339.format(version.createdAt, milliseconds: true)),
         ]
-        if let retireAfter = version.retireAfter { document["retire_after"] = .string(RFC3339.format(retireAfter)) }
-        if let retiredAt = version.retiredAt { document["retired_at"] = .string(RFC3339.format(retiredAt)) }
+        if let retireAfter = version.retireAfter { document["retire_after"] = .string(RFC3339.format(retireAfter, milliseconds: true)) }
+        if let retiredAt = version.retiredAt { document["retired_at"] = .string(RFC3339.format(retiredAt, milliseconds: true)) }
         return .object(document)
     }
 
@@ -182,9 +182,9 @@ struct AdminRoutes: Sendable {
     func referenceDocument(_ set: ReferenceValueSet) -> JSONValue {
         var document: [String: JSONValue] = [
             "tenant": .string(set.tenantId), "name": .string(set.name), "revision": .integer(set.revision),
-            "values": .array(set.values), "updated_at": .string(RFC3339.format(set.updatedAt)),
+            "values": .array(set.values), "updated_at": .string(RFC3339.format(set.updatedAt, milliseconds: true)),
         ]
-        if let expiresAt = set.expiresAt { document["expires_at"] = .string(RFC3339.format(expiresAt)) }
+        if let expiresAt = set.expiresAt { document["expires_at"] = .string(RFC3339.format(expiresAt, milliseconds: true)) }
         if let provenance = set.provenance { document["provenance"] = provenance }
         return .object(document)
     }

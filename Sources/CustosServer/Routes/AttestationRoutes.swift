@@ -80,7 +80,7 @@ struct AttestationRoutes: Sendable {
             [
                 "challenge_id": .string(session.id), "nonce": .string(session.challenge.nonce),
                 "hash": .string((hash ?? .default).rawValue),
-                "expires_at": .string(RFC3339.format(now.addingTimeInterval(sessions.lifetime))),
+                "expires_at": .string(RFC3339.format(now.addingTimeInterval(sessions.lifetime), milliseconds: true)),
             ],
             status: .created)
     }
@@ -106,7 +106,8 @@ struct AttestationRoutes: Sendable {
             metrics.recordVerification(tee: "tdx", result: outcome.status.rawValue)
             return HTTPJSON.response([
                 "token": .string(outcome.token), "status": .string(outcome.status.rawValue), "appraisal_id": .string(outcome.appraisalID),
-                "audit_index": .integer(Int64(outcome.auditIndex)), "expires_at": .string(RFC3339.format(outcome.attested.expires)),
+                "audit_index": .integer(Int64(outcome.auditIndex)),
+                "expires_at": .string(RFC3339.format(outcome.attested.expires, milliseconds: true)),
             ])
         } catch {
             metrics.recordVerification(tee: "tdx", result: error.kind == .unavailable ? "error" : "rejected")

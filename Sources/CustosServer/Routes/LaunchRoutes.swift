@@ -72,7 +72,8 @@ struct LaunchRoutes: Sendable {
             [
                 "launch_id": .string(created.launch.id), "tenant": .string(tenant), "tee": .string(created.launch.tee),
                 "guest_policy": .integer(Int64(created.launch.guestPolicy)), "godh_cert": .string(Base64.encode(created.godh)),
-                "session_blob": .string(Base64.encode(created.session)), "expires_at": .string(RFC3339.format(created.launch.expiresAt)),
+                "session_blob": .string(Base64.encode(created.session)),
+                "expires_at": .string(RFC3339.format(created.launch.expiresAt, milliseconds: true)),
             ],
             status: .created, headers: [.location: "/v1/launches/\(created.launch.id)"])
     }
@@ -104,14 +105,14 @@ struct LaunchRoutes: Sendable {
         var document: [String: JSONValue] = [
             "launch_id": .string(launch.id), "tenant": .string(launch.tenantId), "workload_id": .string(launch.workloadId),
             "tee": .string(launch.tee), "policy_id": .string(launch.policyId), "guest_policy": .integer(Int64(launch.guestPolicy)),
-            "state": .string(launch.state.rawValue), "created_at": .string(RFC3339.format(launch.createdAt)),
-            "expires_at": .string(RFC3339.format(launch.expiresAt)),
+            "state": .string(launch.state.rawValue), "created_at": .string(RFC3339.format(launch.createdAt, milliseconds: true)),
+            "expires_at": .string(RFC3339.format(launch.expiresAt, milliseconds: true)),
         ]
         if let measurement = launch.measurement { document["measurement_b64"] = .string(Base64.encode(measurement)) }
-        if let measuredAt = launch.measuredAt { document["measured_at"] = .string(RFC3339.format(measuredAt)) }
-        if let decidedAt = launch.decidedAt { document["decided_at"] = .string(RFC3339.format(decidedAt)) }
+        if let measuredAt = launch.measuredAt { document["measured_at"] = .string(RFC3339.format(measuredAt, milliseconds: true)) }
+        if let decidedAt = launch.decidedAt { document["decided_at"] = .string(RFC3339.format(decidedAt, milliseconds: true)) }
         if let reason = launch.decisionReason { document["decision_reason"] = .string(reason) }
-        if let injectedAt = launch.injectedAt { document["injected_at"] = .string(RFC3339.format(injectedAt)) }
+        if let injectedAt = launch.injectedAt { document["injected_at"] = .string(RFC3339.format(injectedAt, milliseconds: true)) }
         if let appraisalID = launch.appraisalId {
             document["appraisal_id"] = .string(appraisalID)
             if let appraisal = try? await store.appraisal(tenantId: tenant, id: appraisalID) {

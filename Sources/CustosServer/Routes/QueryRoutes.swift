@@ -43,7 +43,7 @@ struct QueryRoutes: Sendable {
     static func document(_ appraisal: Appraisal, full: Bool) -> JSONValue {
         var members: [String: JSONValue] = [
             "id": .string(appraisal.id), "tenant": .string(appraisal.tenantId), "workload_id": .string(appraisal.workloadId),
-            "tee": .string(appraisal.tee), "created_at": .string(RFC3339.format(appraisal.createdAt)),
+            "tee": .string(appraisal.tee), "created_at": .string(RFC3339.format(appraisal.createdAt, milliseconds: true)),
             "status": .string(appraisal.status.rawValue), "policy": .string("\(appraisal.policyId)@sha256:\(appraisal.policySHA256)"),
             "trust_vector": appraisal.trustVector, "evidence_sha256": .string(Hex.encode(appraisal.evidenceSHA256)),
         ]
@@ -115,7 +115,7 @@ struct QueryRoutes: Sendable {
         guard let latest = page.items.first else { throw Problem.notFound("no appraisal of workload \(id)") }
         return HTTPJSON.response([
             "workload_id": .string(id), "status": .string(latest.status.rawValue), "appraisal_id": .string(latest.id),
-            "tee": .string(latest.tee), "appraised_at": .string(RFC3339.format(latest.createdAt)),
+            "tee": .string(latest.tee), "appraised_at": .string(RFC3339.format(latest.createdAt, milliseconds: true)),
             "policy": .string("\(latest.policyId)@sha256:\(latest.policySHA256)"),
         ])
     }

@@ -294,7 +294,7 @@ struct LaunchService: Sendable {
                 "platform": [
                     "generation": .string(chain.productLine.name), "pdh_sha256": .string(Hex.encode(Digest.sha256(chain.pdh.bytes))),
                 ],
-                "secrets": Self.secretList(request.secrets), "expires_at": .string(RFC3339.format(launch.expiresAt)),
+                "secrets": Self.secretList(request.secrets), "expires_at": .string(RFC3339.format(launch.expiresAt, milliseconds: true)),
             ],
             requestID: requestID, time: now)
         return Created(launch: launch, godh: session.godh.bytes, session: session.blob.bytes)
