@@ -54,7 +54,12 @@ let package = Package(
         // KBS protocol 0.4.0 wire types, REPORTDATA binding, EAR tokens (issuer/verifier): no HTTP.
         .target(name: "CustosKBS", dependencies: ["CustosCrypto"]),
         // The only code that imports CLibvirt: connection, Hypervisor protocol, domain capabilities, domain XML, host check.
-        .target(name: "CustosVirt", dependencies: ["CLibvirt", "CustosCrypto", "CustosUKI"]),
+        .target(
+            name: "CustosVirt",
+            dependencies: [
+                "CLibvirt", "CustosCrypto", "CustosUKI", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         // Tenants' policies: strict YAML load, content addressing, evaluation into decision + trust vector + trace.
         .target(name: "CustosPolicy", dependencies: ["CustosCrypto", .product(name: "Yams", package: "Yams")]),
         // State: SQLite through GRDB (tenants, credentials, sealed secrets, reference values, appraisals, launches).
@@ -105,7 +110,7 @@ let package = Package(
             ]
         ),
         // Test-only: emulated SEV firmware, TDX quote generator with a test PCK hierarchy, test UKI builders, testdata lookup.
-        .target(name: "CustosTestSupport", dependencies: ["CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI"]),
+        .target(name: "CustosTestSupport", dependencies: ["CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI", "CustosVirt"]),
 
         // MARK: Tests
         .testTarget(name: "CustosCryptoTests", dependencies: ["CustosCrypto", "CustosTestSupport"]),
@@ -139,7 +144,7 @@ let package = Package(
             name: "CustosServerTests",
             dependencies: [
                 "CustosServer", "CustosStore", "CustosCrypto", "CustosTestSupport",
-                "CustosSEV", "CustosAudit",
+                "CustosSEV", "CustosAudit", "CustosVirt",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
