@@ -156,6 +156,31 @@ struct LaunchFlowTests {
         #expect(error.value(atPath: "error.field") != nil)
     }
 
+    @Test(
+        "custos launch sev --json on libvirt's test driver: JSON event lines, then the error naming the step (no SEV there)",
+        .enabled(if: CustosExecutable.isBuilt))
+    func jsonEventsAndStepError() throws {
+        let directory = try Self.inputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try Self.run([
+            "launch", "sev", "--service", "http://127.0.0.1:9", "--token", directory.appendingPathComponent("token").path, "--name",
+            "json-events", "--firmware", directory.appendingPathComponent("OVMF.amdsev.fd").path, "--uki",
+            directory.appendingPathComponent("uki.efi").path, "--vcpus", "1", "--secret", "luks-key:disk/key", "--connect",
+            "test:///default", "--domcaps", TestData.url(Captures.directory + Captures.sevHosts[0]).path, "--json",
+        ])
+        #expect(result.status == 2)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let events = try lines.filter { $0.hasPrefix("{\"event\"") }.map { try JSONValue.parse($0) }
+        #expect(events.first?.value(atPath: "event.step") == "platform-info")
+        #expect(events.first?.value(atPath: "event.phase") == "started")
+        #expect(events.last?.value(atPath: "event.phase") == "failed")
+        let rest = lines.filter { !$0.hasPrefix("{\"event\"") }.joined(separator: "\n")
+        let error = try JSONValue.parse(rest)
+        #expect(error.value(atPath: "error.code") == "libvirtError")
+        #expect(error.value(atPath: "error.field") == "platform-info")
+        #expect(error.value(atPath: "error.message")?.stringValue?.contains("platform-info") == true)
+    }
+
     @Test("custos launch sev without --service (and no --dry-run) is a usage error", .enabled(if: CustosExecutable.isBuilt))
     func usage() throws {
         let directory = try Self.inputs()

@@ -49,7 +49,7 @@ struct GuestLaunchOptions: ParsableArguments {
     }
 
     /// Checks that an input file is there and readable (the hypervisor reads it by path).
-    func requireFile(_ path: String, kind: InputKind, what: String) throws {
+    func requireFile(_ path: String, what: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw InputFileError(code: .fileNotFound, path: path, message: "\(what) \(path) does not exist")
@@ -58,7 +58,6 @@ struct GuestLaunchOptions: ParsableArguments {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw InputFileError(code: .unreadable, path: path, message: "cannot read \(what) \(path)")
         }
-        _ = kind
     }
 
     /// The host's domain capabilities: `--domcaps`, else the connection's (read-only).

@@ -60,8 +60,8 @@ struct LaunchSEVCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try launch.requireFile(launch.firmware, kind: .firmware, what: "firmware image")
-        try launch.requireFile(launch.uki, kind: .uki, what: "UKI")
+        try launch.requireFile(launch.firmware, what: "firmware image")
+        try launch.requireFile(launch.uki, what: "UKI")
         let options = SEVLaunchFlow.Options(
             name: launch.name, firmwarePath: GuestLaunchOptions.absolute(launch.firmware), ukiPath: GuestLaunchOptions.absolute(launch.uki),
             vcpus: vcpus, policy: try guestPolicy(), secrets: try secrets())

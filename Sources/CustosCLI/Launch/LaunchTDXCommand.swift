@@ -35,7 +35,7 @@ struct LaunchTDXCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try launch.requireFile(launch.firmware, kind: .firmware, what: "firmware image")
+        try launch.requireFile(launch.firmware, what: "firmware image")
         let uki = try InputFile.read(launch.uki, kind: .uki, what: "UKI")
         let pem = String(decoding: try InputFile.read(dbCert, kind: .certificate, what: "db certificate"), as: UTF8.self)
         let certificates: [Certificate]
