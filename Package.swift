@@ -54,7 +54,12 @@ let package = Package(
         // KBS protocol 0.4.0 wire types, REPORTDATA binding, EAR tokens (issuer/verifier): no HTTP.
         .target(name: "CustosKBS", dependencies: ["CustosCrypto"]),
         // The only code that imports CLibvirt: connection, Hypervisor protocol, domain capabilities, domain XML, host check.
-        .target(name: "CustosVirt", dependencies: ["CLibvirt", "CustosCrypto", "CustosUKI"]),
+        .target(
+            name: "CustosVirt",
+            dependencies: [
+                "CLibvirt", "CustosCrypto", "CustosUKI", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         // Tenants' policies: strict YAML load, content addressing, evaluation into decision + trust vector + trace.
         .target(name: "CustosPolicy", dependencies: ["CustosCrypto", .product(name: "Yams", package: "Yams")]),
         // State: SQLite through GRDB (tenants, credentials, sealed secrets, reference values, appraisals, launches).
@@ -111,7 +116,7 @@ let package = Package(
         .target(
             name: "CustosTestSupport",
             dependencies: [
-                "CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI",
+                "CustosCrypto", "CustosTDX", "CustosSEV", "CustosUKI", "CustosVirt",
                 // A canned HTTP server (a local PCCS for the collateral fetch tests).
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -151,7 +156,7 @@ let package = Package(
             name: "CustosServerTests",
             dependencies: [
                 "CustosServer", "CustosStore", "CustosCrypto", "CustosTestSupport",
-                "CustosSEV", "CustosAudit", "CustosTDX",
+                "CustosSEV", "CustosAudit", "CustosTDX", "CustosVirt",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),

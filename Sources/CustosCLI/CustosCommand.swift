@@ -20,6 +20,7 @@ public struct CustosCommand: AsyncParsableCommand {
             AuditCommand.self,
             BenchCommand.self,
             HostCommand.self,
+            LaunchCommand.self,
         ]
     )
     public init() {}
