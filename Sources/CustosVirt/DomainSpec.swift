@@ -20,6 +20,9 @@ public struct DomainSpec: Sendable, Equatable {
     public var lockedMemory: Bool
     /// The emulator binary; nil lets libvirt choose.
     public var emulator: String?
+    /// `<on_reboot>destroy`: a guest reset powers the domain off (QEMU's `-no-reboot`). Confidential domains always
+    /// do this; a non-confidential one (the TCG twin of a confidential domain) asks for it here.
+    public var destroyOnReboot = false
 
     public init(
         name: String, uuid: UUID? = nil, virtType: String = "kvm", memoryKiB: UInt64, vcpus: UInt32, arch: String = "x86_64",
@@ -66,12 +69,16 @@ public struct DomainSpec: Sendable, Equatable {
         public var nvramTemplate: String?
         /// Secure Boot enforcement (a `secboot` build with enrolled keys).
         public var secureBoot: Bool
+        /// Where the domain's own NVRAM copy lives (`<nvram template=…>path</nvram>`); nil lets libvirt choose
+        /// (`/var/lib/libvirt/qemu/nvram/<name>_VARS.fd`). Only with `nvramTemplate`.
+        public var nvramPath: String?
 
-        public init(path: String, build: Build, nvramTemplate: String? = nil, secureBoot: Bool = false) {
+        public init(path: String, build: Build, nvramTemplate: String? = nil, secureBoot: Bool = false, nvramPath: String? = nil) {
             self.path = path
             self.build = build
             self.nvramTemplate = nvramTemplate
             self.secureBoot = secureBoot
+            self.nvramPath = nvramPath
         }
     }
 
@@ -169,6 +176,8 @@ public struct DomainSpec: Sendable, Equatable {
         case rng
         /// A serial console on a pty.
         case serialConsole
+        /// A serial console written to a file on the host (`<serial type='file'>`; libvirt adds the `<console>`).
+        case serialFile(path: String)
         /// A virtio memory balloon.
         case balloon(iommu: Bool)
         /// A virtio-mem memory device (refused in confidential domains).

@@ -76,7 +76,7 @@ public enum DomainXML {
         if spec.virtType == "kvm" { children.append(.element(.init("cpu", [("mode", "host-passthrough")]))) }
         children.append(.element(.init("clock", [("offset", "utc")])))
         // A measured guest cannot be re-launched by a reset: power it off instead.
-        let onReboot = confidential ? "destroy" : "restart"
+        let onReboot = confidential || spec.destroyOnReboot ? "destroy" : "restart"
         children.append(.element(.init("on_poweroff", text: "destroy")))
         children.append(.element(.init("on_reboot", text: onReboot)))
         children.append(.element(.init("on_crash", text: "destroy")))
@@ -107,7 +107,11 @@ public enum DomainXML {
                 if firmware.secureBoot { attributes.append(("secure", "yes")) }
                 attributes.append(("type", "pflash"))
                 children.append(.element(.init("loader", attributes, text: firmware.path)))
-                children.append(.element(.init("nvram", [("template", template)])))
+                if let path = firmware.nvramPath {
+                    children.append(.element(.init("nvram", [("template", template)], text: path)))
+                } else {
+                    children.append(.element(.init("nvram", [("template", template)])))
+                }
             } else {
                 // Stateless: loaded as a ROM (-bios), no NVRAM, so the launch measurement covers all firmware state.
                 children.append(
@@ -157,6 +161,9 @@ public enum DomainXML {
                 children.append(.element(.init("serial", [("type", "pty")])))
                 children.append(
                     .element(.init("console", [("type", "pty")], [.element(.init("target", [("type", "serial"), ("port", "0")]))])))
+            case .serialFile(let path):
+                let serial: [XMLTree.Node] = [.element(.init("source", [("path", path)])), .element(.init("target", [("port", "0")]))]
+                children.append(.element(.init("serial", [("type", "file")], serial)))
             case .balloon(let iommuOn):
                 hasBalloon = true
                 let driver: [XMLTree.Node] = iommuOn ? [.element(.init("driver", [("iommu", "on")]))] : []
