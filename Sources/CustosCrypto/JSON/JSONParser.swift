@@ -171,6 +171,14 @@ private struct StrictJSONParser {
         while true {
             guard let byte = peek() else { throw JSONError("unterminated string", offset: index) }
             if byte == UInt8(ascii: "\"") {
+                if scalars.isEmpty {
+                    // No escape seen (every escape appends a scalar): the string is this one run of bytes.
+                    guard let text = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                        throw JSONError("invalid UTF-8 in a string", offset: runStart)
+                    }
+                    index += 1
+                    return text
+                }
                 try flushRun(self, upTo: index, into: &scalars)
                 index += 1
                 return String(scalars)
