@@ -10,8 +10,8 @@ public enum AES {
             let keyLength = key.withUnsafeBytes { $0.count }
             let cipher: OpaquePointer
             switch keyLength {
-            case 16: cipher = EVP_aes_128_ctr()
-            case 32: cipher = EVP_aes_256_ctr()
+            case 16: cipher = fetchedCiphers.aes128CTR ?? EVP_aes_128_ctr()
+            case 32: cipher = fetchedCiphers.aes256CTR ?? EVP_aes_256_ctr()
             default: throw CryptoError(.invalidParameter, "AES-CTR key must be 16 or 32 bytes, got \(keyLength)")
             }
             guard iv.count == 16 else { throw CryptoError(.invalidParameter, "AES-CTR IV must be 16 bytes, got \(iv.count)") }
@@ -55,8 +55,8 @@ public enum AES {
             let keyLength = key.withUnsafeBytes { $0.count }
             let cipher: OpaquePointer
             switch keyLength {
-            case 16: cipher = EVP_aes_128_gcm()
-            case 32: cipher = EVP_aes_256_gcm()
+            case 16: cipher = fetchedCiphers.aes128GCM ?? EVP_aes_128_gcm()
+            case 32: cipher = fetchedCiphers.aes256GCM ?? EVP_aes_256_gcm()
             default: throw CryptoError(.invalidParameter, "AES-GCM key must be 16 or 32 bytes, got \(keyLength)")
             }
             guard (1...128).contains(nonce.count) else {

@@ -31,14 +31,14 @@ public enum AESKeyWrap {
 
     private static func run(kek: SecretBytes, input: [UInt8], encrypt: Bool) throws(CryptoError) -> [UInt8] {
         let name: String
+        let fetched: OpaquePointer?
         switch kek.count {
-        case 16: name = "AES-128-WRAP"
-        case 24: name = "AES-192-WRAP"
-        case 32: name = "AES-256-WRAP"
+        case 16: (name, fetched) = ("AES-128-WRAP", fetchedCiphers.aes128Wrap)
+        case 24: (name, fetched) = ("AES-192-WRAP", fetchedCiphers.aes192Wrap)
+        case 32: (name, fetched) = ("AES-256-WRAP", fetchedCiphers.aes256Wrap)
         default: throw CryptoError(.invalidParameter, "AES key wrap KEK must be 16, 24 or 32 bytes, got \(kek.count)")
         }
-        guard let cipher = EVP_CIPHER_fetch(nil, name, nil) else { throw .openSSL(.internalFailure, "\(name) is not available") }
-        defer { EVP_CIPHER_free(cipher) }
+        guard let cipher = fetched else { throw .openSSL(.internalFailure, "\(name) is not available") }
         guard let ctx = EVP_CIPHER_CTX_new() else { throw .openSSL(.internalFailure, "EVP_CIPHER_CTX_new failed") }
         defer { EVP_CIPHER_CTX_free(ctx) }
         // Needed by the legacy EVP interface for wrap modes; harmless with the provider implementation.

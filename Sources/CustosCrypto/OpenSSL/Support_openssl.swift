@@ -196,6 +196,22 @@ extension DigestAlgorithm {
     }
 }
 
+// MARK: - Ciphers
+
+/// Ciphers fetched from the default provider once (as ``FetchedDigests``): the legacy statics (`EVP_aes_256_gcm()`)
+/// make OpenSSL 3 look the implementation up by name on every init, and `EVP_CIPHER_fetch` per call does the same.
+final class FetchedCiphers: @unchecked Sendable {
+    let aes128GCM = EVP_CIPHER_fetch(nil, "AES-128-GCM", nil)
+    let aes256GCM = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil)
+    let aes128CTR = EVP_CIPHER_fetch(nil, "AES-128-CTR", nil)
+    let aes256CTR = EVP_CIPHER_fetch(nil, "AES-256-CTR", nil)
+    let aes128Wrap = EVP_CIPHER_fetch(nil, "AES-128-WRAP", nil)
+    let aes192Wrap = EVP_CIPHER_fetch(nil, "AES-192-WRAP", nil)
+    let aes256Wrap = EVP_CIPHER_fetch(nil, "AES-256-WRAP", nil)
+}
+
+let fetchedCiphers = FetchedCiphers()
+
 /// PEM armour for DER bytes.
 func pemArmor(_ der: [UInt8], label: String) -> String {
     let body = Base64.encode(der)
