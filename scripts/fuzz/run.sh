@@ -27,7 +27,7 @@ out=$root/.build-fuzz
 # swiftc keeps only the last -sanitize= option: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two, so the
 # Swift modules got ASan but no coverage instrumentation (libFuzzer saw only the C code's edges and mutated blind).
 # The -Xswiftc option comes after SwiftPM's and names both. Only the harness product is built (not the CLI/server).
-cp Package.resolved Fuzz/Package.resolved
+cmp -s Package.resolved Fuzz/Package.resolved || cp Package.resolved Fuzz/Package.resolved
 swift build --package-path Fuzz --scratch-path "$out/build" -c release --force-resolved-versions --product CustosFuzz \
   --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -v "Cannot export local symbol '__asan" >&2
 binary=$out/build/release/CustosFuzz
