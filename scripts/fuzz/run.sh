@@ -56,7 +56,7 @@ for harness in "$@"; do
   before=$(ls "$artifacts" | wc -l)
   status=0 start=$SECONDS
   CUSTOS_FUZZ_HARNESS=$harness ASAN_OPTIONS=detect_leaks=1 "$binary" "$corpus" $seeds \
-    "${limit[@]}" -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1 \
+    "${limit[@]}" -rss_limit_mb=2048 -timeout=60 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
