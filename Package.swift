@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "CustosTDX", targets: ["CustosTDX"]),
         .library(name: "CustosSEV", targets: ["CustosSEV"]),
         .library(name: "CustosUKI", targets: ["CustosUKI"]),
+        .library(name: "CustosPolicy", targets: ["CustosPolicy"]),
+        .library(name: "CustosKBS", targets: ["CustosKBS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -5,7 +5,8 @@ import PackageDescription
 //
 // A separate package so that the normal build never compiles them: `scripts/fuzz/run.sh` (called by `make fuzz` and
 // the smoke in `make test`) builds it with `--sanitize=fuzzer --sanitize=address` into `.build-fuzz/`, which
-// instruments CustosCrypto, CustosTDX, CustosSEV and CustosUKI too. The one executable holds every harness (one
+// instruments CustosCrypto, CustosTDX, CustosSEV, CustosUKI,
+// CustosPolicy (and Yams) and CustosKBS too. The one executable holds every harness (one
 // instrumented build, one link); `CUSTOS_FUZZ_HARNESS` picks the harness. `-parse-as-library` leaves `main` to
 // libFuzzer.
 let package = Package(
@@ -20,6 +21,8 @@ let package = Package(
                 .product(name: "CustosTDX", package: "Custos"),
                 .product(name: "CustosSEV", package: "Custos"),
                 .product(name: "CustosUKI", package: "Custos"),
+                .product(name: "CustosPolicy", package: "Custos"),
+                .product(name: "CustosKBS", package: "Custos"),
             ],
             swiftSettings: [
                 .unsafeFlags(["-parse-as-library"]),

@@ -157,5 +157,56 @@ for path in glob.glob(os.path.join(os.path.dirname(__file__), "../../.build-fixt
     if len(data) <= 1 << 20:
         put("uki-pe", os.path.basename(os.path.dirname(path)) + "." + os.path.basename(path), data)
 
+
+# Policies: the shipped YAML files, alone and as (reference values NUL policy), as the policy-yaml harness splits.
+repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+policy_files = sorted(glob.glob(os.path.join(repo, "Policies", "**", "*.yaml"), recursive=True))
+reference_files = [p for p in policy_files if b"kind: ReferenceValues" in read(p)]
+for path in policy_files:
+    name = os.path.relpath(path, os.path.join(repo, "Policies")).replace(os.sep, ".")
+    put("policy-yaml", name, read(path))
+    for ref in reference_files:
+        if ref != path:
+            put("policy-yaml", os.path.basename(ref) + "+" + name, read(ref) + b"\0" + read(path))
+
+# JSON: the small JSON documents of the testdata (collateral, expected results).
+for path in files("tdx/collateral/*/*.json") + files("tdx/expected.json"):
+    data = read(path)
+    if len(data) <= 65536:
+        put("json-value", os.path.basename(os.path.dirname(path)) + "." + os.path.basename(path), data)
+
+# KBS wire types: /auth requests, a challenge, /attest bodies with the testdata quotes and event logs.
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+try:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    jwks = []
+    for curve, name, size in ((ec.SECP256R1(), "P-256", 32), (ec.SECP384R1(), "P-384", 48), (ec.SECP521R1(), "P-521", 66)):
+        numbers = ec.generate_private_key(curve).public_key().public_numbers()
+        jwks.append({"kty": "EC", "crv": name, "x": b64url(numbers.x.to_bytes(size, "big")), "y": b64url(numbers.y.to_bytes(size, "big"))})
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_numbers()
+    jwks.append({"kty": "RSA", "alg": "RSA-OAEP-256", "n": b64url(numbers.n.to_bytes(256, "big")), "e": b64url(numbers.e.to_bytes(3, "big"))})
+except ImportError:  # python3-cryptography is in the Makefile's test packages; without it the harness's own JWKs remain
+    jwks = []
+for i, jwk in enumerate(jwks):
+    put("jose-jwk", f"python.{i}.json", json.dumps(jwk).encode())
+if jwks:
+    put("jose-jwk", "python.set.json", json.dumps({"keys": jwks}).encode())
+put("kbs-json", "request.json", json.dumps({"version": "0.4.0", "tee": "tdx", "extra-params": ""}).encode())
+put("kbs-json", "challenge.json", json.dumps({"nonce": b64url(bytes(32)), "extra-params": {"selected_hash": "sha384"}}).encode())
+logs = [read(p).rstrip(b"\x00").rstrip(b"\xff") + bytes(8) for p in files("tdx/eventlog/*data*")]
+for i, path in enumerate(files("tdx/quotes/*.bin")[:3]):
+    evidence = {"quote": base64.b64encode(read(path)).decode(), "cc_eventlog": base64.b64encode(logs[i % len(logs)]).decode() if logs else None}
+    body = {
+        "runtime-data": {"nonce": b64url(bytes([i]) * 32), "tee-pubkey": jwks[i % len(jwks)] if jwks else {}},
+        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+    }
+    if i == 0:
+        body["init-data"] = {"format": "toml", "body": 'version = "0.1.0"\nalgorithm = "sha384"\n[data]\ntenant = "default"\n'}
+    put("kbs-json", os.path.basename(path) + ".attest.json", json.dumps(body).encode())
+
 for harness in sorted(os.listdir(out)):
     print(f"seeds: {harness}: {len(os.listdir(os.path.join(out, harness)))} files")

@@ -8,8 +8,8 @@ import Foundation
 /// what a caller does with a parsed value (chain extraction, replay, rendering, digests), so a trap, an ASan report
 /// or a leak anywhere on those paths is a crash. Thrown errors are the expected outcome for most inputs.
 ///
-/// Later issues add their harnesses here (see `harnesses` below): policy YAML (CustosPolicy), KBS and `/v1` request
-/// JSON and JWK input (CustosServer). Add the product to Package.swift and a case to the table.
+/// The service's parsers (policy YAML, JSON, JOSE, KBS wire types, EAR tokens) are in ServiceHarnesses.swift. A new
+/// parser gets a function, an entry in `harnesses` and, if it is in another target, a product in both Package.swift.
 enum Harness {
     /// The harnesses by name, as `CUSTOS_FUZZ_HARNESS` and `scripts/fuzz/run.sh` name them.
     static let harnesses: [String: @Sendable ([UInt8]) -> Void] = [
@@ -27,7 +27,14 @@ enum Harness {
         "sev-ovmf-footer": sevOVMFFooter,
         "uki-pe": ukiPE,
         "uki-authenticode": ukiAuthenticode,
-            // Later issues: "policy-yaml", "kbs-request-json", "v1-request-json", "jwk".
+        // ServiceHarnesses.swift
+        "policy-yaml": policyYAML,
+        "json-value": jsonValue,
+        "jose-jwk": joseJWK,
+        "jose-jws": joseJWS,
+        "jose-jwe": joseJWE,
+        "kbs-json": kbsJSON,
+        "ear-token": earToken,
     ]
 
     // MARK: - TDX
@@ -135,6 +142,24 @@ let selectedHarness: @Sendable ([UInt8]) -> Void = {
     }
     return harness
 }()
+
+/// libFuzzer's initializer: with `CUSTOS_FUZZ_WRITE_SEEDS=DIR` the binary writes the seeds made with its fixed keys
+/// (``Harness/writeSeeds(to:)``) and exits instead of fuzzing.
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(
+    _ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?
+)
+    -> CInt
+{
+    guard let directory = ProcessInfo.processInfo.environment["CUSTOS_FUZZ_WRITE_SEEDS"] else { return 0 }
+    do {
+        try Harness.writeSeeds(to: directory)
+    } catch {
+        FileHandle.standardError.write(Data("cannot write seeds: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 
 /// libFuzzer's entry point.
 @_cdecl("LLVMFuzzerTestOneInput")
