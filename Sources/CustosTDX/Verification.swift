@@ -130,16 +130,12 @@ public struct QuoteVerifier: Sendable {
         quote: [UInt8], collateral: Collateral, at time: Date, options: VerificationOptions = .init(),
         diagnosticCallback: VerificationDiagnosticCallback? = nil
     ) -> QuoteVerificationResult {
-        do {
-            let parsed = try Quote(parsing: quote)
-            let verified = try checkCollateral(collateral, at: time, report: diagnosticCallback)
-            let result = try checkQuote(parsed, collateral: verified, at: time, options: options, report: diagnosticCallback)
-            diagnosticCallback?(.verified(tcbStatus: result.tcbStatus, advisoryIDs: result.advisoryIDs))
-            return .verified(result)
-        } catch {
+        let parsed: Quote
+        do { parsed = try Quote(parsing: quote) } catch {
             diagnosticCallback?(.rejected(error))
             return .rejected(error)
         }
+        return verify(parsed: parsed, collateral: collateral, at: time, options: options, diagnosticCallback: diagnosticCallback)
     }
 
     /// Verifies a quote parsed by the caller (``Quote/init(parsing:)``), as ``verify(quote:collateral:at:options:diagnosticCallback:)``

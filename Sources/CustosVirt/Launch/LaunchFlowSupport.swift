@@ -152,6 +152,19 @@ func runStep<T: Sendable>(
     }
 }
 
+/// The `capabilities` step of both flows: `given` (a `--domcaps` capture), else the host's for x86_64 q35 KVM.
+func readCapabilities(
+    _ given: DomainCapabilities?, from hypervisor: any Hypervisor, progress: LaunchProgress?
+) async throws(LaunchFlowError) -> DomainCapabilities {
+    try await runStep(
+        .capabilities, "reading the host's domain capabilities", progress: progress,
+        completed: { caps in ("\(caps.arch) \(caps.machine) \(caps.virtType)", [:]) }
+    ) { () async throws -> DomainCapabilities in
+        if let given { return given }
+        return try await hypervisor.domainCapabilities(arch: "x86_64", machine: "q35", virtType: "kvm")
+    }
+}
+
 /// After `define`: on any failure destroy and undefine the domain, then rethrow naming the step.
 func cleaningUp<T: Sendable>(
     _ domain: DomainRef, on hypervisor: any Hypervisor, progress: LaunchProgress?, _ body: () async throws(LaunchFlowError) -> T

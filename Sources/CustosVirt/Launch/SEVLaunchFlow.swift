@@ -110,13 +110,7 @@ public struct SEVLaunchFlow: Sendable {
             .platformInfo, "reading the platform's SEV certificates (virNodeGetSEVInfo)", progress: progress,
             completed: { info in ("PDH and PEK/OCA/CEK read (cbitpos \(info.cbitpos))", ["cbitpos": String(info.cbitpos)]) }
         ) { try await hypervisor.sevInfo() }
-        let capabilities = try await runStep(
-            .capabilities, "reading the host's domain capabilities", progress: progress,
-            completed: { caps in ("\(caps.arch) \(caps.machine) \(caps.virtType)", [:]) }
-        ) { () async throws -> DomainCapabilities in
-            if let given = self.capabilities { return given }
-            return try await hypervisor.domainCapabilities(arch: "x86_64", machine: "q35", virtType: "kvm")
-        }
+        let capabilities = try await readCapabilities(self.capabilities, from: hypervisor, progress: progress)
         let running = self.running
         _ = try await runStep(.checks, "checking the domain against the host before anything is created", progress: progress) {
             try Self.dryRun(options, capabilities: capabilities, running: running)

@@ -139,13 +139,7 @@ public struct TDXLaunchFlow: Sendable {
                 )
             }
         ) { try Self.measure(options) }
-        let capabilities = try await runStep(
-            .capabilities, "reading the host's domain capabilities", progress: progress,
-            completed: { caps in ("\(caps.arch) \(caps.machine) \(caps.virtType)", [:]) }
-        ) { () async throws -> DomainCapabilities in
-            if let given = self.capabilities { return given }
-            return try await hypervisor.domainCapabilities(arch: "x86_64", machine: "q35", virtType: "kvm")
-        }
+        let capabilities = try await readCapabilities(self.capabilities, from: hypervisor, progress: progress)
         let definition = try await runStep(.checks, "checking the trust domain against the host", progress: progress) {
             try DomainDefinition(spec: options.spec, capabilities: capabilities)
         }
