@@ -240,6 +240,11 @@ public final class PCSCollateralProvider: CollateralProvider {
         self.logger = logger
     }
 
+    /// Platforms fetched at the same time at most; an attestation of another platform meanwhile is answered 503.
+    static let maximumConcurrentFetches = 8
+    /// Failed platforms remembered for the back-off at most.
+    static let maximumRememberedFailures = 1024
+
     /// Fetches started so far (tests and metrics).
     public var fetchCount: Int { state.withLock { $0.fetches } }
 
@@ -276,6 +281,9 @@ public final class PCSCollateralProvider: CollateralProvider {
     private func fetch(_ key: String, now: Date) async -> Result<Void, TDXCollateralFetcher.FetchError> {
         let task = state.withLock { state -> Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>? in
             if let running = state.inFlight[key] { return running }
+            // The FMSPC comes from a PCK certificate that is not verified yet (its CRL is part of what is fetched):
+            // a flood of quotes with made-up FMSPCs must not open unbounded fetches.
+            guard state.inFlight.count < Self.maximumConcurrentFetches else { return nil }
             if let failure = state.lastFailure[key], now.timeIntervalSince(failure.at) < retryInterval, now >= failure.at {
                 return nil
             }
@@ -294,14 +302,21 @@ public final class PCSCollateralProvider: CollateralProvider {
         }
         guard let task else {
             let error = state.withLock { $0.lastFailure[key]?.error }
-            return .failure(error ?? TDXCollateralFetcher.FetchError(.transport, "the last fetch failed; retrying later"))
+            return .failure(
+                error ?? TDXCollateralFetcher.FetchError(.transport, "too many collateral fetches in progress; retrying later"))
         }
         let result = await task.value
         state.withLock { state in
             state.inFlight[key] = nil
             switch result {
             case .success: state.lastFailure[key] = nil
-            case .failure(let error): state.lastFailure[key] = (now, error)
+            case .failure(let error):
+                // Bounded: failures older than the retry interval no longer matter.
+                if state.lastFailure.count >= Self.maximumRememberedFailures {
+                    state.lastFailure = state.lastFailure.filter { now.timeIntervalSince($0.value.at) < retryInterval }
+                    if state.lastFailure.count >= Self.maximumRememberedFailures { state.lastFailure.removeAll() }
+                }
+                state.lastFailure[key] = (now, error)
             }
         }
         if case .success = result { logger.info("fetched TDX collateral", metadata: ["fmspc": "\(key)", "source": "\(base)"]) }
