@@ -1,5 +1,5 @@
 public import CustosCrypto
-import CustosStore
+public import CustosStore
 public import Foundation
 public import GRDB
 import Synchronization
@@ -36,6 +36,8 @@ public final class AuditLog: Sendable {
     private let appender: Appender
     private let state: Published
     private let checkpointEvery: UInt64
+    /// The database the log writes to (``append(_:alongside:)`` refuses writes for another).
+    private let database: ObjectIdentifier
 
     /// Opens (creating when new) the log in `pool`, checks it against its latest signed checkpoint and readies
     /// appends.
@@ -96,18 +98,19 @@ public final class AuditLog: Sendable {
         }
         let state = Published(size: range.size, root: range.root, latest: latest)
         return AuditLog(
-            reader: reader, signer: signer, writer: GroupCommitWriter(pool, maxBatchSize: 1024),
+            reader: reader, signer: signer, writer: GroupCommitWriter(pool, maxBatchSize: 1024), database: ObjectIdentifier(pool),
             appender: Appender(range: range, lastLeaf: lastLeaf, published: state), state: state,
             checkpointEvery: UInt64(max(0, checkpointEvery)))
     }
 
     private init(
-        reader: AuditLogReader, signer: NoteSigner, writer: GroupCommitWriter, appender: Appender, state: Published,
-        checkpointEvery: UInt64
+        reader: AuditLogReader, signer: NoteSigner, writer: GroupCommitWriter, database: ObjectIdentifier, appender: Appender,
+        state: Published, checkpointEvery: UInt64
     ) {
         self.reader = reader
         self.signer = signer
         self.writer = writer
+        self.database = database
         self.appender = appender
         self.state = state
         self.checkpointEvery = checkpointEvery
@@ -120,11 +123,29 @@ public final class AuditLog: Sendable {
     /// - Throws: ``AuditError/Code-swift.struct/invalidEvent`` for an unfit event (nothing is written);
     ///   ``AuditError/Code-swift.struct/database`` when the transaction failed (nothing of it was written).
     public func append(_ event: AuditEvent) async throws(AuditError) -> AuditReceipt {
+        try await append(event, alongside: nil)
+    }
+
+    /// Appends `event` and runs `write` (a store write on the log's own database) in the same transaction: both
+    /// commit or neither does, and they share the group commit's fsync.
+    /// - Throws: as ``append(_:)``; ``AuditError/Code-swift.struct/database`` also when `write` failed (its message
+    ///   says why) or belongs to another database (nothing is written).
+    public func append(_ event: AuditEvent, alongside write: StoreWrite?) async throws(AuditError) -> AuditReceipt {
         try AuditEntry.validate(event)
+        if let write, write.database != database {
+            throw AuditError(.database, "the store write is for another database than the audit log's")
+        }
         let appender = self.appender
         let receipt: AuditReceipt
-        do { receipt = try await writer.perform { db in try appender.append(event, db) } } catch let error as AuditError {
+        do {
+            receipt = try await writer.perform { db in
+                try write?.body(db)
+                return try appender.append(event, db)
+            }
+        } catch let error as AuditError {
             throw error
+        } catch let error as StoreError {
+            throw AuditError(.database, "the store write failed: \(error)")
         } catch { throw AuditError(.database, "SQLite: \(error)") }
         if checkpointEvery > 0, (receipt.seq + 1) % checkpointEvery == 0 { try await signCheckpoint() }
         return receipt

@@ -13,7 +13,20 @@ public enum TrustClaim: String, Sendable, Hashable, CaseIterable, Comparable {
     case sourcedData = "sourced_data"
 
     /// The member name in an EAR `ear.trustworthiness-vector` (`instance-identity`, …).
-    public var earName: String { rawValue.replacingOccurrences(of: "_", with: "-") }
+    public var earName: String {
+        // Constants: this runs for every claim of every appraisal and token (Foundation's replacingOccurrences was
+        // 2 % of a KBS attestation's CPU).
+        switch self {
+        case .instanceIdentity: "instance-identity"
+        case .configuration: "configuration"
+        case .executables: "executables"
+        case .fileSystem: "file-system"
+        case .hardware: "hardware"
+        case .runtimeOpaque: "runtime-opaque"
+        case .storageOpaque: "storage-opaque"
+        case .sourcedData: "sourced-data"
+        }
+    }
 
     public static func < (lhs: TrustClaim, rhs: TrustClaim) -> Bool {
         allCases.firstIndex(of: lhs) ?? 0 < allCases.firstIndex(of: rhs) ?? 0

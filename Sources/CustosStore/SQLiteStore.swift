@@ -486,6 +486,11 @@ public struct SQLiteStore: Store {
         try await write { db in try Self.insertAppraisal(appraisal, in: db) }
     }
 
+    public func appraisalInsert(_ appraisal: Appraisal) throws(StoreError) -> StoreWrite {
+        try StoreValidation.appraisal(appraisal)
+        return StoreWrite(database: ObjectIdentifier(pool)) { db in try Self.insertAppraisal(appraisal, in: db) }
+    }
+
     /// Inserts an appraisal in db: the hot-path write, designed to run inside a group-commit batch.
     /// - Throws: ``StoreError`` (`invalidInput`, `conflict` for a duplicate id, `notFound` for an unknown tenant).
     public static func insertAppraisal(_ appraisal: Appraisal, in db: Database) throws {

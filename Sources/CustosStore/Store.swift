@@ -1,5 +1,6 @@
 public import CustosCrypto
 public import Foundation
+public import GRDB
 
 /// The durable state the service needs, small enough that a PostgreSQL implementation can follow (the scale-out
 /// issue); ``SQLiteStore`` is the embedded default.
@@ -62,8 +63,12 @@ public protocol Store: Sendable {
 
     // MARK: Appraisals
 
-    /// Inserts an appraisal (on the hot path: ``SQLiteStore/insertAppraisal(_:in:)`` runs inside a group commit).
+    /// Inserts an appraisal.
     func insertAppraisal(_ appraisal: Appraisal) async throws(StoreError)
+    /// The insert of `appraisal` as a write another writer of the same database runs inside its own transaction: the
+    /// audit log commits an appraisal and its audit entry together (one group commit, and never one without the other).
+    /// - Throws: `invalidInput` for an unfit appraisal (checked now, before any transaction).
+    func appraisalInsert(_ appraisal: Appraisal) throws(StoreError) -> StoreWrite
     /// - Throws: `notFound` (also for another tenant's appraisal).
     func appraisal(tenantId: String, id: String) async throws(StoreError) -> Appraisal
     /// Newest first, filtered, in pages.
@@ -83,4 +88,18 @@ public protocol Store: Sendable {
     func launch(tenantId: String, id: String) async throws(StoreError) -> Launch
     /// The sealed launch-session secret of a launch that is not yet injected or denied.
     func openLaunchSessionSecret(tenantId: String, id: String) async throws(StoreError) -> SecretBytes
+}
+
+/// A write to a store's database, run by another writer of the same database inside its own transaction (see
+/// ``Store/appraisalInsert(_:)``). ``database`` names the database, so that a writer of another one refuses it.
+public struct StoreWrite: Sendable {
+    /// The identity of the database connection (pool) the write belongs to.
+    public let database: ObjectIdentifier
+    /// The write; throws ``StoreError`` (`conflict`, `notFound`) or a database error.
+    public let body: @Sendable (Database) throws -> Void
+
+    public init(database: ObjectIdentifier, body: @escaping @Sendable (Database) throws -> Void) {
+        self.database = database
+        self.body = body
+    }
 }

@@ -53,6 +53,47 @@ import Testing
         #expect(throws: AuditError.self) { try AuditEventType("secret.stolen") }
     }
 
+    /// An appraisal committed alongside its audit entry: both are written, or — when the store refuses the write — neither
+    /// is and no sequence number is used; a write for another database is refused before anything runs.
+    @Test func appendAlongsideAStoreWriteIsAtomic() async throws {
+        let scratch = try Scratch()
+        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
+        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        func appraisal(_ id: String) -> Appraisal {
+            Appraisal(
+                id: id, tenantId: "tenant-a", workloadId: "wl", tee: "tdx", createdAt: t0, status: .affirming, policyId: "p",
+                policySHA256: String(repeating: "ab", count: 32), trustVector: ["hardware": 2], claims: [:], trace: [],
+                tokenJTI: nil, evidenceSHA256: Array(repeating: 1, count: 32))
+        }
+        let first = try await log.append(Self.event(0), alongside: try store.appraisalInsert(appraisal("apr_one")))
+        #expect(first.seq == 0)
+        #expect(try await store.appraisal(tenantId: "tenant-a", id: "apr_one").id == "apr_one")
+
+        // The same id again: the store write fails (conflict), so the entry is not appended either.
+        let conflict = await #expect(throws: AuditError.self) {
+            try await log.append(Self.event(1), alongside: try store.appraisalInsert(appraisal("apr_one")))
+        }
+        #expect(conflict?.code == .database)
+        #expect(log.head.size == 1)
+        let count = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") }
+        #expect(count == 1)
+        #expect(try await log.append(Self.event(2)).seq == 1)
+
+        // A write made for another database is refused; nothing is written to either.
+        let otherScratch = try Scratch()
+        let other = try DataDirectory(otherScratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        _ = try await other.createTenant(id: "tenant-a", displayName: "A", now: t0)
+        let foreign = await #expect(throws: AuditError.self) {
+            try await log.append(Self.event(3), alongside: try other.appraisalInsert(appraisal("apr_two")))
+        }
+        #expect(foreign?.code == .database)
+        #expect(log.head.size == 2)
+        await #expect(throws: StoreError.self) { try await other.appraisal(tenantId: "tenant-a", id: "apr_two") }
+        await #expect(throws: StoreError.self) { try await store.appraisal(tenantId: "tenant-a", id: "apr_two") }
+    }
+
     /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes
     /// recomputed from the stored bodies, and proofs from the log verify against its signed checkpoints.
     @Test(.timeLimit(.minutes(3))) func storedTreeMatchesAnIndependentTree() async throws {

@@ -35,4 +35,36 @@ import Testing
             #expect(try Base64URL.decode(Base64URL.encode(bytes)) == bytes)
         }
     }
+
+    /// The decoder's three entry shapes (String, contiguous bytes, a collection without contiguous storage) and its
+    /// errors agree with Foundation's decoder.
+    @Test func decodeEntryShapesAgreeWithFoundation() throws {
+        var random = SeededRandom("Base64Tests.shapes")
+        for _ in 0..<200 {
+            let bytes = (0..<Int.random(in: 0...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let text = Data(bytes).base64EncodedString()
+            #expect(try Base64.decode(text) == bytes)
+            #expect(try Base64.decode(utf8: Array(text.utf8)) == bytes)
+            #expect(try Base64.decode(utf8: Array(text.utf8).lazy.map { $0 }) == bytes)
+            #expect(try Base64.decode(utf8: ArraySlice(Array(text.utf8))) == bytes)
+        }
+        #expect(try Base64.decode("Zm9v\nYmFy") == Array("foobar".utf8))
+        #expect(throws: CryptoError.self) { try Base64.decode("Zm9v!mFy") }
+        #expect(throws: CryptoError.self) { try Base64.decode("Zg==Zg==") }
+        #expect(throws: CryptoError.self) { try Base64.decode("Z") }
+        #expect(throws: CryptoError.self) { try Base64.decode(utf8: Array("Zm=9".utf8).lazy.map { $0 }) }
+    }
+
+    /// Hex of contiguous and non-contiguous sequences agrees with printf-style formatting.
+    @Test func hexAgreesWithFormat() throws {
+        var random = SeededRandom("Base64Tests.hex")
+        for _ in 0..<100 {
+            let bytes = (0..<Int.random(in: 0...100, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let expected = bytes.map { String(format: "%02x", $0) }.joined()
+            #expect(Hex.encode(bytes) == expected)
+            #expect(Hex.encode(bytes.lazy.map { $0 }) == expected)
+            #expect(Hex.encode(bytes[...]) == expected)
+            #expect(try Hex.decode(expected) == bytes)
+        }
+    }
 }

@@ -168,6 +168,12 @@ import Testing
         #expect(TrustVector([.hardware: 2, .configuration: 0]).status == .affirming)
         #expect(TrustVector([.hardware: 2, .executables: 33, .configuration: 96]).status == .contraindicated)
         #expect(TrustVector([.instanceIdentity: 2]).earValue["instance-identity"] == 2)
+        // draft-ietf-rats-ar4si §2.3.3 as EAR names them.
+        #expect(
+            TrustClaim.allCases.map(\.earName) == [
+                "instance-identity", "configuration", "executables", "file-system", "hardware", "runtime-opaque", "storage-opaque",
+                "sourced-data",
+            ])
     }
 }
 

@@ -260,4 +260,26 @@ struct TestGuest {
         #expect(record.entry["type"] == "attestation.affirmed")
         #expect((claims["exp"]?.integerValue ?? 0) - (claims["iat"]?.integerValue ?? 0) == 300)
     }
+
+    /// The session cookie is found among other cookies with optional whitespace (RFC 6265 §4.2.1);
+    /// a value of the wrong length or with a non-hex character is no session.
+    @Test func sessionCookieIsFoundAmongOtherCookies() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            let guest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: fixture.hierarchy, spec: KBSFixture.spec())
+            let (cookie, nonce) = try #require(try await guest.auth(client))
+            let id = try #require(cookie.split(separator: "=", maxSplits: 1).last.map(String.init))
+            #expect(id.count == 32)
+            for malformed in ["kbs-session-id=\(id.dropLast())", "kbs-session-id=\(id.dropLast())g", "kbs-session-idx=\(id)", "\(id)"] {
+                let (status, body) = try await guest.attest(client, cookie: malformed, body: try guest.attestation(nonce: nonce))
+                #expect(status == .unauthorized, "\(malformed): \(status) \(body)")
+            }
+            let crowded = "theme=dark;  kbs-session-id=\(id)\t; lang=en"
+            let (status, body) = try await guest.attest(client, cookie: crowded, body: try guest.attestation(nonce: nonce))
+            #expect(status == .ok, "\(body)")
+            #expect(body["token"]?.stringValue != nil)
+        }
+    }
 }

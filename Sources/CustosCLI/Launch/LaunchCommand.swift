@@ -67,8 +67,21 @@ struct GuestLaunchOptions: ParsableArguments {
             return try DomainCapabilities(xml: String(decoding: bytes, as: UTF8.self))
         }
         let connection = try await LibvirtConnection.open(uri: connect ?? "qemu:///system", readOnly: true)
-        defer { Task { await connection.close() } }
-        return try DomainCapabilities(xml: try await connection.domainCapabilitiesXML(virtType: "kvm"))
+        return try await Self.closing({ await connection.close() }) {
+            try DomainCapabilities(xml: try await connection.domainCapabilitiesXML(virtType: "kvm"))
+        }
+    }
+
+    /// Runs `body`, then `close`, also when `body` throws: a `defer` cannot await, and a close left to an unstructured
+    /// task may never run before the process exits.
+    static func closing<T>(_ close: () async -> Void, _ body: () async throws -> T) async throws -> T {
+        let value: T
+        do { value = try await body() } catch {
+            await close()
+            throw error
+        }
+        await close()
+        return value
     }
 
     /// The libvirt hypervisor for a real launch.

@@ -81,10 +81,11 @@ struct LaunchTDXCommand: AsyncParsableCommand {
         let token = try launch.readToken()
         let capabilities = try await launch.domcaps.asyncMap { _ in try await launch.capabilities() }
         let hypervisor = try await launch.hypervisor()
-        defer { Task { await hypervisor.connection.close() } }
         let flow = TDXLaunchFlow(
             hypervisor: hypervisor, service: HTTPLaunchService(baseURL: launch.service ?? "", token: token), capabilities: capabilities)
-        let result = try await flow.launch(options, progress: LaunchOutput.progress(json: global.json))
+        let result = try await GuestLaunchOptions.closing({ await hypervisor.connection.close() }) {
+            try await flow.launch(options, progress: LaunchOutput.progress(json: global.json))
+        }
         if global.json {
             LaunchOutput.line([
                 "result": [

@@ -1,5 +1,6 @@
 public import CustosAudit
 public import CustosCrypto
+public import CustosStore
 public import Foundation
 public import Logging
 
@@ -21,14 +22,14 @@ public struct AuditRecorder: Sendable {
 
     /// Appends `event` and returns its leaf index. Throws a 500 problem (and logs why) when the log fails.
     @discardableResult
-    public func record(_ event: AuditEvent) async throws -> UInt64 {
+    public func record(_ event: AuditEvent, alongside write: StoreWrite? = nil) async throws -> UInt64 {
         var event = event
         if let anchorsLabel, case .object(var members) = event.object {
             members["anchors"] = .string(anchorsLabel)
             event.object = .object(members)
         }
         do {
-            return try await log.append(event).seq
+            return try await log.append(event, alongside: write).seq
         } catch {
             logger.error("audit append failed: \(error)")
             throw Problem.internalError()
@@ -39,7 +40,7 @@ public struct AuditRecorder: Sendable {
     @discardableResult
     public func record(
         _ type: String, tenant: String, actor: JSONValue, object: JSONValue, appraisal: JSONValue? = nil, requestID: String? = nil,
-        time: Date = Date()
+        time: Date = Date(), alongside write: StoreWrite? = nil
     ) async throws -> UInt64 {
         let eventType: AuditEventType
         do { eventType = try AuditEventType(type) } catch {
@@ -48,6 +49,7 @@ public struct AuditRecorder: Sendable {
         }
         return try await record(
             AuditEvent(
-                time: time, tenant: tenant, type: eventType, actor: actor, object: object, appraisal: appraisal, requestId: requestID))
+                time: time, tenant: tenant, type: eventType, actor: actor, object: object, appraisal: appraisal, requestId: requestID),
+            alongside: write)
     }
 }

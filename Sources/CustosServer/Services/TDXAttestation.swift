@@ -193,10 +193,25 @@ public final class TDXAttestationService: Sendable {
         let teeKeyThumbprint = attestation.runtimeData.teePubkey.thumbprintBase64URL
         let evidenceDigest = Digest.sha256(evidence.quote + (evidence.ccEventlog ?? []))
         let workload = workloadID ?? Hex.encode(quote.body.mrTD).prefix(16).description
+        let trustVector = result.trustVector.earValue
         let summary: JSONValue = [
             "id": .string(appraisalID), "policy": .string(result.policy), "status": .string(result.status.rawValue),
-            "trust_vector": result.trustVector.earValue, "tcb_status": .string(verified.tcbStatus.rawValue),
+            "trust_vector": trustVector, "tcb_status": .string(verified.tcbStatus.rawValue),
         ]
+        let policySHA = result.policy.split(separator: ":").last.map(String.init) ?? ""
+        let policyID = result.policy.split(separator: "@").first.map(String.init) ?? result.policy
+        let record = Appraisal(
+            id: appraisalID, tenantId: tenant, workloadId: workload, tee: "tdx", createdAt: now,
+            status: AppraisalStatus(rawValue: result.status.rawValue) ?? .none, policyId: policyID, policySHA256: policySHA,
+            trustVector: trustVector, claims: claims, trace: .array(result.trace.map(\.jsonValue)), tokenJTI: tokenID,
+            evidenceSHA256: evidenceDigest)
+        let insert: StoreWrite
+        do { insert = try store.appraisalInsert(record) } catch {
+            logger.error("appraisal refused by the store: \(error)")
+            throw AttestationFailure(.unavailable, "store", "the appraisal cannot be stored")
+        }
+        // The appraisal row and its audit entry commit in one transaction (and one group-commit fsync): neither
+        // exists without the other.
         let auditIndex: UInt64
         do {
             auditIndex = try await audit.record(
@@ -206,19 +221,8 @@ public final class TDXAttestationService: Sendable {
                     "workload": .string(workload), "evidence_sha256": .string(Hex.encode(evidenceDigest)), "token_jti": .string(tokenID),
                     "anchors": .string(anchorsLabel),
                 ],
-                appraisal: summary, requestID: requestID, time: now)
+                appraisal: summary, requestID: requestID, time: now, alongside: insert)
         } catch { throw AttestationFailure(.unavailable, "audit", "the audit log cannot record the appraisal") }
-        let policySHA = result.policy.split(separator: ":").last.map(String.init) ?? ""
-        let policyID = result.policy.split(separator: "@").first.map(String.init) ?? result.policy
-        let record = Appraisal(
-            id: appraisalID, tenantId: tenant, workloadId: workload, tee: "tdx", createdAt: now,
-            status: AppraisalStatus(rawValue: result.status.rawValue) ?? .none, policyId: policyID, policySHA256: policySHA,
-            trustVector: result.trustVector.earValue, claims: claims, trace: .array(result.trace.map(\.jsonValue)), tokenJTI: tokenID,
-            evidenceSHA256: evidenceDigest)
-        do { try await store.insertAppraisal(record) } catch {
-            logger.error("appraisal insert failed: \(error)")
-            throw AttestationFailure(.unavailable, "store", "the appraisal cannot be stored")
-        }
 
         // 5. The EAR.
         let annotated = EARSubmod.trusteeAnnotatedEvidence(
