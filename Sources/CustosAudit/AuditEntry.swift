@@ -117,7 +117,9 @@ public enum AuditEntry {
         guard depth < 32 else { throw AuditError(.invalidEvent, "the event nests deeper than 32 levels") }
         switch value {
         case .integer(let number):
-            guard abs(number) <= JSONValue.maxSafeInteger else { throw AuditError(.invalidEvent, "integer \(number) out of range") }
+            guard number.magnitude <= JSONValue.maxSafeInteger.magnitude else {
+                throw AuditError(.invalidEvent, "integer \(number) out of range")
+            }
         case .array(let elements):
             for element in elements { try check(element, depth: depth + 1) }
         case .object(let members):

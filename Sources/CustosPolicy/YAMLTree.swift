@@ -194,7 +194,7 @@ struct YNode {
             guard let flag = node.bool else { break }
             return .bool(flag)
         case .int:
-            guard let number = node.int, let wide = Int64(exactly: number), abs(wide) <= JSONValue.maxSafeInteger else {
+            guard let number = node.int, let wide = Int64(exactly: number), wide.magnitude <= JSONValue.maxSafeInteger.magnitude else {
                 diagnostics.add(here, "integer \(scalar.string) is out of range (±\(JSONValue.maxSafeInteger))")
                 return nil
             }

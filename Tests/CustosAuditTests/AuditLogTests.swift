@@ -51,6 +51,15 @@ import Testing
         let error = #expect(throws: AuditError.self) { try AuditEntry.encode(huge, seq: 0, previousLeaf: nil) }
         #expect(error?.code == .invalidEvent)
         #expect(throws: AuditError.self) { try AuditEventType("secret.stolen") }
+        // Int64.min (abs() of it trapped) and the first integer JSON cannot carry exactly.
+        for number in [Int64.min, JSONValue.maxSafeInteger + 1, -JSONValue.maxSafeInteger - 1] {
+            var wide = Self.event(1)
+            wide.object = ["n": .integer(number)]
+            #expect(throws: AuditError.self) { try AuditEntry.encode(wide, seq: 0, previousLeaf: nil) }
+        }
+        var edge = Self.event(1)
+        edge.object = ["n": .integer(-JSONValue.maxSafeInteger)]
+        #expect(throws: Never.self) { try AuditEntry.encode(edge, seq: 0, previousLeaf: nil) }
     }
 
     /// An appraisal committed alongside its audit entry: both are written, or — when the store refuses the write — neither

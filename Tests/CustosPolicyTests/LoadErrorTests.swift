@@ -123,6 +123,18 @@ import Testing
             ],
             "t.yaml:8:12", "between -128 and 127"
         ),
+        (
+            // Int64.min: abs() of it trapped, so a policy file could stop `custos policy lint` and the server's reload.
+            "integer at Int64.min",
+            [
+                (
+                    "t.yaml",
+                    Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }").replacingOccurrences(
+                        of: "value: 2", with: "value: -9223372036854775808")
+                )
+            ],
+            "t.yaml:8:12", "integer -9223372036854775808 is out of range"
+        ),
         ("unknown kind", [("t.yaml", "apiVersion: custos/v1\nkind: Policy\nid: t\n")], "t.yaml:2:7", "unknown kind 'Policy'"),
         (
             "wrong apiVersion",

@@ -7,58 +7,6 @@ import Foundation
 import Logging
 import Testing
 
-@Suite struct InitDataTests {
-    @Test func parsesTheCoCoTOMLSubsetAndDigestsTheBody() throws {
-        let body = """
-            # init-data
-            version = "0.1.0"
-            algorithm = "sha256"
-            count = 1_000
-
-            [data]
-            tenant = 'acme'
-            "policy.rego" = "x"
-            """
-        // A quoted key is outside the subset: refused, not guessed.
-        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "toml", body: body)) }
-        let accepted = """
-            version = "0.1.0"
-            algorithm = "sha256"
-            count = 1_000
-            debug = false
-
-            [data]
-            tenant = 'acme'
-            policy = '''
-            package agent_policy
-            default allow = true
-            '''
-            escaped = "a\\tb\\"c"
-            """
-        let initData = try InitData(KBSInitData(format: "toml", body: accepted))
-        #expect(initData.tenant == "acme")
-        #expect(initData.algorithm == .sha256)
-        // MRCONFIGID: the SHA-256 of the exact body, zero-padded to 48 bytes (computed here with the digest alone).
-        #expect(initData.mrConfigID == Digest.sha256(Array(accepted.utf8)) + [UInt8](repeating: 0, count: 16))
-        #expect(initData.claims["count"] == 1000)
-        #expect(initData.claims["debug"] == false)
-        #expect(initData.claims["data"]?["policy"] == "package agent_policy\ndefault allow = true\n")
-        #expect(initData.claims["data"]?["escaped"] == "a\tb\"c")
-    }
-
-    @Test(arguments: [
-        "a = [1, 2]", "a = 1.5", "[[array]]\nb = 1", "a = \"unterminated", "a = '''open", "x = 1\nx = 2", "[t]\n[t]", "a.b = 1",
-        "algorithm = \"md5\"", "a = \"\\u0041\"",
-    ])
-    func refusesWhatItDoesNotSupport(_ body: String) {
-        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "toml", body: body)) }
-    }
-
-    @Test func refusesOtherFormats() {
-        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "json", body: "{}")) }
-    }
-}
-
 @Suite(Requirement.custosExecutable) struct KeysRotateTests {
     @Test func rotationIsAuditedKeepsTheOldKeyPublishedAndNeedsTheLock() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-keys-\(UUID().uuidString)")

@@ -208,5 +208,15 @@ for i, path in enumerate(files("tdx/quotes/*.bin")[:3]):
         body["init-data"] = {"format": "toml", "body": 'version = "0.1.0"\nalgorithm = "sha384"\n[data]\ntenant = "default"\n'}
     put("kbs-json", os.path.basename(path) + ".attest.json", json.dumps(body).encode())
 
+# Init-data TOML (confidential-containers' format, the subset InitData reads), the edges of the subset included.
+init_data = {
+    "coco.toml": 'version = "0.1.0"\nalgorithm = "sha384"\n\n[data]\ntenant = "default"\n"policy.rego" = \'\'\'\npackage agent_policy\ndefault AllowRequestsFailingPolicy := true\n\'\'\'\n',
+    "subset.toml": "# c\nversion = '0.1.0'\nalgorithm = \"sha256\"\ncount = 1_000\ndebug = false\n[data]\ntenant = 'acme'\npolicy = \'\'\'\nline\n\'\'\'\nescaped = \"a\\tb\\\"c\"\nml = \"\"\"\nx \\\n y\"\"\"\n",
+    "integers.toml": "a = 9007199254740991\nb = -9007199254740991\nc = 0\r\n",
+    "sha512.toml": 'algorithm = "sha512"\n[t]\nk = true\n',
+}
+for name, text in init_data.items():
+    put("kbs-init-data", name, text.encode())
+
 for harness in sorted(os.listdir(out)):
     print(f"seeds: {harness}: {len(os.listdir(os.path.join(out, harness)))} files")

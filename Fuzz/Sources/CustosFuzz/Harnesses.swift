@@ -34,6 +34,7 @@ enum Harness {
         "jose-jws": joseJWS,
         "jose-jwe": joseJWE,
         "kbs-json": kbsJSON,
+        "kbs-init-data": kbsInitData,
         "ear-token": earToken,
     ]
 

@@ -66,6 +66,23 @@ extension Harness {
         guard (try? CanonicalJSON.canonicalize(data)) == canonical else { fatalError("canonicalize(bytes) differs from encode(parse)") }
     }
 
+    // MARK: - Init-data
+
+    /// Init-data TOML (a guest sends it in `/attest`; `custos launch tdx` reads it from a file): the subset parser
+    /// and the MRCONFIGID digest. What parses must be an object with a 48-byte MRCONFIGID whose canonical JSON parses
+    /// back to the same value.
+    static func kbsInitData(_ data: [UInt8]) {
+        guard let text = String(validating: data, as: UTF8.self),
+            let initData = try? InitData(KBSInitData(format: "toml", body: text))
+        else { return }
+        guard case .object = initData.claims, initData.mrConfigID.count == 48 else {
+            fatalError("init-data parsed to a non-object or to an MRCONFIGID that is not 48 bytes")
+        }
+        guard (try? JSONValue.parse(CanonicalJSON.encode(initData.claims))) == initData.claims else {
+            fatalError("init-data claims do not round-trip through canonical JSON")
+        }
+    }
+
     // MARK: - JOSE
 
     /// JWK (and JWK Set) parsing into an OpenSSL key, thumbprint and re-encoding.

@@ -1,5 +1,4 @@
 public import CustosCrypto
-public import CustosKBS
 import Foundation
 
 /// Init-data (service.md §4.3): the document the host gave the TD at launch, bound by its digest in MRCONFIGID.
@@ -117,7 +116,8 @@ public struct InitData: Sendable, Equatable {
                     value = .bool(true)
                 } else if token == "false" {
                     value = .bool(false)
-                } else if let integer = Int64(token.replacingOccurrences(of: "_", with: "")), abs(integer) <= (1 << 53) - 1 {
+                } else if let integer = Int64(token.replacingOccurrences(of: "_", with: "")), integer.magnitude <= (1 << 53) - 1 {
+                    // `magnitude`, not `abs`: abs(Int64.min) traps, and the token comes from the guest.
                     value = .integer(integer)
                 } else {
                     throw fail("unsupported value \"\(token)\" (strings, integers and booleans only)")

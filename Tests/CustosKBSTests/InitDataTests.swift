@@ -1,0 +1,61 @@
+import CustosCrypto
+import CustosKBS
+import Foundation
+import Testing
+
+/// Init-data (service.md §4.3): the TOML subset, its digest into MRCONFIGID, and what it refuses.
+@Suite struct InitDataTests {
+    @Test func parsesTheCoCoTOMLSubsetAndDigestsTheBody() throws {
+        let body = """
+            # init-data
+            version = "0.1.0"
+            algorithm = "sha256"
+            count = 1_000
+
+            [data]
+            tenant = 'acme'
+            "policy.rego" = "x"
+            """
+        // A quoted key is outside the subset: refused, not guessed.
+        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "toml", body: body)) }
+        let accepted = """
+            version = "0.1.0"
+            algorithm = "sha256"
+            count = 1_000
+            debug = false
+
+            [data]
+            tenant = 'acme'
+            policy = '''
+            package agent_policy
+            default allow = true
+            '''
+            escaped = "a\\tb\\"c"
+            """
+        let initData = try InitData(KBSInitData(format: "toml", body: accepted))
+        #expect(initData.tenant == "acme")
+        #expect(initData.algorithm == .sha256)
+        // MRCONFIGID: the SHA-256 of the exact body, zero-padded to 48 bytes (computed here with the digest alone).
+        #expect(initData.mrConfigID == Digest.sha256(Array(accepted.utf8)) + [UInt8](repeating: 0, count: 16))
+        #expect(initData.claims["count"] == 1000)
+        let edges = try InitData(KBSInitData(format: "toml", body: "a = 9007199254740991\nb = -9007199254740991\n"))
+        #expect(edges.claims["a"] == .integer(9_007_199_254_740_991) && edges.claims["b"] == .integer(-9_007_199_254_740_991))
+        #expect(initData.claims["debug"] == false)
+        #expect(initData.claims["data"]?["policy"] == "package agent_policy\ndefault allow = true\n")
+        #expect(initData.claims["data"]?["escaped"] == "a\tb\"c")
+    }
+
+    @Test(arguments: [
+        "a = [1, 2]", "a = 1.5", "[[array]]\nb = 1", "a = \"unterminated", "a = '''open", "x = 1\nx = 2", "[t]\n[t]", "a.b = 1",
+        "algorithm = \"md5\"", "a = \"\\u0041\"",
+        // Integers beyond JSON's exact range, Int64.min among them (abs(Int64.min) trapped: a guest could stop the service).
+        "a = -9223372036854775808", "a = -9_223_372_036_854_775_808", "a = 9223372036854775807", "a = 9007199254740992",
+    ])
+    func refusesWhatItDoesNotSupport(_ body: String) {
+        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "toml", body: body)) }
+    }
+
+    @Test func refusesOtherFormats() {
+        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "json", body: "{}")) }
+    }
+}
