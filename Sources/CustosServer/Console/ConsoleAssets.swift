@@ -68,9 +68,10 @@ enum ConsoleAssets {
 
           // C2SP signed note: text, a blank line, "— <name> <base64(keyID(4) || signature(64))>" lines.
           async function openNote(note, vkey) {
-            const parts = vkey.split("+");
-            if (parts.length !== 3) throw new Error("the log key is malformed");
-            const [name, idHex, keyB64] = parts;
+            // <name>+<hex8>+<base64std(0x01 || key)>: names have no "+", base64 may.
+            const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);
+            if (first <= 0 || second !== first + 9) throw new Error("the log key is malformed");
+            const name = vkey.substring(0, first), idHex = vkey.substring(first + 1, second), keyB64 = vkey.substring(second + 1);
             const key = b64(keyB64);
             if (key.length !== 33 || key[0] !== 1) throw new Error("the log key is not an Ed25519 verifier key");
             const id = await sha256(concat(enc.encode(name), new Uint8Array([0x0a, 0x01]), key.subarray(1)));
