@@ -1,5 +1,6 @@
 import CustosCrypto
 import CustosKBS
+import CustosSEV
 import CustosServer
 import CustosStore
 import CustosTestSupport
@@ -93,18 +94,29 @@ import Testing
         try Data(hierarchy.root.pemRepresentation.utf8).write(to: root)
         let policies = directory.appendingPathComponent("Policies")
         try FileManager.default.copyItem(at: TestData.packageRoot.appendingPathComponent("Policies"), to: policies)
+        // The emulated SEV platform's roots as the test AMD roots (`--sev-roots DIR` with `DIR/{ark,ask}.cert`, DIR named after the line).
+        let firmware = try LaunchRoutesTests.firmware.get()
+        let sevRoots = directory.appendingPathComponent("sev-roots")
+        let line = sevRoots.appendingPathComponent(firmware.roots.productLine.name)
+        try FileManager.default.createDirectory(at: line, withIntermediateDirectories: true)
+        try Data(firmware.roots.ark.bytes).write(to: line.appendingPathComponent("ark.cert"))
+        try Data(firmware.roots.ask.bytes).write(to: line.appendingPathComponent("ask.cert"))
         let data = directory.appendingPathComponent("var")
         let port = try ServeProcessTests.freePort()
         let base = "http://127.0.0.1:\(port)"
         let serveArguments = [
             "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies", policies.path, "--collateral",
-            directory.appendingPathComponent("collateral").path, "--tdx-root", root.path,
+            directory.appendingPathComponent("collateral").path, "--tdx-root", root.path, "--sev-roots", line.path,
         ]
         let process = Process()
         process.executableURL = CustosExecutable.url
         process.arguments = serveArguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let serveLog = directory.appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: serveLog.path, contents: nil)
+        let serveLogHandle = try FileHandle(forWritingTo: serveLog)
+        defer { try? serveLogHandle.close() }
+        process.standardError = serveLogHandle
         try process.run()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         var healthy = false
@@ -112,7 +124,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
             healthy = ServeProcessTests.get("\(base)/healthz")?.status == 200
         }
-        try #require(healthy, "custos serve did not start")
+        try #require(healthy, "custos serve did not start: \((try? String(contentsOf: serveLog, encoding: .utf8)) ?? "")")
         let admin = try String(contentsOf: data.appendingPathComponent(Bootstrap.tokenFileName), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
 
@@ -161,13 +173,44 @@ import Testing
 
         tokens["admin"] = admin
 
+        // Two SEV-ES launches of tenant-a through the launch API: one measured as expected (allowed, injected), one
+        // whose host names another firmware digest (denied).
+        let launcher = try #require(
+            try Self.call("POST", "\(base)/v1/tenants/tenant-a/tokens", token: admin, body: ["role": "launcher"]).json["token"]?.stringValue
+        )
+        #expect(try Self.call("PUT", "\(base)/v1/secrets/tenant-a/disk/root-key", token: admin, body: "s3cret").status == 201)
+        let boot = LaunchRoutesTests.Boot(policy: 0x7, vcpus: 1)
+        let digest = try boot.digest().digest
+        let referenceSet = try Self.call(
+            "PUT", "\(base)/v1/reference-values/tenant-a/sev_es_launch_digest", token: admin,
+            body: ["values": [.string(Hex.encode(digest))]])
+        #expect(referenceSet.status == 200)
+        var launches: [String: String] = [:]
+        // The denied one boots a firmware with one byte changed and reports its real digest: not the reference.
+        var tampered = boot
+        tampered.firmware[100] ^= 1
+        for (name, booted) in [("allowed", boot), ("denied", tampered)] {
+            let created = try Self.call(
+                "POST", "\(base)/v1/launches", token: launcher, body: LaunchRoutesTests.launchBody(firmware, tee: "sev-es", policy: 0x7))
+            #expect(created.status == 201, "launch: \(created)")
+            let id = try #require(created.json["launch_id"]?.stringValue)
+            let (_, measurement) = try LaunchRoutesTests.hostLaunch(firmware, created: created.json, boot: booted)
+            let reported = Hex.encode(try booted.digest().digest)
+            let decided = try Self.call(
+                "POST", "\(base)/v1/launches/\(id)/measurement", token: launcher,
+                body: LaunchRoutesTests.measurementBody(firmware, measurement, expected: ("firmware_digest", reported), vcpus: 1))
+            #expect(decided.status == (name == "allowed" ? 200 : 403), "measurement: \(decided)")
+            launches[name] = id
+        }
+
         // MARK: The browser
         let screenshots = TestData.packageRoot.appendingPathComponent(".build-fixtures/console")
         let config: JSONValue = [
             "base": .string(base), "serve_pid": .integer(Int64(process.processIdentifier)),
             "serve_argv": .array(([CustosExecutable.url.path] + serveArguments).map { .string($0) }),
             "database": .string(DataDirectory(data).databasePath),
-            "tokens": .object(tokens.mapValues { .string($0) }), "appraisals": .object(appraisals.mapValues { .string($0) }),
+            "launches": .object(launches.mapValues { .string($0) }), "tokens": .object(tokens.mapValues { .string($0) }),
+            "appraisals": .object(appraisals.mapValues { .string($0) }),
             "failing": .string(Hex.encode([UInt8](repeating: 0x42, count: 48))), "screenshots": .string(screenshots.path),
             "profile": .string(directory.appendingPathComponent("chromium-profile").path), "chromium": .string(Self.chromium),
             "chromedriver": .string(Self.chromedriver),
@@ -190,6 +233,7 @@ import Testing
             "the inclusion proof is verified in the browser", "the audit list checks consistency with the last visit",
             "the browser reports the changed entry", "the auditor's tenant filter", "signed out: the console refuses",
             "no injected element", "the <script> claim is shown as text", "CSP on /ui/appraisals", "CSP on /ui/overview",
+            "the allowed launch shows each step", "the denied launch shows its refusal",
         ] {
             #expect(passed.contains(check), "not passed: \(check)")
         }

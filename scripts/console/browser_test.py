@@ -9,6 +9,7 @@ passes a JSON file (argv[1]) with:
   database    the SQLite file of that data directory
   tokens      {"reader_a", "reader_b", "auditor", "admin"}
   appraisals  {"a_allowed", "a_denied", "b_allowed"}
+  launches    {"allowed", "denied"}: SEV-ES launches of tenant A
   failing     text the denied appraisal's first failing condition must contain
   screenshots directory for the PNGs
 
@@ -223,6 +224,16 @@ class Run:
                                         headers={"Authorization": "Bearer " + tokens["admin"]})
         self.check("the log grew", urllib.request.urlopen(reload, timeout=10).status == 200)
         self.open("/ui/launches")
+        launches = self.config["launches"]
+        steps = {}
+        for card in self.driver.find_elements(By.CSS_SELECTOR, "section.launch"):
+            launch_id = card.find_element(By.TAG_NAME, "h2").text
+            steps[launch_id] = [row.find_elements(By.TAG_NAME, "td")[0].text
+                                for row in card.find_elements(By.CSS_SELECTOR, "table.steps tbody tr")]
+        self.check("the allowed launch shows each step",
+                   steps.get(launches["allowed"]) == ["created", "measured", "allowed", "injected"], repr(steps))
+        self.check("the denied launch shows its refusal",
+                   steps.get(launches["denied"]) == ["created", "measured", "denied"], repr(steps))
         self.shot("launches")
         self.open("/ui/overview")
         self.check("the overview has its chart", len(self.driver.find_elements(By.CSS_SELECTOR, "svg#chart rect.bar")) > 0)
