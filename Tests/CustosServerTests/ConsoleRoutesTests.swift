@@ -394,3 +394,36 @@ import Testing
         }
     }
 }
+
+/// The session table on its own: idle and absolute expiry, and bounded memory that spares signed-in sessions.
+@Suite struct ConsoleSessionsTests {
+    @Test func sessionsExpireWhenIdleAndAfterTheirLifetime() throws {
+        let sessions = ConsoleSessions(idleLifetime: 60, absoluteLifetime: 300, capacity: 10)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let session = try sessions.create(token: "custos_x", now: start)
+        #expect(sessions.session(id: session.id, now: start.addingTimeInterval(59))?.token == "custos_x")
+        // Used every 50 s it stays alive until its absolute lifetime, then it is gone.
+        for step in 2...5 { #expect(sessions.session(id: session.id, now: start.addingTimeInterval(Double(step) * 50)) != nil) }
+        #expect(sessions.session(id: session.id, now: start.addingTimeInterval(300)) == nil)
+        let idle = try sessions.create(token: nil, now: start)
+        #expect(sessions.session(id: idle.id, now: start.addingTimeInterval(60)) == nil)
+        #expect(sessions.session(id: "no-such-id", now: start) == nil)
+        #expect(session.id != idle.id && session.csrf != idle.csrf && session.id.count == 43)
+    }
+
+    @Test func aFloodOfSignInSessionsDoesNotEvictSignedInOnes() throws {
+        let sessions = ConsoleSessions(idleLifetime: 600, absoluteLifetime: 3600, capacity: 4)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let reviewer = try sessions.create(token: "custos_reviewer", now: start)
+        for index in 0..<20 { _ = try sessions.create(token: nil, now: start.addingTimeInterval(Double(index + 1))) }
+        #expect(sessions.count == 4)
+        #expect(sessions.session(id: reviewer.id, now: start.addingTimeInterval(30)) != nil)
+    }
+
+    @Test func csrfTokensCompareExactly() {
+        #expect(ConsoleSessions.csrfMatches("abc", "abc"))
+        #expect(!ConsoleSessions.csrfMatches("abd", "abc"))
+        #expect(!ConsoleSessions.csrfMatches("ab", "abc"))
+        #expect(!ConsoleSessions.csrfMatches(nil, "abc"))
+    }
+}

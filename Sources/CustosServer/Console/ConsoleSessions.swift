@@ -42,7 +42,12 @@ final class ConsoleSessions: Sendable {
         sessions.withLock { table in
             if table.count >= capacity {
                 table = table.filter { !isExpired($0.value, now: now) }
-                while table.count >= capacity, let oldest = table.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+                // Sign-in sessions (anyone can make those) go first, so a flood of sign-in pages cannot sign reviewers out.
+                while table.count >= capacity,
+                    let oldest = table.min(by: {
+                        ($0.value.token == nil ? 0 : 1, $0.value.lastSeen) < ($1.value.token == nil ? 0 : 1, $1.value.lastSeen)
+                    })
+                {
                     table.removeValue(forKey: oldest.key)
                 }
             }
