@@ -233,7 +233,7 @@ import Testing
             "the inclusion proof is verified in the browser", "the audit list checks consistency with the last visit",
             "the browser reports the changed entry", "the auditor's tenant filter", "signed out: the console refuses",
             "no injected element", "the <script> claim is shown as text", "CSP on /ui/appraisals", "CSP on /ui/overview",
-            "the allowed launch shows each step", "the denied launch shows its refusal",
+            "the allowed launch shows each step", "the denied launch shows its refusal", "a rewritten log is reported in red",
         ] {
             #expect(passed.contains(check), "not passed: \(check)")
         }

@@ -242,6 +242,21 @@ class Run:
         self.check("the audit list checks consistency with the last visit",
                    self.wait_text("consistency", lambda t: t.startswith("The log only grew since your last visit")),
                    self.text("consistency"))
+        # A remembered checkpoint the current log does not extend (another root at a smaller size): a red warning,
+        # and the remembered checkpoint is kept.
+        forged = self.driver.execute_script(
+            "const key = Object.keys(localStorage).find(k => k.startsWith('custos.checkpoint.'));"
+            "const last = JSON.parse(localStorage.getItem(key));"
+            "const forged = {size: last.size - 1, root: btoa(String.fromCharCode(...new Uint8Array(32)))};"
+            "localStorage.setItem(key, JSON.stringify(forged)); return key;")
+        self.open("/ui/audit")
+        self.check("a rewritten log is reported in red",
+                   self.wait_text("consistency", lambda t: t.startswith("Warning: the log is not consistent")),
+                   self.text("consistency"))
+        self.check("the warning is red", "bad" in self.driver.find_element(By.ID, "consistency").get_attribute("class"))
+        remembered = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).root", forged)
+        self.check("the remembered checkpoint is not replaced", remembered == "A" * 43 + "=", repr(remembered))
+        self.shot("rewritten")
         self.csp_everywhere()
 
         # Sign out, and be refused.
