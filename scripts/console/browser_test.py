@@ -244,11 +244,11 @@ class Run:
                    self.text("consistency"))
         # A remembered checkpoint the current log does not extend (another root at a smaller size): a red warning,
         # and the remembered checkpoint is kept.
-        forged = self.driver.execute_script(
+        forged, genuine = self.driver.execute_script(
             "const key = Object.keys(localStorage).find(k => k.startsWith('custos.checkpoint.'));"
-            "const last = JSON.parse(localStorage.getItem(key));"
+            "const genuine = localStorage.getItem(key); const last = JSON.parse(genuine);"
             "const forged = {size: last.size - 1, root: btoa(String.fromCharCode(...new Uint8Array(32)))};"
-            "localStorage.setItem(key, JSON.stringify(forged)); return key;")
+            "localStorage.setItem(key, JSON.stringify(forged)); return [key, genuine];")
         self.open("/ui/audit")
         self.check("a rewritten log is reported in red",
                    self.wait_text("consistency", lambda t: t.startswith("Warning: the log is not consistent")),
@@ -257,6 +257,7 @@ class Run:
         remembered = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).root", forged)
         self.check("the remembered checkpoint is not replaced", remembered == "A" * 43 + "=", repr(remembered))
         self.shot("rewritten")
+        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", forged, genuine)
         self.csp_everywhere()
 
         # Sign out, and be refused.

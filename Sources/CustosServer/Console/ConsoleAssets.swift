@@ -161,7 +161,9 @@ enum ConsoleAssets {
             }
             if (await verifyConsistency(last.size, checkpoint.size, lastRoot, checkpoint.root, proof)) {
               remember();
-              say(out, "good", "The log only grew since your last visit (size " + last.size + " \u2192 " + checkpoint.size + ", consistency proof verified in your browser).");
+              say(out, "good", last.size === checkpoint.size
+                ? "The log is as at your last visit (size " + checkpoint.size + ", the same root)."
+                : "The log only grew since your last visit (size " + last.size + " \u2192 " + checkpoint.size + ", consistency proof verified in your browser).");
             } else {
               say(out, "alert bad", "Warning: the log is not consistent with the checkpoint you saw last (size " + last.size + "): it was rewritten.");
             }
