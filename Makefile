@@ -4,7 +4,7 @@ CUSTOS     := .build/debug/custos
 # System packages the build needs (Debian names).
 BUILD_PACKAGES := libssl-dev libvirt-dev libsqlite3-dev pkg-config
 # Extra system packages the test suites need (peers and tools used as oracles).
-TEST_PACKAGES  := sqlite3 sbsigntool pesign python3-pefile python3-venv cpio binutils openssl mtools dosfstools ovmf qemu-system-x86 util-linux coreutils libvirt-clients libxml2-utils libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography libvirt-daemon libvirt-daemon-driver-qemu
+TEST_PACKAGES  := sqlite3 sbsigntool pesign python3-pefile python3-venv cpio binutils openssl mtools dosfstools ovmf qemu-system-x86 util-linux coreutils libvirt-clients libxml2-utils libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography libvirt-daemon libvirt-daemon-driver-qemu chromium chromium-driver
 export CUSTOS_TESTDATA ?= $(abspath ../shared/testdata)
 
 .PHONY: run test bench build deps test-deps certs lint clean fuzz fuzz-smoke api-fuzz

@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // MARK: C system libraries: module maps and shims only.
@@ -88,6 +89,8 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 // Collateral from Intel PCS or a PCCS on a cache miss.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // The review console's server-rendered pages (/ui/).
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
         ),

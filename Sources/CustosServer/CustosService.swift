@@ -70,6 +70,11 @@ public enum CustosService {
             )
             .add(to: router)
             AuditRoutes(store: store, audit: parts.audit).add(to: router)
+            // The review console (/ui/): pages over the same queries, scoping and authentication as /v1.
+            ConsoleRoutes(
+                store: store, log: parts.audit?.log, policies: parts.policies, collateral: parts.collateral,
+                secureCookie: parts.configuration.tlsCertificate != nil
+            ).add(to: router)
             if let audit = parts.audit, let policies = parts.policies, let tokens = parts.tokens, let collateral = parts.collateral {
                 let configuration = parts.configuration
                 let attestation = TDXAttestationService(

@@ -55,6 +55,15 @@ struct AuditRoutes: Sendable {
         return value
     }
 
+    /// The tenant filter of an entries query (shared with the console): service-wide roles read every tenant's entries or
+    /// the `requested` one's; a tenant role reads its own tenant's part of the log, and naming another is a 404
+    /// (existence hidden).
+    static func scopedTenant(_ principal: Principal, requested: String?) throws -> String? {
+        guard let own = principal.tenantID else { return requested }
+        if let requested, requested != own { throw Problem.notFound() }
+        return own
+    }
+
     static func integerJSON(_ value: UInt64) -> JSONValue { .integer(Int64(clamping: value)) }
     static func hexArray(_ hashes: [[UInt8]]) -> JSONValue { .array(hashes.map { .string(Hex.encode($0)) }) }
 
@@ -64,12 +73,7 @@ struct AuditRoutes: Sendable {
         let principal = try await authenticator.require(request, roles: [.auditor, .serviceAdmin, .tenantAdmin, .tenantReader])
         let log = try requireLog()
         let query = request.uri.queryParameters
-        var tenant = query.get("tenant")
-        if let own = principal.tenantID {
-            // A tenant role reads its own tenant's part of the log; naming another is a 404 (existence hidden).
-            if let tenant, tenant != own { throw Problem.notFound() }
-            tenant = own
-        }
+        let tenant = try Self.scopedTenant(principal, requested: query.get("tenant"))
         let limit = try Self.integer(request, "limit", required: false).map { Int($0) } ?? 100
         guard (1...Self.maximumLimit).contains(limit) else { throw Problem.badRequest("\"limit\" must be 1…\(Self.maximumLimit)") }
         let cursor = try Self.integer(request, "cursor", required: false)

@@ -36,8 +36,20 @@ struct QueryRoutes: Sendable {
 
     /// The tenant a query is about: the credential's own, or `?tenant=` (default `default`) for service-wide roles.
     func tenant(of principal: Principal, _ request: Request) throws -> String {
+        Self.tenant(of: principal, requested: request.uri.queryParameters.get("tenant"))
+    }
+
+    /// The tenant a query is about (shared with the console): the credential's own, else `requested`, else `default`.
+    static func tenant(of principal: Principal, requested: String?) -> String {
         if let own = principal.tenantID { return own }
-        return request.uri.queryParameters.get("tenant") ?? Bootstrap.defaultTenant
+        return requested ?? Bootstrap.defaultTenant
+    }
+
+    /// The audit entry of an appraisal (written at the same instant as the appraisal), shared with the console.
+    static func auditRecord(of appraisal: Appraisal, in log: AuditLog) -> AuditRecord? {
+        try? log.reader.entries(tenant: appraisal.tenantId, since: appraisal.createdAt, limit: 200).records.first(where: {
+            $0.entry["appraisal"]?["id"]?.stringValue == appraisal.id
+        })
     }
 
     static func document(_ appraisal: Appraisal, full: Bool) -> JSONValue {
@@ -88,11 +100,7 @@ struct QueryRoutes: Sendable {
         let appraisal = try await mapped { try await store.appraisal(tenantId: try tenant(of: principal, request), id: id) }
         guard case .object(var document) = Self.document(appraisal, full: true) else { throw Problem.internalError() }
         // The audit entry of the appraisal (written at the same instant) and its inclusion proof.
-        if let record = try? audit.log.reader.entries(tenant: appraisal.tenantId, since: appraisal.createdAt, limit: 200).records.first(
-            where: {
-                $0.entry["appraisal"]?["id"]?.stringValue == appraisal.id
-            })
-        {
+        if let record = Self.auditRecord(of: appraisal, in: audit.log) {
             let size = audit.log.head.size
             var auditDocument: [String: JSONValue] = [
                 "index": .integer(Int64(record.seq)), "leaf_hash": .string(Hex.encode(record.leafHash)), "entry": record.entry,

@@ -46,6 +46,12 @@ public struct Authenticator: Sendable {
         guard let token = Self.bearerToken(request), token.hasPrefix("custos_") else {
             throw Problem.unauthorized("an API token is required (Authorization: Bearer custos_…)")
         }
+        return try await authenticate(token: token, now: now)
+    }
+
+    /// The principal of an API token (the console's sign-in and each of its requests), or a 401 problem.
+    public func authenticate(token: String, now: Date = Date()) async throws -> Principal {
+        guard token.hasPrefix("custos_") else { throw Problem.unauthorized("the API token is not valid") }
         let lookup: CredentialLookup
         do { lookup = try await store.lookupCredential(token: token, now: now) } catch {
             throw Problem.unauthorized("the API token is not valid")
