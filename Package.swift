@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // TLS trust roots of the guest agent's client (`--ca`); already in the graph through AsyncHTTPClient.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: C system libraries: module maps and shims only.
@@ -91,11 +93,22 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
         ),
+        // The guest agent: configfs-tsm quotes, CCEL, the KBS client, secret files on tmpfs, efi_secret (issue 13).
+        .target(
+            name: "CustosAgent",
+            dependencies: [
+                "CustosCrypto", "CustosTDX", "CustosKBS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "CustosCLI",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
-                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer", "CustosVirt",
+                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer", "CustosVirt", "CustosAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -167,6 +180,15 @@ let package = Package(
         .testTarget(
             name: "CustosVirtTests", dependencies: ["CustosVirt", "CustosCrypto", "CustosUKI", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosKBSTests", dependencies: ["CustosKBS", "CustosCrypto", "CustosTestSupport"]),
+        .testTarget(
+            name: "CustosAgentTests",
+            dependencies: [
+                "CustosAgent", "CustosCLI", "CustosCrypto", "CustosKBS", "CustosTDX", "CustosTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )

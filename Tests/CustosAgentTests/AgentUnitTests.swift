@@ -1,0 +1,152 @@
+import CustosAgent
+import CustosCrypto
+import CustosKBS
+import CustosTDX
+import CustosTestSupport
+import Foundation
+import Testing
+
+@Suite struct ResourcePathTests {
+    @Test func listsAreSplitAndChecked() throws {
+        let paths = try ResourcePath.parseList(["default/key/disk,default/cert/tls", "other/key/api"])
+        #expect(paths.map(\.description) == ["default/key/disk", "default/cert/tls", "other/key/api"])
+        #expect(paths[1].type == "cert" && paths[1].tag == "tls")
+    }
+
+    @Test(arguments: ["", "a/b", "a/b/c/d", "a//c", "a/../c", "a/./c", "a/b/c d", "a/b/ü", "/a/b"])
+    func malformedPathsAreRefused(text: String) {
+        #expect(throws: AgentError(.usage, .unusable, "")) { try ResourcePath.parseList([text]) }
+    }
+
+    @Test func twoResourcesForOneFileAreRefused() {
+        #expect(throws: AgentError(.usage, .unusable, "")) { try ResourcePath.parseList(["a/key/disk,b/key/disk"]) }
+    }
+}
+
+@Suite struct KBSClientConfigurationTests {
+    struct NoQuotes: TDQuoteSource {
+        var name: String { "none" }
+        func quote(reportData: [UInt8]) async throws(AgentError) -> [UInt8] { throw AgentError(.evidence, .unusable, "none") }
+    }
+
+    @Test(arguments: [
+        ("http://127.0.0.1:8080", true), ("http://localhost:8080", true), ("http://[::1]:8080", true), ("https://kbs.example", true),
+        ("http://10.0.0.1:8080", false), ("http://kbs.example", false), ("ftp://127.0.0.1", false), ("https://kbs.example/path", false),
+        ("kbs.example:8080", false),
+    ])
+    func plainHTTPOnlyToLoopback(url: String, accepted: Bool) {
+        let result = Result { () throws(AgentError) in
+            try KBSAgentClient(configuration: KBSClientConfiguration(url: url), quoteSource: NoQuotes(), eventLog: nil)
+        }
+        #expect(((try? result.get()) != nil) == accepted, "\(url)")
+    }
+
+    @Test func insecureHTTPAllowsOtherHosts() throws {
+        var configuration = KBSClientConfiguration(url: "http://10.0.0.1:8080")
+        configuration.insecureHTTP = true
+        _ = try KBSAgentClient(configuration: configuration, quoteSource: NoQuotes(), eventLog: nil)
+    }
+}
+
+/// The configfs-tsm source in-process, on the fake tree.
+@Suite struct ConfigfsTSMSourceTests {
+    static func tree(provider: String = "tdx_guest", concurrentWrites: Int = 0) throws -> FakeConfigfsTSM {
+        var spec = TDXQuoteSpec()
+        spec.issueDate = "2025-01-01T00:00:00Z"
+        let factory = try TDXTestHierarchy().quoteFactory(spec)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tsm-\(UUID().uuidString)")
+        return try FakeConfigfsTSM(root: root, factory: factory, concurrentWrites: concurrentWrites, provider: provider)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func quoteCarriesTheReportData() async throws {
+        let fake = try Self.tree()
+        fake.start()
+        defer {
+            fake.stop()
+            try? FileManager.default.removeItem(at: fake.root)
+        }
+        var random = SeededRandom("quoteCarriesTheReportData")
+        let reportData = (0..<64).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let quote = try await ConfigfsTSMQuoteSource(configfsRoot: fake.root.path).quote(reportData: reportData)
+        // v4: REPORTDATA at 48 + 520.
+        #expect(Array(quote[568..<632]) == reportData)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func anotherProviderIsRefused() async throws {
+        let fake = try Self.tree(provider: "sev_guest")
+        fake.start()
+        defer {
+            fake.stop()
+            try? FileManager.default.removeItem(at: fake.root)
+        }
+        let error = await #expect(throws: AgentError.self) {
+            try await ConfigfsTSMQuoteSource(configfsRoot: fake.root.path).quote(reportData: [UInt8](repeating: 1, count: 64))
+        }
+        #expect(error?.stage == .evidence)
+        #expect(error?.reason.contains("sev_guest") == true)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func persistentRacesGiveUpAfterTheBound() async throws {
+        let fake = try Self.tree(concurrentWrites: 100)
+        fake.start()
+        defer {
+            fake.stop()
+            try? FileManager.default.removeItem(at: fake.root)
+        }
+        let error = await #expect(throws: AgentError.self) {
+            try await ConfigfsTSMQuoteSource(configfsRoot: fake.root.path).quote(reportData: [UInt8](repeating: 2, count: 64))
+        }
+        #expect(error?.reason.contains("after \(ConfigfsTSMQuoteSource.maximumAttempts) attempts") == true)
+        #expect(fake.entries.count == ConfigfsTSMQuoteSource.maximumAttempts)
+    }
+
+    @Test func absentConfigfsIsAClearError() {
+        let error = #expect(throws: AgentError.self) {
+            try TDQuoteSources.detect(configfsRoot: "/nonexistent-configfs", deviceDirectory: "/nonexistent-dev")
+        }
+        #expect(error?.reason.contains("modprobe tdx_guest") == true)
+    }
+
+    @Test func shortReportDataIsRefused() async {
+        await #expect(throws: AgentError(.evidence, .unusable, "")) {
+            try await ConfigfsTSMQuoteSource(configfsRoot: "/nonexistent").quote(reportData: [UInt8](repeating: 0, count: 48))
+        }
+    }
+}
+
+/// The CCEL reader on the real log: what it sends replays to q10's RTMRs (the vendor pairing in MANIFEST.tsv).
+@Suite(.enabled(if: TestData.isAvailable, Comment(rawValue: TestData.skipReason)))
+struct CCELReaderTests {
+    @Test func realLogIsTrimmedAndStillReplays() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-sys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (table, data) = try FakeGuestTrees.realCCEL()
+        try FakeGuestTrees.makeSysfs(at: root, table: table, data: data)
+        let log = try #require(try CCELReader(sysfsRoot: root.path).read())
+        #expect(log.count < data.count)
+        #expect(Array(data.prefix(log.count)) == log)
+        // Everything cut off is fill (0x00 or 0xFF).
+        #expect(data[log.count...].allSatisfy { $0 == 0 || $0 == 0xff })
+        #expect(try EventLog(parsing: log).replay() == (try FakeGuestTrees.realRTMRs()))
+    }
+
+    @Test func noLogAreaMeansNull() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-sys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FakeGuestTrees.makeSysfs(at: root, table: nil, data: nil)
+        #expect(try CCELReader(sysfsRoot: root.path).read() == nil)
+    }
+
+    @Test func aTableThatIsNotCCELIsRefused() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-sys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (table, data) = try FakeGuestTrees.realCCEL()
+        var other = table
+        other[36] = 1  // CC type SEV
+        try FakeGuestTrees.makeSysfs(at: root, table: other, data: data)
+        #expect(throws: AgentError(.evidence, .unusable, "")) { try CCELReader(sysfsRoot: root.path).read() }
+    }
+}
