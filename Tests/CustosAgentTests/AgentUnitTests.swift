@@ -150,3 +150,55 @@ struct CCELReaderTests {
         #expect(throws: AgentError(.evidence, .unusable, "")) { try CCELReader(sysfsRoot: root.path).read() }
     }
 }
+
+@Suite struct SecretFileWriterTests {
+    /// A second write replaces the 0400 file whole (rename), leaves no temporary file, keeps mode 0400.
+    @Test func writesReplaceAtomicallyWithMode0400() throws {
+        try #require(SecretFileWriter.isMemoryBacked("/dev/shm"), "/dev/shm is not tmpfs here")
+        let directory = "/dev/shm/custos-writer-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = SecretFileWriter(allowDisk: false)
+        let path = try writer.write(SecretBytes(Array("first".utf8)), directory: directory + "/key", name: "disk")
+        try writer.write(SecretBytes(Array("second, longer".utf8)), directory: directory + "/key", name: "disk")
+        #expect(path == directory + "/key/disk")
+        #expect(FileManager.default.contents(atPath: path) == Data("second, longer".utf8))
+        #expect(try permissions(path) == 0o400)
+        #expect(try permissions(directory + "/key") == 0o700)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/key") == ["disk"])
+    }
+
+    /// The package's own directory is on disk here: refused, unless disk is allowed.
+    @Test func diskIsRefusedUnlessAllowed() throws {
+        let root = TestData.packageRoot.appendingPathComponent(".build").path
+        try #require(!SecretFileWriter.isMemoryBacked(root), "the package is on tmpfs here")
+        let directory = root + "/custos-writer-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let error = #expect(throws: AgentError.self) {
+            try SecretFileWriter(allowDisk: false).write(SecretBytes([1]), directory: directory, name: "x")
+        }
+        #expect(error?.stage == .write)
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        try SecretFileWriter(allowDisk: true).write(SecretBytes([1]), directory: directory, name: "x")
+        #expect(FileManager.default.contents(atPath: directory + "/x") == Data([1]))
+    }
+}
+
+/// Without configfs-tsm the legacy device is chosen; it cannot produce a quote and says why.
+@Suite struct LegacyDeviceTests {
+    @Test func legacyDeviceIsUsedOnlyWithoutConfigfs() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-dev-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: root.appendingPathComponent("tdx_guest").path, contents: Data())
+        let source = try TDQuoteSources.detect(configfsRoot: root.appendingPathComponent("config").path, deviceDirectory: root.path)
+        #expect(source is TDXGuestDeviceQuoteSource)
+        // A regular file answers the ioctl with ENOTTY: an evidence error naming the ioctl.
+        let error = await #expect(throws: AgentError.self) { try await source.quote(reportData: [UInt8](repeating: 0, count: 64)) }
+        #expect(error?.stage == .evidence)
+        #expect(error?.reason.contains("TDX_CMD_GET_REPORT0") == true, "\(String(describing: error))")
+        // With configfs-tsm present, it wins.
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("config/tsm/report"), withIntermediateDirectories: true)
+        let preferred = try TDQuoteSources.detect(configfsRoot: root.appendingPathComponent("config").path, deviceDirectory: root.path)
+        #expect(preferred is ConfigfsTSMQuoteSource)
+    }
+}
