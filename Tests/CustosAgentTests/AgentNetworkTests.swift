@@ -22,7 +22,7 @@ final class PortProcess {
         let out = Pipe()
         process.standardOutput = out
         stderrURL = FileManager.default.temporaryDirectory.appendingPathComponent("custos-agent-helper-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         try process.run()
         var line: [UInt8] = []

@@ -189,7 +189,7 @@ struct CCELReaderTests {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-dev-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root.appendingPathComponent("tdx_guest").path, contents: Data())
+        _ = FileManager.default.createFile(atPath: root.appendingPathComponent("tdx_guest").path, contents: Data())
         let source = try TDQuoteSources.detect(configfsRoot: root.appendingPathComponent("config").path, deviceDirectory: root.path)
         #expect(source is TDXGuestDeviceQuoteSource)
         // A regular file answers the ioctl with ENOTTY: an evidence error naming the ioctl.

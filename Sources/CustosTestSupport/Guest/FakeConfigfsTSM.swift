@@ -1,5 +1,5 @@
-public import CustosCrypto
-public import CustosTDX
+import CustosCrypto
+import CustosTDX
 public import Foundation
 import Synchronization
 
@@ -94,7 +94,8 @@ public final class FakeConfigfsTSM: Sendable {
                 return true
             }
             if isNew {
-                fm.createFile(atPath: entry.appendingPathComponent("inblob").path, contents: nil, attributes: [.posixPermissions: 0o600])
+                _ = fm.createFile(
+                    atPath: entry.appendingPathComponent("inblob").path, contents: nil, attributes: [.posixPermissions: 0o600])
                 Self.replace(entry.appendingPathComponent("generation"), Array("0\n".utf8))
                 Self.replace(entry.appendingPathComponent("provider"), Array("\(provider)\n".utf8))
                 continue
