@@ -71,6 +71,7 @@ public struct ConfigfsTSMQuoteSource: TDQuoteSource {
         guard reportData.count == 64 else {
             throw AgentError(.evidence, .unusable, "REPORTDATA must be exactly 64 bytes for TDX, is \(reportData.count) (T3)")
         }
+        removeStaleEntries()
         var reasons: [String] = []
         var backoff = busyBackoff
         for _ in 0..<Self.maximumAttempts {
@@ -87,6 +88,17 @@ public struct ConfigfsTSMQuoteSource: TDQuoteSource {
         throw AgentError(
             .evidence, .unusable,
             "no consistent quote from configfs-tsm after \(Self.maximumAttempts) attempts: " + reasons.joined(separator: "; "))
+    }
+
+    /// Removes entries a crashed agent left behind (T13): `custos-agent-<pid>-<hex>` whose process is gone. Leaked
+    /// entries pin kernel memory and, on newer kernels, keep the provider from registering again.
+    func removeStaleEntries() {
+        guard let names = try? POSIXFile.list(reportDirectory) else { return }
+        for name in names where name.hasPrefix("custos-agent-") {
+            let parts = name.split(separator: "-")
+            guard parts.count == 4, let pid = Int32(parts[2]), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { rmdir(reportDirectory + "/" + name) }
+        }
     }
 
     func fail(_ message: String) -> AgentError { AgentError(.evidence, .unusable, message) }

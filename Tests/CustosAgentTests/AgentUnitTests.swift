@@ -103,6 +103,24 @@ import Testing
         #expect(fake.entries.count == ConfigfsTSMQuoteSource.maximumAttempts)
     }
 
+    /// Entries of dead agents are removed before a new one is made; a live process's entry stays. No provider
+    /// answers here (no watcher), so the attempt itself fails after the settle time, and its own entry goes too.
+    @Test(.timeLimit(.minutes(1)))
+    func staleEntriesOfDeadAgentsAreRemoved() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tsm-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let report = root.appendingPathComponent("tsm/report")
+        // pid_max is at most 2^22: no process has this id.
+        let stale = report.appendingPathComponent("custos-agent-99999999-00112233aabbccdd")
+        let live = report.appendingPathComponent("custos-agent-1-00112233aabbccdd")
+        for entry in [stale, live] { try FileManager.default.createDirectory(at: entry, withIntermediateDirectories: true) }
+        var source = ConfigfsTSMQuoteSource(configfsRoot: root.path)
+        source.settleTimeout = .milliseconds(50)
+        let error = await #expect(throws: AgentError.self) { try await source.quote(reportData: [UInt8](repeating: 3, count: 64)) }
+        #expect(error?.stage == .evidence)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: report.path) == [live.lastPathComponent])
+    }
+
     @Test func absentConfigfsIsAClearError() {
         let error = #expect(throws: AgentError.self) {
             try TDQuoteSources.detect(configfsRoot: "/nonexistent-configfs", deviceDirectory: "/nonexistent-dev")
