@@ -12,7 +12,7 @@ struct AgentFlowTests {
 
     /// Runs `body` with a provisioned service and a fake guest, and tears both down.
     static func withService(
-        guestSpec: TDXQuoteSpec? = nil, concurrentWrites: Int = 0,
+        guestSpec: TDXQuoteSpec? = nil, concurrentWrites: Int = 0, readRaces: Int = 0,
         _ body: (ServiceProcess, FakeGuest) async throws -> Void
     ) async throws {
         let spec = try ServiceProcess.spec()
@@ -22,7 +22,7 @@ struct AgentFlowTests {
         let service = try await ServiceProcess(directory: directory, spec: spec)
         defer { service.stop() }
         try await service.provision(spec: spec, secret: secret)
-        let guest = try FakeGuest(spec: guestSpec ?? spec, concurrentWrites: concurrentWrites)
+        let guest = try FakeGuest(spec: guestSpec ?? spec, concurrentWrites: concurrentWrites, readRaces: readRaces)
         defer { guest.cleanUp() }
         try await body(service, guest)
     }
@@ -92,13 +92,27 @@ struct AgentFlowTests {
     /// Another writer changes `generation` between the agent's inblob write and its read: the agent drops that
     /// entry (whose outblob is the other writer's quote) and succeeds on a fresh one.
     @Test(.timeLimit(.minutes(3)))
-    func generationChangeDuringTheReadIsRetriedOnAFreshEntry() async throws {
+    func concurrentWriterIsRetriedOnAFreshEntry() async throws {
         try await Self.withService(concurrentWrites: 2) { service, guest in
             let result = try guest.agent(["fetch", "--url", service.baseURL, "--resource", "default/key/disk", "--out", guest.output.path])
             #expect(result.status == 0, "stdout: \(result.stdout) stderr: \(result.stderr)")
             #expect(guest.configfs.racesInjected == 2)
             #expect(guest.configfs.entries.count == 3)
             #expect(Set(guest.configfs.entries).count == 3)
+            let file = guest.output.appendingPathComponent("key/disk").path
+            #expect(FileManager.default.contents(atPath: file).map { [UInt8]($0) } == Self.secret)
+        }
+    }
+
+    /// `generation` moves while the agent reads `outblob` (the fake bumps it after the agent opened the FIFO and
+    /// before it writes the quote): the whole quote read is discarded and a fresh entry succeeds.
+    @Test(.timeLimit(.minutes(3)))
+    func generationBumpedDuringTheReadIsRetried() async throws {
+        try await Self.withService(readRaces: 1) { service, guest in
+            let result = try guest.agent(["fetch", "--url", service.baseURL, "--resource", "default/key/disk", "--out", guest.output.path])
+            #expect(result.status == 0, "stdout: \(result.stdout) stderr: \(result.stderr)")
+            #expect(guest.configfs.racesInjected == 1)
+            #expect(guest.configfs.entries.count == 2)
             let file = guest.output.appendingPathComponent("key/disk").path
             #expect(FileManager.default.contents(atPath: file).map { [UInt8]($0) } == Self.secret)
         }

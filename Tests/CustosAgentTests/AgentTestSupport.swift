@@ -170,12 +170,12 @@ final class FakeGuest {
     let configfs: FakeConfigfsTSM
     let sysfs: URL
 
-    init(spec: TDXQuoteSpec, concurrentWrites: Int = 0, ccel: Bool = true) throws {
+    init(spec: TDXQuoteSpec, concurrentWrites: Int = 0, readRaces: Int = 0, ccel: Bool = true) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-agent-\(UUID().uuidString)")
         output = URL(fileURLWithPath: "/dev/shm").appendingPathComponent("custos-agent-out-\(UUID().uuidString)")
         let factory = try ServiceProcess.hierarchy.get().quoteFactory(spec)
         configfs = try FakeConfigfsTSM(
-            root: directory.appendingPathComponent("config"), factory: factory, concurrentWrites: concurrentWrites)
+            root: directory.appendingPathComponent("config"), factory: factory, concurrentWrites: concurrentWrites, readRaces: readRaces)
         sysfs = directory.appendingPathComponent("sys")
         let (table, data) = try FakeGuestTrees.realCCEL()
         try FakeGuestTrees.makeSysfs(at: sysfs, table: ccel ? table : nil, data: ccel ? data : nil)

@@ -220,3 +220,24 @@ struct CCELReaderTests {
         #expect(preferred is ConfigfsTSMQuoteSource)
     }
 }
+
+extension ConfigfsTSMSourceTests {
+    /// In-process: a generation bump during the read is retried, and the bound holds when every entry races.
+    @Test(.timeLimit(.minutes(1)))
+    func generationBumpDuringTheReadIsDetected() async throws {
+        var spec = TDXQuoteSpec()
+        spec.issueDate = "2025-01-01T00:00:00Z"
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tsm-\(UUID().uuidString)")
+        let fake = try FakeConfigfsTSM(root: root, factory: try TDXTestHierarchy().quoteFactory(spec), readRaces: 100)
+        fake.start()
+        defer {
+            fake.stop()
+            try? FileManager.default.removeItem(at: root)
+        }
+        let error = await #expect(throws: AgentError.self) {
+            try await ConfigfsTSMQuoteSource(configfsRoot: root.path).quote(reportData: [UInt8](repeating: 4, count: 64))
+        }
+        #expect(error?.reason.contains("during the read") == true, "\(String(describing: error))")
+        #expect(fake.racesInjected == ConfigfsTSMQuoteSource.maximumAttempts)
+    }
+}

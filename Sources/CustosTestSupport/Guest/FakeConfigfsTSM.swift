@@ -16,7 +16,11 @@ import Synchronization
 /// written 64 bytes to `inblob`, it makes a quote with ``TDXQuoteFactory`` whose REPORTDATA is those bytes, writes it
 /// to `outblob`, then bumps `generation` to 1 (each file replaced by a rename, so a reader never sees half).
 ///
-/// With ``init(root:factory:concurrentWrites:provider:)``'s `concurrentWrites` = n, the first n entries behave as if
+/// With `readRaces` = n, the first n entries bump `generation` *during* the agent's read: `outblob` is a FIFO, and
+/// once the agent has opened it the fake writes `generation` 2 before it writes the quote — the agent reads a whole
+/// quote and then a generation that moved, deterministically.
+///
+/// With ``init(root:factory:concurrentWrites:readRaces:provider:)``'s `concurrentWrites` = n, the first n entries behave as if
 /// another process wrote `inblob` too: `outblob` holds the other writer's quote and `generation` reads 2 — what the
 /// agent must detect and retry on a fresh entry.
 ///
@@ -30,6 +34,7 @@ public final class FakeConfigfsTSM: Sendable {
 
     struct State {
         var concurrentWritesLeft: Int
+        var readRacesLeft: Int
         var initialized: Set<String> = []
         var answered: Set<String> = []
         var entries: [String] = []
@@ -45,12 +50,16 @@ public final class FakeConfigfsTSM: Sendable {
     ///   - root: the fake configfs root (created).
     ///   - factory: makes the quotes.
     ///   - concurrentWrites: how many of the first entries get another writer's quote and generation 2.
+    ///   - readRaces: how many of the (following) entries get generation 2 during the outblob read.
     ///   - provider: what `provider` reads (`tdx_guest`).
-    public init(root: URL, factory: TDXQuoteFactory, concurrentWrites: Int = 0, provider: String = "tdx_guest") throws {
+    public init(
+        root: URL, factory: TDXQuoteFactory, concurrentWrites: Int = 0, readRaces: Int = 0,
+        provider: String = "tdx_guest"
+    ) throws {
         self.root = root
         self.factory = factory
         self.provider = provider
-        state = Mutex(State(concurrentWritesLeft: concurrentWrites))
+        state = Mutex(State(concurrentWritesLeft: concurrentWrites, readRacesLeft: readRaces))
         try FileManager.default.createDirectory(at: root.appendingPathComponent("tsm/report"), withIntermediateDirectories: true)
     }
 
@@ -103,18 +112,60 @@ public final class FakeConfigfsTSM: Sendable {
             guard !state.withLock({ $0.answered.contains(name) }),
                 let inblob = fm.contents(atPath: entry.appendingPathComponent("inblob").path), inblob.count == 64
             else { continue }
-            let race = state.withLock { state -> Bool in
+            enum Answer { case normal, concurrentWrite, readRace }
+            let answer = state.withLock { state -> Answer in
                 state.answered.insert(name)
                 state.quotes += 1
-                guard state.concurrentWritesLeft > 0 else { return false }
-                state.concurrentWritesLeft -= 1
-                state.races += 1
-                return true
+                if state.concurrentWritesLeft > 0 {
+                    state.concurrentWritesLeft -= 1
+                    state.races += 1
+                    return .concurrentWrite
+                }
+                if state.readRacesLeft > 0 {
+                    state.readRacesLeft -= 1
+                    state.races += 1
+                    return .readRace
+                }
+                return .normal
             }
-            let reportData = race ? [UInt8](repeating: 0xee, count: 64) : [UInt8](inblob)
+            let reportData = answer == .concurrentWrite ? [UInt8](repeating: 0xee, count: 64) : [UInt8](inblob)
             guard let quote = try? factory.quote(reportData: reportData) else { continue }
-            Self.replace(entry.appendingPathComponent("outblob"), quote)
-            Self.replace(entry.appendingPathComponent("generation"), Array((race ? "2\n" : "1\n").utf8))
+            let outblob = entry.appendingPathComponent("outblob")
+            let generation = entry.appendingPathComponent("generation")
+            switch answer {
+            case .normal:
+                Self.replace(outblob, quote)
+                Self.replace(generation, Array("1\n".utf8))
+            case .concurrentWrite:
+                Self.replace(outblob, quote)
+                Self.replace(generation, Array("2\n".utf8))
+            case .readRace:
+                guard mkfifo(outblob.path, 0o600) == 0 else { continue }
+                Self.replace(generation, Array("1\n".utf8))
+                Thread.detachNewThread { [self] in feedDuringRead(outblob, generation: generation, quote: quote) }
+            }
+        }
+    }
+
+    /// Waits for a reader on the `outblob` FIFO, bumps `generation`, then writes the quote and closes.
+    func feedDuringRead(_ outblob: URL, generation: URL, quote: [UInt8]) {
+        var fd: Int32 = -1
+        while fd < 0 {
+            if state.withLock({ $0.stopRequested }) { return }
+            fd = open(outblob.path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)  // ENXIO until a reader opened it
+            if fd < 0 { usleep(1000) }
+        }
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, 0)
+        Self.replace(generation, Array("2\n".utf8))
+        var written = 0
+        while written < quote.count {
+            let n = quote.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return write(fd, base + written, raw.count - written)
+            }
+            if n <= 0 { return }
+            written += n
         }
     }
 
