@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // TLS trust roots of the guest agent's client (`--ca`); already in the graph through AsyncHTTPClient.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: C system libraries: module maps and shims only.
@@ -94,11 +96,22 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
         ),
+        // The guest agent: configfs-tsm quotes, CCEL, the KBS client, secret files on tmpfs, efi_secret (issue 13).
+        .target(
+            name: "CustosAgent",
+            dependencies: [
+                "CustosCrypto", "CustosTDX", "CustosKBS",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "CustosCLI",
             dependencies: [
                 "CustosCrypto", "CustosAnchors", "CustosTDX", "CustosSEV", "CustosUKI",
-                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer", "CustosVirt",
+                "CustosPolicy", "CustosStore", "CustosAudit", "CustosServer", "CustosVirt", "CustosAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -170,6 +183,15 @@ let package = Package(
         .testTarget(
             name: "CustosVirtTests", dependencies: ["CustosVirt", "CustosCrypto", "CustosUKI", "CustosTestSupport", "CustosCLI"]),
         .testTarget(name: "CustosKBSTests", dependencies: ["CustosKBS", "CustosCrypto", "CustosTestSupport"]),
+        .testTarget(
+            name: "CustosAgentTests",
+            dependencies: [
+                "CustosAgent", "CustosCLI", "CustosCrypto", "CustosKBS", "CustosTDX", "CustosTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCLI", "CustosAnchors", "CustosCrypto", "CustosTestSupport"]),
     ]
 )

@@ -21,6 +21,7 @@ public struct CustosCommand: AsyncParsableCommand {
             BenchCommand.self,
             HostCommand.self,
             LaunchCommand.self,
+            AgentCommand.self,
         ]
     )
     public init() {}

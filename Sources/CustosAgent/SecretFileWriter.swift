@@ -1,0 +1,118 @@
+public import CustosCrypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `int statfs(const char *path, struct statfs *buf)`: Glibc's Swift module map does not include <sys/vfs.h>.
+@_silgen_name("statfs")
+private func linuxStatfs(_ path: UnsafePointer<CChar>, _ buffer: UnsafeMutableRawPointer) -> Int32
+
+// MARK: - Secrets on tmpfs (guest.md T17)
+
+/// Writes secrets as files of mode 0400 in memory-backed directories only: `statfs` must say tmpfs
+/// (`TMPFS_MAGIC` 0x01021994) or ramfs (`RAMFS_MAGIC` 0x858458f6) unless disk was allowed explicitly. Each file is
+/// written to a fresh temporary name in its final directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0400), synced, then
+/// renamed over the final name, so a reader sees the old secret or the whole new one, never a part.
+public struct SecretFileWriter: Sendable {
+    public static let tmpfsMagic = 0x0102_1994
+    public static let ramfsMagic = 0x8584_58f6
+
+    /// Whether a directory that is not tmpfs/ramfs is accepted (`--allow-disk`).
+    public let allowDisk: Bool
+
+    public init(allowDisk: Bool) { self.allowDisk = allowDisk }
+
+    /// The `f_type` of the file system holding `path` (`statfs(2)`).
+    public static func fileSystemType(_ path: String) -> Int? {
+        // struct statfs is 120 bytes on the 64-bit Linux ABIs and starts with `__fsword_t f_type` (a long); the
+        // buffer is larger to be safe.
+        var buffer = [Int](repeating: 0, count: 64)
+        let result = buffer.withUnsafeMutableBytes { raw -> Int32 in
+            guard let base = raw.baseAddress else { return -1 }
+            return linuxStatfs(path, base)
+        }
+        guard result == 0 else { return nil }
+        return buffer[0]
+    }
+
+    /// Whether `path` is on tmpfs or ramfs.
+    public static func isMemoryBacked(_ path: String) -> Bool {
+        guard let type = fileSystemType(path) else { return false }
+        return type == tmpfsMagic || type == ramfsMagic
+    }
+
+    /// Checks (and creates, mode 0700) a directory for secrets: the nearest existing ancestor must be on tmpfs or
+    /// ramfs unless ``allowDisk``.
+    /// - Throws: ``AgentError`` (`write`, unusable).
+    public func prepareDirectory(_ path: String) throws(AgentError) {
+        var existing = path
+        while !POSIXFile.exists(existing) {
+            let parent = (existing as NSString).deletingLastPathComponent
+            if parent == existing || parent.isEmpty { break }
+            existing = parent
+        }
+        if !allowDisk {
+            guard let type = Self.fileSystemType(existing) else {
+                throw AgentError(.write, .unusable, "cannot statfs \(existing): \(String(cString: strerror(errno)))")
+            }
+            guard type == Self.tmpfsMagic || type == Self.ramfsMagic else {
+                throw AgentError(
+                    .write, .unusable,
+                    "\(path) is not on tmpfs or ramfs (f_type 0x\(String(type, radix: 16))): secrets are not written to disk; "
+                        + "use a tmpfs directory such as /run/… or pass --allow-disk")
+            }
+        }
+        try makeDirectories(path)
+    }
+
+    func makeDirectories(_ path: String) throws(AgentError) {
+        if POSIXFile.isDirectory(path) { return }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectories(parent) }
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+            throw AgentError(.write, .unusable, POSIXFile.Failure(errno: errno, operation: "mkdir", path: path).message)
+        }
+        guard POSIXFile.isDirectory(path) else { throw AgentError(.write, .unusable, "\(path) exists and is not a directory") }
+    }
+
+    /// Writes `secret` to `directory/name` (mode 0400) through a temporary file and `rename`.
+    /// - Returns: the final path.
+    /// - Throws: ``AgentError`` (`write`, unusable); the temporary file is removed on failure.
+    @discardableResult
+    public func write(_ secret: SecretBytes, directory: String, name: String) throws(AgentError) -> String {
+        try prepareDirectory(directory)
+        let final = directory + "/" + name
+        let temporary = directory + "/.\(name).tmp-\(POSIXFile.randomHex(8))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
+        guard fd >= 0 else {
+            throw AgentError(.write, .unusable, POSIXFile.Failure(errno: errno, operation: "open", path: temporary).message)
+        }
+        var failure: POSIXFile.Failure? = nil
+        secret.withBytes { bytes in
+            var written = 0
+            while written < bytes.count {
+                let n = bytes.withUnsafeBytes { raw -> Int in
+                    guard let base = raw.baseAddress else { return 0 }
+                    return Glibc.write(fd, base + written, raw.count - written)
+                }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = POSIXFile.Failure(errno: errno, operation: "write", path: temporary)
+                    return
+                }
+                written += n
+            }
+        }
+        if failure == nil, fchmod(fd, 0o400) != 0 { failure = POSIXFile.Failure(errno: errno, operation: "fchmod", path: temporary) }
+        if failure == nil, fsync(fd) != 0 { failure = POSIXFile.Failure(errno: errno, operation: "fsync", path: temporary) }
+        if close(fd) != 0, failure == nil { failure = POSIXFile.Failure(errno: errno, operation: "close", path: temporary) }
+        if failure == nil, rename(temporary, final) != 0 { failure = POSIXFile.Failure(errno: errno, operation: "rename", path: final) }
+        if let failure {
+            unlink(temporary)
+            throw AgentError(.write, .unusable, failure.message)
+        }
+        return final
+    }
+}
