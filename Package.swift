@@ -96,11 +96,13 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/openapi.yaml")]
         ),
+        // C shims for system calls Glibc's Swift module does not import (statfs(2) for the agent's tmpfs check).
+        .target(name: "CCustosSystem"),
         // The guest agent: configfs-tsm quotes, CCEL, the KBS client, secret files on tmpfs, efi_secret (issue 13).
         .target(
             name: "CustosAgent",
             dependencies: [
-                "CustosCrypto", "CustosTDX", "CustosKBS",
+                "CCustosSystem", "CustosCrypto", "CustosTDX", "CustosKBS",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -196,6 +198,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets where target.type != .system {
+// (C targets take no Swift settings.)
+for target in package.targets where target.type != .system && target.name != "CCustosSystem" {
     target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
 }

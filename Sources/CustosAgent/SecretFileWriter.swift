@@ -1,13 +1,10 @@
+import CCustosSystem
 public import CustosCrypto
 import Foundation
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// `int statfs(const char *path, struct statfs *buf)`: Glibc's Swift module map does not include <sys/vfs.h>.
-@_silgen_name("statfs")
-private func linuxStatfs(_ path: UnsafePointer<CChar>, _ buffer: UnsafeMutableRawPointer) -> Int32
 
 // MARK: - Secrets on tmpfs (guest.md T17)
 
@@ -26,15 +23,10 @@ public struct SecretFileWriter: Sendable {
 
     /// The `f_type` of the file system holding `path` (`statfs(2)`).
     public static func fileSystemType(_ path: String) -> Int? {
-        // struct statfs is 120 bytes on the 64-bit Linux ABIs and starts with `__fsword_t f_type` (a long); the
-        // buffer is larger to be safe.
-        var buffer = [Int](repeating: 0, count: 64)
-        let result = buffer.withUnsafeMutableBytes { raw -> Int32 in
-            guard let base = raw.baseAddress else { return -1 }
-            return linuxStatfs(path, base)
-        }
-        guard result == 0 else { return nil }
-        return buffer[0]
+        // Through a C shim (Sources/CCustosSystem): Glibc's Swift module does not import <sys/vfs.h>.
+        var type: Int64 = 0
+        guard custos_statfs_type(path, &type) == 0 else { return nil }
+        return Int(type)
     }
 
     /// Whether `path` is on tmpfs or ramfs.
