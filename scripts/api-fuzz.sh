@@ -21,12 +21,33 @@ schemathesis_version=4.32.5
 
 [ -x "$binary" ] || { echo "api-fuzz: $binary is not built (swift build)" >&2; exit 2; }
 
-# The venv, once (one builder at a time).
+# The interpreter: the oldest CPython >= 3.12 on the machine (PATH or pyenv), else python3. CPython 3.11's ast module
+# has a recursion-depth bug (gh-106905: "SystemError: AST constructor recursion depth mismatch") that Hypothesis hits
+# while describing schemathesis' strategies for POST /v1/policies/{id}:test in the coverage phase, with every seed
+# tried; 3.12 has the fix. Debian 12's own python3 is 3.11.
+pick_python() {
+    local candidate
+    for candidate in python3.12 python3.13 python3.14 \
+        $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -V); do
+        if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            command -v "$candidate" 2>/dev/null || echo "$candidate"
+            return
+        fi
+    done
+    echo "api-fuzz: no CPython >= 3.12 found; python3 ($(python3 --version 2>&1)) may fail on CPython's gh-106905" >&2
+    command -v python3
+}
+python=$(pick_python)
+
+# The venv, once per interpreter (one builder at a time).
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
-if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $schemathesis_version\$"; then
-    python3 -m venv "$venv" >&2 || { echo "api-fuzz: python3 -m venv failed (Debian package python3-venv missing?)" >&2; exit 1; }
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $schemathesis_version\$" \
+    || [ "$(cat "$venv/.custos-python" 2>/dev/null)" != "$python" ]; then
+    rm -rf "$venv"
+    "$python" -m venv "$venv" >&2 || { echo "api-fuzz: $python -m venv failed (Debian package python3-venv missing?)" >&2; exit 1; }
+    echo "$python" >"$venv/.custos-python"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version" >&2 \
         || { echo "api-fuzz: pip install schemathesis failed (no PyPI access?)" >&2; exit 1; }
 fi

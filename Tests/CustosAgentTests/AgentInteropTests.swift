@@ -3,16 +3,10 @@ import CustosTestSupport
 import Foundation
 import Testing
 
-/// The Python KBS of scripts/agent (jwcrypto) in a venv from scripts/agent/setup-venv.sh.
+/// The Python KBS of scripts/agent (jwcrypto), run in the JOSE peers' venv (scripts/jose/setup-venv.sh: jwcrypto and
+/// PyJWT).
 enum AgentPeer {
-    static let python: Result<String, any Error> = Result {
-        let script = TestData.packageRoot.appendingPathComponent("scripts/agent/setup-venv.sh").path
-        let (status, out, err) = try JOSEPeer.run("/bin/sh", [script])
-        guard status == 0, let path = out.split(separator: "\n").last.map(String.init), !path.isEmpty else {
-            throw AgentTestError("could not build the jwcrypto venv (exit \(status)): \(err)")
-        }
-        return path
-    }
+    static var python: Result<String, any Error> { JOSEPeer.python }
     static var shouldRun: Bool { AgentTestConditions.ready && (JOSEPeer.requireAll || (try? python.get()) != nil) }
     static let skipReason =
         "the Python KBS peer (jwcrypto venv) or the testdata/binary is unavailable; CUSTOS_REQUIRE_ALL=1 makes this fail"

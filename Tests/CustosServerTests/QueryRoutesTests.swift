@@ -128,6 +128,13 @@ import Testing
                 body: ByteBuffer(bytes: CanonicalJSON.encode(["claims": .object([:]), "path": "key/disk", "status": "affirming"]))
             ) { TestGuest.json($0) }
             #expect(allowed["decision"] == "allow")
+            // Claims that are not an object are refused, not evaluated as "no claims".
+            for claims: JSONValue in [.array([]), .string("x"), .integer(1), .null] {
+                try await client.execute(
+                    uri: "/v1/policies/release-default:test", method: .post, headers: fixture.admin,
+                    body: ByteBuffer(bytes: CanonicalJSON.encode(["claims": claims, "path": "key/disk"]))
+                ) { #expect($0.status == .badRequest, "\(claims)") }
+            }
 
             // Reload: a broken file is refused with its errors (409) and the active set stays; a good one is taken.
             let policies = URL(fileURLWithPath: fixture.parts.configuration.policiesDirectory)

@@ -172,6 +172,7 @@ struct QueryRoutes: Sendable {
         let tenant = principal.tenantID ?? requested ?? Bootstrap.defaultTenant
         let claims: JSONValue
         if let given = body["claims"] {
+            guard case .object = given else { throw Problem.badRequest("\"claims\" must be a JSON object (a claims document)") }
             claims = given
         } else if let appraisalID = try HTTPJSON.optionalString(body, "appraisal_id") {
             claims = try await mapped { try await store.appraisal(tenantId: tenant, id: appraisalID) }.claims
