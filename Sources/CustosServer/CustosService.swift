@@ -73,7 +73,7 @@ public enum CustosService {
             // The review console (/ui/): pages over the same queries, scoping and authentication as /v1.
             ConsoleRoutes(
                 store: store, log: parts.audit?.log, policies: parts.policies, collateral: parts.collateral,
-                secureCookie: parts.configuration.tlsCertificate != nil
+                secureCookie: parts.configuration.servedOverHTTPS
             ).add(to: router)
             if let audit = parts.audit, let policies = parts.policies, let tokens = parts.tokens, let collateral = parts.collateral {
                 let configuration = parts.configuration
@@ -87,7 +87,7 @@ public enum CustosService {
                     sessions: parts.sessions, attestation: attestation, release: release, metrics: parts.metrics,
                     jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
                     denialStatus: configuration.kbsDenialStatus == 403 ? .forbidden : .unauthorized,
-                    secureCookie: configuration.tlsCertificate != nil
+                    secureCookie: configuration.servedOverHTTPS
                 ).add(to: router)
                 AttestationRoutes(
                     sessions: parts.sessions, attestation: attestation, release: release, tokens: tokens, store: store,

@@ -53,6 +53,10 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public var effectiveIssuer: String { issuer ?? baseURL }
 
+    /// Whether clients reach the service over HTTPS: it serves TLS itself, or its public URL (the issuer, as a TLS
+    /// proxy in front of it serves it) is `https`. Session cookies are `Secure` then.
+    public var servedOverHTTPS: Bool { tlsCertificate != nil || effectiveIssuer.lowercased().hasPrefix("https://") }
+
     /// True when a test anchor replaces a vendor's pinned root.
     public var usesTestAnchors: Bool { tdxRootOverride != nil || sevRootsOverride != nil }
 

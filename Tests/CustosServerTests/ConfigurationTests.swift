@@ -65,4 +65,17 @@ import Testing
         var configuration = ServerConfiguration()
         #expect(throws: ConfigurationError.self) { try configuration.apply(yaml: yaml, file: "c.yaml") }
     }
+
+    /// Session cookies are `Secure` when clients come over HTTPS: built-in TLS, or an `https` issuer (a TLS proxy).
+    @Test func servedOverHTTPSFollowsTLSOrTheIssuerScheme() {
+        var configuration = ServerConfiguration()
+        #expect(!configuration.servedOverHTTPS)
+        configuration.issuer = "http://custos.example"
+        #expect(!configuration.servedOverHTTPS)
+        configuration.issuer = "HTTPS://custos.example"
+        #expect(configuration.servedOverHTTPS)
+        configuration.issuer = nil
+        configuration.tlsCertificate = "cert.pem"
+        #expect(configuration.servedOverHTTPS)
+    }
 }

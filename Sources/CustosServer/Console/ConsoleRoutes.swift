@@ -21,7 +21,7 @@ struct ConsoleRoutes: Sendable {
     let policies: PolicyRegistry?
     let collateral: (any CollateralProvider)?
     let sessions: ConsoleSessions
-    /// Whether the session cookie is `Secure` (the service serves TLS itself; it has no trusted-proxy setting).
+    /// Whether the session cookie is `Secure` (``ServerConfiguration/servedOverHTTPS``: TLS, or an `https` issuer URL).
     let secureCookie: Bool
     let library: MustacheLibrary
 
