@@ -29,7 +29,7 @@ struct AgentFlowTests {
 
     /// The whole flow: auth → attest (configfs-tsm quote, real CCEL) → resource; the file holds the stored secret,
     /// mode 0400, and the service's audit log records the release.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func fetchWritesTheStoredSecretWithMode0400() async throws {
         try await Self.withService { service, guest in
             let result = try guest.agent(["fetch", "--url", service.baseURL, "--resource", "default/key/disk", "--out", guest.output.path])
@@ -56,7 +56,7 @@ struct AgentFlowTests {
 
     /// A TD whose MRTD has no reference value: the service issues a token but the release policy says no. Exit 1,
     /// stage `resource`, the service's `PolicyDeny` in the message, no file written.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func policyDenialExitsOneNamingTheResourceStage() async throws {
         var unknown = try ServiceProcess.spec()
         unknown.mrTD = [UInt8](repeating: 0x5e, count: 48)
@@ -73,7 +73,7 @@ struct AgentFlowTests {
     }
 
     /// The TD attested as tenant `default` asks for another tenant's repository: PolicyDeny, exit 1.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func anotherTenantsResourceIsRefused() async throws {
         try await Self.withService { service, guest in
             let result = try guest.agent([
@@ -91,7 +91,7 @@ struct AgentFlowTests {
 
     /// Another writer changes `generation` between the agent's inblob write and its read: the agent drops that
     /// entry (whose outblob is the other writer's quote) and succeeds on a fresh one.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func concurrentWriterIsRetriedOnAFreshEntry() async throws {
         try await Self.withService(concurrentWrites: 2) { service, guest in
             let result = try guest.agent(["fetch", "--url", service.baseURL, "--resource", "default/key/disk", "--out", guest.output.path])
@@ -106,7 +106,7 @@ struct AgentFlowTests {
 
     /// `generation` moves while the agent reads `outblob` (the fake bumps it after the agent opened the FIFO and
     /// before it writes the quote): the whole quote read is discarded and a fresh entry succeeds.
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func generationBumpedDuringTheReadIsRetried() async throws {
         try await Self.withService(readRaces: 1) { service, guest in
             let result = try guest.agent(["fetch", "--url", service.baseURL, "--resource", "default/key/disk", "--out", guest.output.path])
@@ -119,7 +119,7 @@ struct AgentFlowTests {
     }
 
     /// `custos agent evidence` returns the fake provider's quote with the given REPORTDATA, zero-padded.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func evidencePrintsAQuoteBoundToTheReportData() throws {
         let guest = try FakeGuest(spec: try ServiceProcess.spec())
         defer { guest.cleanUp() }

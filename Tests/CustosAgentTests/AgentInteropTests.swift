@@ -29,7 +29,7 @@ struct AgentInteropTests {
         Case(teeKey: "RSA", selectHash: "sha256", initData: false),
     ]
 
-    @Test(.timeLimit(.minutes(3)), arguments: cases)
+    @Test(.timeLimit(.minutes(10)), arguments: cases)
     func agentCompletesTheFlowAgainstThePythonKBS(_ testCase: Case) throws {
         let python = try AgentPeer.python.get()
         let guest = try FakeGuest(spec: try ServiceProcess.spec())
@@ -69,7 +69,7 @@ struct AgentInteropTests {
     }
 
     /// The peer denies a resource it does not hold: the agent reports the peer's PolicyDeny at the resource stage.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func peerDenialIsReported() throws {
         let python = try AgentPeer.python.get()
         let guest = try FakeGuest(spec: try ServiceProcess.spec())

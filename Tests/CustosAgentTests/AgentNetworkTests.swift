@@ -108,7 +108,7 @@ struct AgentNetworkTests {
     static let fastRetries = ["CUSTOS_AGENT_RETRY_BACKOFF_MS": "20"]
 
     /// Nothing listens: the handshake is tried 5 times, then exit 2 with the `auth` stage and the attempt count.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func serviceDownGivesUpAfterBoundedRetries() throws {
         let guest = try FakeGuest(spec: try ServiceProcess.spec())
         defer { guest.cleanUp() }
@@ -127,7 +127,7 @@ struct AgentNetworkTests {
     }
 
     /// A listener that accepts and drops every connection: exactly 5 connections, then the same error.
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.minutes(10)))
     func droppedConnectionsAreRetriedExactlyFiveTimes() throws {
         let guest = try FakeGuest(spec: try ServiceProcess.spec())
         defer { guest.cleanUp() }
@@ -202,7 +202,7 @@ struct AgentTLSTests {
         return (path("ca.pem"), path("wrong-ca.pem"), path("server.pem"), path("server.key"))
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(10)))
     func caMustIssueTheServerCertificate() async throws {
         try await AgentFlowTests.withService { service, guest in
             let certificates = try Self.makeCertificates(in: guest.directory)

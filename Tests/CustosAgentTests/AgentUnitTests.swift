@@ -58,7 +58,7 @@ import Testing
         return try FakeConfigfsTSM(root: root, factory: factory, concurrentWrites: concurrentWrites, provider: provider)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func quoteCarriesTheReportData() async throws {
         let fake = try Self.tree()
         fake.start()
@@ -73,7 +73,7 @@ import Testing
         #expect(Array(quote[568..<632]) == reportData)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func anotherProviderIsRefused() async throws {
         let fake = try Self.tree(provider: "sev_guest")
         fake.start()
@@ -88,7 +88,7 @@ import Testing
         #expect(error?.reason.contains("sev_guest") == true)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func persistentRacesGiveUpAfterTheBound() async throws {
         let fake = try Self.tree(concurrentWrites: 100)
         fake.start()
@@ -105,7 +105,7 @@ import Testing
 
     /// Entries of dead agents are removed before a new one is made; a live process's entry stays. No provider
     /// answers here (no watcher), so the attempt itself fails after the settle time, and its own entry goes too.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func staleEntriesOfDeadAgentsAreRemoved() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-tsm-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -223,7 +223,7 @@ struct CCELReaderTests {
 
 extension ConfigfsTSMSourceTests {
     /// In-process: a generation bump during the read is retried, and the bound holds when every entry races.
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func generationBumpDuringTheReadIsDetected() async throws {
         var spec = TDXQuoteSpec()
         spec.issueDate = "2025-01-01T00:00:00Z"
