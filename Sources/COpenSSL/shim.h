@@ -27,6 +27,7 @@
 
 // Composite macros the importer drops.
 static const int COpenSSL_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
+static const int COpenSSL_EVP_PKEY_KEY_PARAMETERS = EVP_PKEY_KEY_PARAMETERS;
 static const int COpenSSL_EVP_PKEY_KEYPAIR = EVP_PKEY_KEYPAIR;
 static const unsigned long COpenSSL_XN_FLAG_RFC2253 = XN_FLAG_RFC2253;
 static const int COpenSSL_MBSTRING_UTF8 = MBSTRING_UTF8;

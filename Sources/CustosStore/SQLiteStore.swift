@@ -649,6 +649,15 @@ public struct SQLiteStore: Store {
         }
     }
 
+    public func launchDecision(tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date)
+        throws(StoreError) -> StoreWrite
+    {
+        if let reason { try StoreValidation.text(reason, field: "reason", max: 4096, allowEmpty: true) }
+        return StoreWrite(database: ObjectIdentifier(pool)) { db in
+            _ = try Self.decideLaunch(tenantId: tenantId, id: id, allowed: allowed, appraisalId: appraisalId, reason: reason, now: now, in: db)
+        }
+    }
+
     /// Records the decision on a measured launch in db (a denial erases the session secret).
     public static func decideLaunch(
         tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date, in db: Database
@@ -666,20 +675,27 @@ public struct SQLiteStore: Store {
     }
 
     public func markLaunchInjected(tenantId: String, id: String, now: Date) async throws(StoreError) -> Launch {
-        try await write { db in
-            let launch = try Self.fetchLaunch(tenantId: tenantId, id: id, in: db)
-            guard launch.state == .allowed else {
-                throw StoreError(.conflict, "launch \(id) cannot be injected in state \(launch.state.rawValue)")
-            }
-            try db.execute(
-                sql: """
-                    UPDATE launch SET state = 'injected', injected_at = ?, session_key_id = NULL, session_nonce = NULL,
-                        session_ciphertext = NULL, session_tag = NULL
-                    WHERE id = ? AND tenant_id = ?
-                    """,
-                arguments: [now.storeMillis, id, tenantId])
-            return try Self.fetchLaunch(tenantId: tenantId, id: id, in: db)
+        try await write { db in try Self.markLaunchInjected(tenantId: tenantId, id: id, now: now, in: db) }
+    }
+
+    public func launchInjection(tenantId: String, id: String, now: Date) -> StoreWrite {
+        StoreWrite(database: ObjectIdentifier(pool)) { db in _ = try Self.markLaunchInjected(tenantId: tenantId, id: id, now: now, in: db) }
+    }
+
+    /// Marks an allowed launch injected in db and erases its session secret.
+    public static func markLaunchInjected(tenantId: String, id: String, now: Date, in db: Database) throws -> Launch {
+        let launch = try Self.fetchLaunch(tenantId: tenantId, id: id, in: db)
+        guard launch.state == .allowed else {
+            throw StoreError(.conflict, "launch \(id) cannot be injected in state \(launch.state.rawValue)")
         }
+        try db.execute(
+            sql: """
+                UPDATE launch SET state = 'injected', injected_at = ?, session_key_id = NULL, session_nonce = NULL,
+                    session_ciphertext = NULL, session_tag = NULL
+                WHERE id = ? AND tenant_id = ?
+                """,
+            arguments: [now.storeMillis, id, tenantId])
+        return try Self.fetchLaunch(tenantId: tenantId, id: id, in: db)
     }
 
     public func launch(tenantId: String, id: String) async throws(StoreError) -> Launch {

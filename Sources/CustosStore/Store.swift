@@ -83,8 +83,15 @@ public protocol Store: Sendable {
     /// Records the decision on a measured launch.
     func decideLaunch(tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date)
         async throws(StoreError) -> Launch
+    /// The decision as a write another writer of the same database runs in its own transaction (the service commits
+    /// the appraisal, the decision and its audit entry together).
+    /// - Throws: `invalidInput` for an unfit reason (checked now); the write throws `notFound` or `conflict`.
+    func launchDecision(tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date)
+        throws(StoreError) -> StoreWrite
     /// Marks an allowed launch as injected and erases its session secret.
     func markLaunchInjected(tenantId: String, id: String, now: Date) async throws(StoreError) -> Launch
+    /// ``markLaunchInjected(tenantId:id:now:)`` as a write another writer runs in its own transaction.
+    func launchInjection(tenantId: String, id: String, now: Date) -> StoreWrite
     func launch(tenantId: String, id: String) async throws(StoreError) -> Launch
     /// The sealed launch-session secret of a launch that is not yet injected or denied.
     func openLaunchSessionSecret(tenantId: String, id: String) async throws(StoreError) -> SecretBytes
@@ -101,5 +108,16 @@ public struct StoreWrite: Sendable {
     public init(database: ObjectIdentifier, body: @escaping @Sendable (Database) throws -> Void) {
         self.database = database
         self.body = body
+    }
+
+    /// This write, then `next`, in the same transaction.
+    /// - Throws: `invalidInput` when `next` is for another database.
+    public func then(_ next: StoreWrite) throws(StoreError) -> StoreWrite {
+        guard next.database == database else { throw StoreError(.invalidInput, "the two writes are for different databases") }
+        let first = body
+        return StoreWrite(database: database) { db in
+            try first(db)
+            try next.body(db)
+        }
     }
 }

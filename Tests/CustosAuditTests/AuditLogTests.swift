@@ -103,6 +103,57 @@ import Testing
         await #expect(throws: StoreError.self) { try await store.appraisal(tenantId: "tenant-a", id: "apr_two") }
     }
 
+    /// A SEV launch's decision as the service commits it: appraisal, decision and audit entry in one transaction
+    /// (`StoreWrite.then`), then the injection with its own entry. A decision the launch's state refuses leaves no
+    /// appraisal, no entry and the launch as it was.
+    @Test func launchDecisionCommitsWithItsAppraisalAndEntry() async throws {
+        let scratch = try Scratch()
+        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
+        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        let launch = try await store.createLaunch(
+            NewLaunch(
+                tenantId: "tenant-a", workloadId: "vm-1", tee: "sev-es", policyId: "sev-es-prod", guestPolicy: 0x05, createdAt: t0,
+                expiresAt: t0.addingTimeInterval(300), sessionSecret: SecretBytes(Array(repeating: 0x42, count: 32))))
+        func appraisal(_ id: String) -> Appraisal {
+            Appraisal(
+                id: id, tenantId: "tenant-a", workloadId: "vm-1", tee: "sev-es", createdAt: t0, status: .affirming, policyId: "p",
+                policySHA256: String(repeating: "ab", count: 32), trustVector: ["hardware": 2], claims: [:], trace: [],
+                tokenJTI: nil, evidenceSHA256: Array(repeating: 1, count: 32))
+        }
+        func decision(_ id: String) throws -> StoreWrite {
+            try store.appraisalInsert(appraisal(id)).then(
+                store.launchDecision(tenantId: "tenant-a", id: launch.id, allowed: true, appraisalId: id, reason: nil, now: t0))
+        }
+        // Not measured yet: the decision is refused inside the transaction, so the appraisal insert is rolled back too.
+        await #expect(throws: AuditError.self) { try await log.append(Self.event(0), alongside: try decision("apr_early")) }
+        #expect(log.head.size == 0)
+        await #expect(throws: StoreError.self) { try await store.appraisal(tenantId: "tenant-a", id: "apr_early") }
+        #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .created)
+
+        _ = try await store.recordLaunchMeasurement(tenantId: "tenant-a", id: launch.id, measurement: Array(repeating: 0xAB, count: 48), now: t0)
+        #expect(try await log.append(Self.event(1), alongside: try decision("apr_1")).seq == 0)
+        #expect(try await store.appraisal(tenantId: "tenant-a", id: "apr_1").id == "apr_1")
+        #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .allowed)
+
+        #expect(try await log.append(Self.event(2), alongside: store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0)).seq == 1)
+        #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .injected)
+        await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "tenant-a", id: launch.id) }
+        // Injected twice: refused, and no entry for it.
+        await #expect(throws: AuditError.self) {
+            try await log.append(Self.event(3), alongside: store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0))
+        }
+        #expect(log.head.size == 2)
+
+        // Writes for two databases do not combine.
+        let otherScratch = try Scratch()
+        let other = try DataDirectory(otherScratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        #expect(throws: StoreError(.invalidInput, "")) {
+            _ = try store.appraisalInsert(appraisal("apr_x")).then(other.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0))
+        }
+    }
+
     /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes
     /// recomputed from the stored bodies, and proofs from the log verify against its signed checkpoints.
     @Test(.timeLimit(.minutes(3))) func storedTreeMatchesAnIndependentTree() async throws {

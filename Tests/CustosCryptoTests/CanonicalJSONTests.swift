@@ -1,4 +1,5 @@
 import CustosCrypto
+import CustosTestSupport
 import Testing
 
 /// RFC 8785 (JCS) on the integer-only ``JSONValue``: the RFC's key-ordering vector, its string escaping, and the
@@ -14,6 +15,38 @@ import Testing
             "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{80}\":\"Control\",\"ö\":\"Latin Small Letter O With Diaeresis\","
             + "\"€\":\"Euro Sign\",\"😀\":\"Emoji: Grinning Face\",\"דּ\":\"Hebrew Letter Dalet With Dagesh\"}"
         #expect(canonical == expected)
+    }
+
+    /// `keyPrecedes` (which compares UTF-8 bytes) agrees with a plain UTF-16 code-unit comparison on random keys drawn
+    /// from every UTF-8 length class, including the U+E000–U+FFFF against supplementary case where byte order and
+    /// UTF-16 order disagree, and on prefixes of each other.
+    @Test func keyOrderMatchesUTF16CodeUnitOrder() {
+        var random = SeededRandom("keyOrderMatchesUTF16CodeUnitOrder")
+        let pools: [ClosedRange<UInt32>] = [0x20...0x7E, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF, 0x10000...0x10FFFF]
+        func key() -> String {
+            var scalars = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...4, using: &random) {
+                let pool = pools.randomElement(using: &random)!
+                scalars.append(Unicode.Scalar(UInt32.random(in: pool, using: &random))!)
+            }
+            return String(scalars)
+        }
+        var disagreements: [String] = []
+        var byteOrderDiffers = 0
+        for _ in 0..<20_000 {
+            let a = key()
+            let b = Bool.random(using: &random) ? a + key() : key()
+            let expected = Array(a.utf16).lexicographicallyPrecedes(Array(b.utf16))
+            if Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) != expected { byteOrderDiffers += 1 }
+            if CanonicalJSON.keyPrecedes(a, b) != expected || CanonicalJSON.keyPrecedes(b, a) != Array(b.utf16).lexicographicallyPrecedes(Array(a.utf16)) {
+                disagreements.append("\(a.unicodeScalars.map { String($0.value, radix: 16) }) vs \(b.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
+        #expect(byteOrderDiffers > 100, "the surrogate case was drawn only \(byteOrderDiffers) times")
+        #expect(!CanonicalJSON.keyPrecedes("a", "a"))
+        #expect(CanonicalJSON.keyPrecedes("", "a"))
+        #expect(CanonicalJSON.keyPrecedes("\u{1F600}", "\u{FB33}"))
     }
 
     /// RFC 8785 §3.2.2.2 string rules, from the RFC's sample's `string` member.

@@ -24,25 +24,28 @@ public enum CanonicalJSON {
 
     /// Orders keys as JCS does: by UTF-16 code units, as unsigned integers, a prefix first.
     public static func keyPrecedes(_ a: String, _ b: String) -> Bool {
-        // ASCII keys (nearly all): UTF-16 order is byte order.
-        let ordered: Bool? =
-            a.utf8.withContiguousStorageIfAvailable { left -> Bool? in
-                b.utf8.withContiguousStorageIfAvailable { right -> Bool? in
-                    guard !left.contains(where: { $0 >= 0x80 }), !right.contains(where: { $0 >= 0x80 }) else { return nil }
-                    return left.lexicographicallyPrecedes(right)
-                } ?? nil
-            } ?? nil
-        if let ordered { return ordered }
-        var left = a.utf16.makeIterator()
-        var right = b.utf16.makeIterator()
-        while true {
-            switch (left.next(), right.next()) {
-            case (nil, nil): return false
-            case (nil, _): return true
-            case (_, nil): return false
-            case (let l?, let r?): if l != r { return l < r }
-            }
-        }
+        var a = a
+        var b = b
+        return a.withUTF8 { left in b.withUTF8 { right in utf16Precedes(left, right) } }
+    }
+
+    /// UTF-16 code-unit order computed on UTF-8 bytes, in one pass up to the first difference.
+    ///
+    /// UTF-8 byte order is code-point order, and UTF-16 order differs from it only between a character in
+    /// U+E000–U+FFFF (UTF-8 lead byte 0xEE or 0xEF) and a supplementary character (lead 0xF0–0xF4), whose surrogates
+    /// (0xD800–0xDBFF) sort first. A continuation byte (0x80–0xBF) can differ first only after equal lead bytes, where
+    /// both characters are of the same kind and byte order holds.
+    @inline(__always)
+    static func utf16Precedes(_ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) -> Bool {
+        let common = Swift.min(left.count, right.count)
+        var index = 0
+        while index < common, left[index] == right[index] { index += 1 }
+        if index == common { return left.count < right.count }
+        let l = left[index]
+        let r = right[index]
+        if l >= 0xF0, r == 0xEE || r == 0xEF { return true }
+        if r >= 0xF0, l == 0xEE || l == 0xEF { return false }
+        return l < r
     }
 
     private static func write(_ value: JSONValue, into out: inout [UInt8]) {

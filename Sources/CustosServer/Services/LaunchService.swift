@@ -403,10 +403,11 @@ struct LaunchService: Sendable {
             status: AppraisalStatus(rawValue: verdict.status.rawValue) ?? .none, policyId: policy.id,
             policySHA256: Self.sha256(of: policy.reference), trustVector: verdict.trustVector, claims: claims,
             trace: .array(verdict.trace), tokenJTI: nil, evidenceSHA256: evidenceSHA256)
-        try await mapped { try await store.insertAppraisal(appraisal) }
-        _ = try await mapped {
-            try await store.decideLaunch(
-                tenantId: tenant, id: launchID, allowed: allowed, appraisalId: appraisal.id, reason: reason, now: now)
+        // The appraisal, the launch's decision and the decision's audit entry commit in one transaction: none of the
+        // three exists without the others.
+        let decision = try await mapped {
+            try store.appraisalInsert(appraisal).then(
+                store.launchDecision(tenantId: tenant, id: launchID, allowed: allowed, appraisalId: appraisal.id, reason: reason, now: now))
         }
         let summary: JSONValue = [
             "id": .string(appraisal.id), "policy": .string(policy.reference), "status": .string(appraisal.status.rawValue),
@@ -423,13 +424,14 @@ struct LaunchService: Sendable {
         if let reason { object["reason"] = .string(reason) }
         try await audit.record(
             allowed ? "launch.measurement.allowed" : "launch.measurement.denied", tenant: tenant, actor: Self.actor(principal),
-            object: .object(object), appraisal: summary, requestID: requestID, time: now)
+            object: .object(object), appraisal: summary, requestID: requestID, time: now, alongside: decision)
         guard let packet else { return .denied(appraisalID: appraisal.id, reason: reason ?? "denied") }
-        _ = try await mapped { try await store.markLaunchInjected(tenantId: tenant, id: launchID, now: now) }
+        // The injected state (which erases the session secret) and its audit entry, also in one transaction.
         try await audit.record(
             "launch.secret.injected", tenant: tenant, actor: Self.actor(principal),
             object: ["launch": .string(launchID), "workload": .string(launch.workloadId), "secrets": .array(released)],
-            appraisal: summary, requestID: requestID, time: now)
+            appraisal: summary, requestID: requestID, time: now,
+            alongside: store.launchInjection(tenantId: tenant, id: launchID, now: now))
         return .allowed(appraisalID: appraisal.id, header: packet.header, data: packet.ciphertext)
     }
 
