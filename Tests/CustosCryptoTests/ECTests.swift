@@ -108,6 +108,27 @@ import Testing
         #expect(try key.sharedSecret(with: other.publicKey) == other.sharedSecret(with: key.publicKey))
     }
 
+    /// The public half of a private key makes its OpenSSL key on first use: concurrent first uses all verify and
+    /// all derive the same secret.
+    @Test func publicHalfIsUsableConcurrentlyOnFirstUse() async throws {
+        let key = try ECPrivateKey(generating: .p256)
+        let peer = try ECPrivateKey(generating: .p256)
+        let message = Array("first use".utf8)
+        let signature = try key.signature(for: message)
+        let expected = try key.sharedSecret(with: peer.publicKey)
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<16 {
+                group.addTask {
+                    if index % 2 == 0 { return key.publicKey.isValidSignature(signature, for: message, digest: .sha256) }
+                    return (try? peer.sharedSecret(with: key.publicKey)) == expected
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 16 && results.allSatisfy { $0 })
+        #expect(!key.publicKey.isValidSignature(signature, for: Array("other".utf8), digest: .sha256))
+    }
+
     @Test func rejectsPointsOffTheCurveAndBadScalars() throws {
         let x = try Hex.decode("700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287")
         let y = try Hex.decode("db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ad")  // last nibble changed

@@ -242,6 +242,14 @@ import Testing
         let body = "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\ntenant = \"tenant-b\"\n"
         let digest = Digest.sha384(Array(body.utf8))
         try await fixture.app.test(.live) { client in
+            // Before tenant-b exists its init-data is refused; the service remembers only tenants that exist, so the
+            // same TD is accepted once the tenant is created.
+            var early = try Self.guest(fixture) { $0.mrConfigID = digest }
+            early.initData = KBSInitData(format: "toml", body: body)
+            let (earlyCookie, earlyNonce) = try #require(try await early.auth(client))
+            let unknown = try await early.attest(client, cookie: earlyCookie, body: try early.attestation(nonce: earlyNonce))
+            #expect(unknown.0 == .unauthorized)
+            #expect(unknown.1["detail"]?.stringValue?.contains("unknownTenant") == true)
             try await client.execute(
                 uri: "/v1/tenants", method: .post, headers: fixture.admin, body: ByteBuffer(bytes: CanonicalJSON.encode(["id": "tenant-b"]))
             ) { #expect($0.status == .created) }

@@ -25,7 +25,7 @@ package enum SigningKey: Sendable {
 extension PublicKey {
     var box: PKeyBox? {
         switch self {
-        case .ec(let key): key.box
+        case .ec(let key): try? key.pkey()
         case .rsa(let key): key.box
         case .other: nil
         }

@@ -1,5 +1,6 @@
 internal import COpenSSL
 public import Foundation
+import Synchronization
 
 // MARK: - Building keys from parameters
 
@@ -197,7 +198,10 @@ public struct ECPublicKey: Sendable, Equatable {
     public let x: [UInt8]
     /// The affine y coordinate, big-endian, padded to the curve size.
     public let y: [UInt8]
-    let box: PKeyBox
+    private let storage: ECPublicKeyStorage
+
+    /// The OpenSSL key, made on first use for the public half of a private key (see ``ECPublicKeyStorage``).
+    func pkey() throws(CryptoError) -> PKeyBox { try storage.pkey() }
 
     public static func == (lhs: ECPublicKey, rhs: ECPublicKey) -> Bool {
         lhs.curve == rhs.curve && lhs.x == rhs.x && lhs.y == rhs.y
@@ -232,7 +236,19 @@ public struct ECPublicKey: Sendable, Equatable {
         self.curve = curve
         self.x = x
         self.y = y
-        self.box = box
+        self.storage = ECPublicKeyStorage(made: box)
+    }
+
+    /// The public half of an OpenSSL EC private key: `point` (uncompressed, read from that key) is trusted, and the
+    /// separate public key object is made only when something needs it. An ephemeral ECDH-ES key, whose public half
+    /// is only ever written as a JWK, then costs no second key import (an `EVP_PKEY_dup` of the curve's group is
+    /// ~100 µs under a loaded server's malloc contention).
+    fileprivate init(publicHalfOf curve: ECCurve, uncompressedPoint point: [UInt8]) {
+        let size = curve.coordinateByteCount
+        self.curve = curve
+        self.x = Array(point[1...size])
+        self.y = Array(point[(1 + size)...])
+        self.storage = ECPublicKeyStorage(curve: curve, point: point)
     }
 
     /// From DER SubjectPublicKeyInfo.
@@ -249,7 +265,7 @@ public struct ECPublicKey: Sendable, Equatable {
             length == point.count, point.first == 0x04
         else { throw .openSSL(.malformedInput, "could not read the EC public point") }
         self.curve = curve
-        self.box = box
+        self.storage = ECPublicKeyStorage(made: box)
         self.x = Array(point[1...curve.coordinateByteCount])
         self.y = Array(point[(1 + curve.coordinateByteCount)...])
     }
@@ -258,7 +274,7 @@ public struct ECPublicKey: Sendable, Equatable {
     public var uncompressedPoint: [UInt8] { [0x04] + x + y }
 
     /// DER SubjectPublicKeyInfo.
-    public var derSPKI: [UInt8] { (try? box.spkiDER()) ?? [] }
+    public var derSPKI: [UInt8] { (try? pkey().spkiDER()) ?? [] }
 
     /// PEM `PUBLIC KEY`.
     public var pem: String { pemArmor(derSPKI, label: "PUBLIC KEY") }
@@ -276,13 +292,15 @@ public struct ECPublicKey: Sendable, Equatable {
 
     /// Verifies an ECDSA signature over `message` hashed with `digest`.
     public func isValidSignature(_ signature: ECDSASignature, for message: some ContiguousBytes, digest: DigestAlgorithm) -> Bool {
-        guard let der = try? signature.derRepresentation() else { return false }
+        guard let der = try? signature.derRepresentation(), let box = try? pkey() else { return false }
         return digestVerify(box, signature: der, message: message, digest: digest, padding: nil)
     }
 
     /// Verifies an ECDSA signature over an already computed digest.
     public func isValidSignature(_ signature: ECDSASignature, forDigest digestValue: [UInt8]) -> Bool {
-        guard let der = try? signature.derRepresentation(), let ctx = EVP_PKEY_CTX_new(box.pointer, nil) else { return false }
+        guard let der = try? signature.derRepresentation(), let box = try? pkey(), let ctx = EVP_PKEY_CTX_new(box.pointer, nil) else {
+            return false
+        }
         defer { EVP_PKEY_CTX_free(ctx) }
         guard EVP_PKEY_verify_init(ctx) == 1 else {
             _ = drainOpenSSLErrors()
@@ -291,6 +309,36 @@ public struct ECPublicKey: Sendable, Equatable {
         let ok = EVP_PKEY_verify(ctx, der, der.count, digestValue, digestValue.count) == 1
         _ = drainOpenSSLErrors()
         return ok
+    }
+}
+
+/// An ``ECPublicKey``'s OpenSSL key: made at init (every public constructor, which validates the point), or on first
+/// use for the public half of a private key (whose point OpenSSL computed).
+final class ECPublicKeyStorage: Sendable {
+    private let curve: ECCurve
+    private let point: [UInt8]
+    private let made: Mutex<PKeyBox?>
+
+    init(made box: PKeyBox) {
+        curve = .p256
+        point = []
+        made = Mutex(box)
+    }
+
+    init(curve: ECCurve, point: [UInt8]) {
+        self.curve = curve
+        self.point = point
+        made = Mutex(nil)
+    }
+
+    func pkey() throws(CryptoError) -> PKeyBox {
+        if let box = made.withLock({ $0 }) { return box }
+        let box = try ecPublicKeyBox(curve: curve, sec1: point)
+        return made.withLock { current in
+            if let current { return current }
+            current = box
+            return box
+        }
     }
 }
 
@@ -353,7 +401,8 @@ public struct ECPrivateKey: Sendable {
         guard EVP_PKEY_get_octet_string_param(box.pointer, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, &point, point.count, &length) == 1,
             length == point.count
         else { throw .openSSL(.malformedInput, "EC private key without a public point") }
-        self.publicKey = try ECPublicKey(curve: curve, sec1: point)
+        guard point[0] == 0x04 else { throw .openSSL(.malformedInput, "EC private key with a compressed public point") }
+        self.publicKey = ECPublicKey(publicHalfOf: curve, uncompressedPoint: point)
     }
 
     /// The private scalar, big-endian, padded to the curve size.
@@ -400,13 +449,14 @@ public struct ECPrivateKey: Sendable {
         guard peer.curve == curve else {
             throw CryptoError(.invalidParameter, "ECDH peer is on \(peer.curve.rawValue), key on \(curve.rawValue)")
         }
+        let peerKey = try peer.pkey()
         guard let ctx = EVP_PKEY_CTX_new(box.pointer, nil) else { throw .openSSL(.internalFailure, "EVP_PKEY_CTX_new failed") }
         defer { EVP_PKEY_CTX_free(ctx) }
         var length = 0
         // validate: 0 skips OpenSSL's full public-key check of the peer (n·Q = O, a second scalar multiplication,
         // ~80 µs on P-256): every ECPublicKey was checked to lie on its curve when it was made, and P-256, P-384 and
         // P-521 have cofactor 1, so a point on the curve other than infinity is in the prime-order group.
-        guard EVP_PKEY_derive_init(ctx) == 1, EVP_PKEY_derive_set_peer_ex(ctx, peer.box.pointer, 0) == 1,
+        guard EVP_PKEY_derive_init(ctx) == 1, EVP_PKEY_derive_set_peer_ex(ctx, peerKey.pointer, 0) == 1,
             EVP_PKEY_derive(ctx, nil, &length) == 1
         else { throw .openSSL(.invalidParameter, "ECDH setup failed") }
         var secret = [UInt8](repeating: 0, count: length)

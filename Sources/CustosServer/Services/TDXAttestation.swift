@@ -6,6 +6,7 @@ public import CustosStore
 public import CustosTDX
 public import Foundation
 public import Logging
+import Synchronization
 
 /// Why an attestation did not produce a token. Routes map it: the KBS routes to Trustee's error bodies, `/v1` to
 /// problems.
@@ -57,6 +58,10 @@ public final class TDXAttestationService: Sendable {
     let allowDebug: Bool
     let metrics: ServiceMetrics?
     let logger: Logger
+    /// Tenants seen to exist. Tenants are never deleted (the store has no such operation), so a tenant found once
+    /// stays valid; only existence is cached, unknown names are looked up every time. Saves one database read (and
+    /// its thread hops) per attestation. Bounded: cleared when it exceeds 100,000 names.
+    private let knownTenants = Mutex<Set<String>>([])
 
     public init(
         store: any Store, policies: PolicyRegistry, audit: AuditRecorder, collateral: any CollateralProvider, anchors: TrustAnchors,
@@ -134,8 +139,14 @@ public final class TDXAttestationService: Sendable {
             }
         }
         let tenant = initData?.tenant ?? Bootstrap.defaultTenant
-        do { _ = try await store.tenant(id: tenant) } catch {
-            throw AttestationFailure(.rejected, "unknownTenant", "the init-data names tenant \"\(tenant)\", which does not exist")
+        if !knownTenants.withLock({ $0.contains(tenant) }) {
+            do { _ = try await store.tenant(id: tenant) } catch {
+                throw AttestationFailure(.rejected, "unknownTenant", "the init-data names tenant \"\(tenant)\", which does not exist")
+            }
+            knownTenants.withLock { known in
+                if known.count >= 100_000 { known.removeAll() }
+                known.insert(tenant)
+            }
         }
 
         // 2. Quote verification against Intel's chain and the platform's collateral.
