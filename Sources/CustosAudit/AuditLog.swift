@@ -151,6 +151,31 @@ public final class AuditLog: Sendable {
         return receipt
     }
 
+    /// Runs `step` (on the log's own database) and appends the event that `event` makes of its value, in the same
+    /// transaction: the entry records exactly what the step read or wrote, and neither commits without the other.
+    /// When `event` makes no event (the step's value says the action is not taken), nothing is appended and the step's
+    /// value is returned alone.
+    /// - Throws: as ``append(_:alongside:)``; `database` also when `step` threw or belongs to another database.
+    public func append<Value: Sendable>(
+        after step: StoreStep<Value>, event: @escaping @Sendable (Value) -> AuditEvent?
+    ) async throws(AuditError) -> (value: Value, receipt: AuditReceipt?) {
+        guard step.database == database else { throw AuditError(.database, "the store step is for another database than the audit log's") }
+        let appender = self.appender
+        let outcome: (value: Value, receipt: AuditReceipt?)
+        do {
+            outcome = try await writer.perform { db in
+                let value = try step.body(db)
+                guard let made = event(value) else { return (value, nil) }
+                try AuditEntry.validate(made)
+                return (value, try appender.append(made, db))
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch { throw AuditError(.database, "SQLite: \(error)") }
+        if let receipt = outcome.receipt, checkpointEvery > 0, (receipt.seq + 1) % checkpointEvery == 0 { try await signCheckpoint() }
+        return outcome
+    }
+
     /// The latest signed checkpoint.
     public func latestCheckpoint() -> SignedCheckpoint? { state.value.withLock { $0.latest } }
 

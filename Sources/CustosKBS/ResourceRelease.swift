@@ -20,6 +20,17 @@ public enum KBSResourceRelease {
         }
     }
 
+    /// A sealer for a JWE to `teePubkey`, prepared before the secret is read: every refusal of the key (type,
+    /// `alg`, RSA size) happens here, so a release can be recorded before the secret is sealed.
+    /// - Throws: ``KBSError`` `JweError`.
+    public static func sealer(to teePubkey: JSONWebKey) throws(KBSError) -> FlattenedJWE.Sealer {
+        do throws(CryptoError) {
+            return try FlattenedJWE.Sealer(to: teePubkey)
+        } catch {
+            throw KBSError(.jweError, "cannot encrypt the resource to the TEE key: \(error.reason)")
+        }
+    }
+
     /// Decrypts a resource response with the TEE's private key (the guest agent's side).
     /// - Throws: ``KBSError`` `JweError` for a malformed, refused or undecryptable JWE.
     public static func decrypt(responseBody: some Collection<UInt8>, with key: JWEDecryptionKey) throws(KBSError) -> SecretBytes {

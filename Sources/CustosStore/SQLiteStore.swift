@@ -373,7 +373,27 @@ public struct SQLiteStore: Store {
 
     public func openSecret(tenantId: String, path: String, version: Int64?, now: Date) async throws(StoreError) -> OpenedSecret {
         let keys = keys
-        return try await read { db in
+        return try await read { db in try Self.openSecret(tenantId: tenantId, path: path, version: version, now: now, keys: keys, in: db) }
+    }
+
+    public func secretOpening(tenantId: String, path: String, now: Date) -> StoreStep<Result<OpenedSecret, StoreError>> {
+        let keys = keys
+        return StoreStep(database: ObjectIdentifier(pool)) { db in
+            do {
+                return .success(try Self.openSecret(tenantId: tenantId, path: path, version: nil, now: now, keys: keys, in: db))
+            } catch let error as StoreError {
+                return .failure(error)
+            } catch {
+                return .failure(Self.map(error))
+            }
+        }
+    }
+
+    /// The newest releasable version of a secret (or the given version), opened, in db.
+    static func openSecret(
+        tenantId: String, path: String, version: Int64?, now: Date, keys: MasterKeyRing, in db: Database
+    ) throws -> OpenedSecret {
+        do {
             let rows: [Row]
             if let version {
                 rows = try Row.fetchAll(

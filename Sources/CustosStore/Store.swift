@@ -49,6 +49,10 @@ public protocol Store: Sendable {
     /// Opens the latest releasable version (`version == nil`) or the given one, if releasable at `now`.
     /// - Throws: `notFound` when there is no such (releasable) version, `sealing` when the ciphertext fails to open.
     func openSecret(tenantId: String, path: String, version: Int64?, now: Date) async throws(StoreError) -> OpenedSecret
+    /// ``openSecret(tenantId:path:version:now:)`` (the newest releasable version) as a step another writer of the
+    /// same database runs inside its own transaction: the service opens the secret and records its release in one
+    /// transaction. The step's value carries the store's refusal (`notFound`, `corrupted`) instead of throwing it.
+    func secretOpening(tenantId: String, path: String, now: Date) -> StoreStep<Result<OpenedSecret, StoreError>>
 
     // MARK: Reference values
 
@@ -119,5 +123,20 @@ public struct StoreWrite: Sendable {
             try first(db)
             try next.body(db)
         }
+    }
+}
+
+/// A step of another writer's transaction on a store's database that produces a value (see
+/// ``Store/secretOpening(tenantId:path:now:)``). ``database`` names the database, so that a writer of another one
+/// refuses it.
+public struct StoreStep<Value: Sendable>: Sendable {
+    /// The identity of the database connection (pool) the step belongs to.
+    public let database: ObjectIdentifier
+    /// The step; throws a database error.
+    public let body: @Sendable (Database) throws -> Value
+
+    public init(database: ObjectIdentifier, body: @escaping @Sendable (Database) throws -> Value) {
+        self.database = database
+        self.body = body
     }
 }

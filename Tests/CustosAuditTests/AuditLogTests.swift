@@ -154,6 +154,46 @@ import Testing
         }
     }
 
+    /// A secret opened and its release recorded in one transaction (`append(after:event:)`): the entry is written
+    /// only when the step's value says the secret opened, names the version that was read, and a step for another
+    /// database is refused before it runs.
+    @Test func secretOpeningAndItsEntryShareATransaction() async throws {
+        let scratch = try Scratch()
+        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
+        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        let released: @Sendable (Result<OpenedSecret, StoreError>) -> AuditEvent? = { opening in
+            guard case .success(let opened) = opening else { return nil }
+            var event = Self.event(0)
+            event.object = ["version": .integer(opened.version.version)]
+            return event
+        }
+        // No secret yet: the step's value is the refusal, and nothing is appended.
+        let missing = try await log.append(after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+        guard case .failure(let refusal) = missing.value else { Issue.record("a missing secret opened"); return }
+        #expect(refusal.code == .notFound)
+        #expect(missing.receipt == nil && log.head.size == 0)
+
+        _ = try await store.putSecret(tenantId: "tenant-a", path: "key/disk", value: SecretBytes([1, 2, 3]), now: t0)
+        _ = try await store.putSecret(tenantId: "tenant-a", path: "key/disk", value: SecretBytes([4, 5, 6]), now: t0)
+        let opened = try await log.append(after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+        guard case .success(let secret) = opened.value else { Issue.record("the secret did not open"); return }
+        #expect(secret.value == SecretBytes([4, 5, 6]) && secret.version.version == 2)
+        #expect(opened.receipt?.seq == 0)
+        let body = try await store.pool.read { db in try Data.fetchOne(db, sql: "SELECT body FROM audit_entries WHERE seq = 0") }
+        let entry = try JSONValue.parse(Array(try #require(body)))
+        #expect(entry["object"]?["version"] == .integer(2))
+
+        let otherScratch = try Scratch()
+        let other = try DataDirectory(otherScratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        let foreign = await #expect(throws: AuditError.self) {
+            _ = try await log.append(after: other.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+        }
+        #expect(foreign?.code == .database)
+        #expect(log.head.size == 1)
+    }
+
     /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes
     /// recomputed from the stored bodies, and proofs from the log verify against its signed checkpoints.
     @Test(.timeLimit(.minutes(3))) func storedTreeMatchesAnIndependentTree() async throws {

@@ -279,6 +279,35 @@ import Testing
         }
     }
 
+    /// A sealer prepared before the plaintext exists: it seals exactly once, its JWE opens with the recipient's key,
+    /// and two sealers to the same key use different content keys (and, for EC, different ephemeral keys).
+    @Test func sealerSealsOnceWithItsOwnKeys() throws {
+        for key in try Self.decryptionKeys() {
+            let first = try FlattenedJWE.Sealer(to: key.publicJWK)
+            let second = try FlattenedJWE.Sealer(to: key.publicJWK)
+            let secret = SecretBytes(Array("sealed later".utf8))
+            let jwe = try first.seal(secret)
+            #expect(jwe.keyAlgorithm == first.keyAlgorithm)
+            #expect(try jwe.decrypt(with: key) == secret)
+            #expect(throws: CryptoError(.invalidParameter, "")) { try first.seal(secret) }
+            let other = try second.seal(secret)
+            #expect(try other.decrypt(with: key) == secret)
+            #expect(other.encryptedKey != jwe.encryptedKey)
+            if case .ec = key { #expect(other.header["epk"] != jwe.header["epk"]) }
+        }
+        // Refusals come from the sealer's init, before any plaintext: RSA1_5, and an alg that does not fit the key.
+        let ec = try ECPrivateKey(generating: .p256)
+        var refused = JWEDecryptionKey.ec(ec).publicJWK.jsonValue
+        if case .object(var members) = refused {
+            members["alg"] = "RSA1_5"
+            refused = .object(members)
+        }
+        #expect(throws: CryptoError.self) { try FlattenedJWE.Sealer(to: JSONWebKey(json: refused)) }
+        #expect(throws: CryptoError(.algorithmMismatch, "")) {
+            try FlattenedJWE.Sealer(to: JWEDecryptionKey.ec(ec).publicJWK, keyAlgorithm: .rsaOAEP256)
+        }
+    }
+
     /// Flips the last decoded byte (re-encoding the protected header keeps it valid base64url).
     static func flipLastByte(_ text: String, member: String) throws -> String {
         var bytes = try Base64URL.decode(text)

@@ -1,3 +1,5 @@
+import Synchronization
+
 // MARK: - JWE algorithms (RFC 7518 §4, §5)
 
 /// The JWE key-management algorithms Custos supports. `RSA1_5` (Bleichenbacher-prone, RFC 8725 §3.2), `dir`,
@@ -166,7 +168,7 @@ public struct FlattenedJWE: Sendable, Equatable {
     public var jsonBytes: [UInt8] { CanonicalJSON.encode(jsonValue) }
 
     /// The GCM additional data: `ASCII(protected)`, then `"." ‖ ASCII(aad)` when `aad` is present (RFC 7516 §5.1).
-    private static func gcmAAD(protected: String, aad: String?) -> [UInt8] {
+    fileprivate static func gcmAAD(protected: String, aad: String?) -> [UInt8] {
         var bytes = Array(protected.utf8)
         if let aad { bytes += [UInt8(ascii: ".")] + Array(aad.utf8) }
         return bytes
@@ -191,40 +193,79 @@ public struct FlattenedJWE: Sendable, Equatable {
         _ plaintext: SecretBytes, to recipient: JSONWebKey, keyAlgorithm: JWEKeyAlgorithm? = nil,
         partyUInfo: [UInt8] = [], partyVInfo: [UInt8] = [], extraHeader: [String: JSONValue] = [:]
     ) throws(CryptoError) -> FlattenedJWE {
-        let algorithm = try chooseAlgorithm(recipient: recipient, requested: keyAlgorithm)
-        var header = extraHeader
-        header["alg"] = .string(algorithm.rawValue)
-        header["enc"] = .string(JWEContentEncryption.a256gcm.rawValue)
-        let cek = try SecretBytes.random(32)
-        let encryptedKey: [UInt8]
-        switch (algorithm, recipient.publicKey) {
-        case (.ecdhESA256KW, .ec(let peer)):
-            let ephemeral = try ECPrivateKey(generating: peer.curve)
-            header["epk"] = JSONWebKey(.ec(ephemeral.publicKey)).jsonValue
-            if !partyUInfo.isEmpty { header["apu"] = .string(Base64URL.encode(partyUInfo)) }
-            if !partyVInfo.isEmpty { header["apv"] = .string(Base64URL.encode(partyVInfo)) }
-            let kek = try ConcatKDF.deriveKey(
-                z: ephemeral.sharedSecret(with: peer), algorithmID: algorithm.rawValue, partyUInfo: partyUInfo,
-                partyVInfo: partyVInfo, keyBitLength: 256)
-            encryptedKey = try AESKeyWrap.wrap(kek: kek, keyData: cek)
-        case (.rsaOAEP256, .rsa(let peer)):
-            guard peer.bitCount >= JOSELimits.minimumRSABits else {
-                throw CryptoError(
-                    .weakKey, "RSA recipient key has \(peer.bitCount) bits; at least \(JOSELimits.minimumRSABits) are required")
+        try Sealer(
+            to: recipient, keyAlgorithm: keyAlgorithm, partyUInfo: partyUInfo, partyVInfo: partyVInfo, extraHeader: extraHeader
+        ).seal(plaintext)
+    }
+
+    /// A JWE to one recipient with everything but the plaintext ready: the algorithm is chosen, the content key
+    /// made and wrapped (the ephemeral ECDH or RSA-OAEP done), the protected header encoded. Every check that can
+    /// refuse the recipient happens in `init`, so a caller can decide and record a release before it reads the
+    /// secret, and ``seal(_:)`` (AES-GCM only) is left. One sealer seals one plaintext: the content key is fresh
+    /// per sealer, and a second ``seal(_:)`` is refused.
+    public final class Sealer: Sendable {
+        /// The key-management algorithm (`alg`).
+        public let keyAlgorithm: JWEKeyAlgorithm
+        private let header: [String: JSONValue]
+        private let protected: String
+        private let encryptedKey: [UInt8]
+        private let cek: Mutex<SecretBytes?>
+
+        /// Prepares a JWE to `recipient`; the parameters are those of ``FlattenedJWE/encrypt(_:to:keyAlgorithm:partyUInfo:partyVInfo:extraHeader:)``.
+        /// - Throws: ``CryptoError`` with `unsupportedAlgorithm`, `algorithmMismatch` or `weakKey`.
+        public init(
+            to recipient: JSONWebKey, keyAlgorithm: JWEKeyAlgorithm? = nil, partyUInfo: [UInt8] = [], partyVInfo: [UInt8] = [],
+            extraHeader: [String: JSONValue] = [:]
+        ) throws(CryptoError) {
+            let algorithm = try FlattenedJWE.chooseAlgorithm(recipient: recipient, requested: keyAlgorithm)
+            var header = extraHeader
+            header["alg"] = .string(algorithm.rawValue)
+            header["enc"] = .string(JWEContentEncryption.a256gcm.rawValue)
+            let cek = try SecretBytes.random(32)
+            let encryptedKey: [UInt8]
+            switch (algorithm, recipient.publicKey) {
+            case (.ecdhESA256KW, .ec(let peer)):
+                let ephemeral = try ECPrivateKey(generating: peer.curve)
+                header["epk"] = JSONWebKey(.ec(ephemeral.publicKey)).jsonValue
+                if !partyUInfo.isEmpty { header["apu"] = .string(Base64URL.encode(partyUInfo)) }
+                if !partyVInfo.isEmpty { header["apv"] = .string(Base64URL.encode(partyVInfo)) }
+                let kek = try ConcatKDF.deriveKey(
+                    z: ephemeral.sharedSecret(with: peer), algorithmID: algorithm.rawValue, partyUInfo: partyUInfo,
+                    partyVInfo: partyVInfo, keyBitLength: 256)
+                encryptedKey = try AESKeyWrap.wrap(kek: kek, keyData: cek)
+            case (.rsaOAEP256, .rsa(let peer)):
+                guard peer.bitCount >= JOSELimits.minimumRSABits else {
+                    throw CryptoError(
+                        .weakKey, "RSA recipient key has \(peer.bitCount) bits; at least \(JOSELimits.minimumRSABits) are required")
+                }
+                encryptedKey = try peer.encryptOAEP(cek, digest: .sha256)
+            default:
+                throw CryptoError(.algorithmMismatch, "JWE alg \(algorithm.rawValue) does not fit the recipient's key type")
             }
-            encryptedKey = try peer.encryptOAEP(cek, digest: .sha256)
-        default:
-            throw CryptoError(.algorithmMismatch, "JWE alg \(algorithm.rawValue) does not fit the recipient's key type")
+            self.keyAlgorithm = algorithm
+            self.header = header
+            self.protected = Base64URL.encode(CanonicalJSON.encode(.object(header)))
+            self.encryptedKey = encryptedKey
+            self.cek = Mutex(cek)
         }
-        let protected = Base64URL.encode(CanonicalJSON.encode(.object(header)))
-        let sealed = try cek.withBytes { (key: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
-            try plaintext.withBytes { (text: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
-                try AES.GCM.seal(key: key, plaintext: text, aad: gcmAAD(protected: protected, aad: nil))
+
+        /// The JWE of `plaintext` (A256GCM under the prepared content key, which is then dropped).
+        /// - Throws: ``CryptoError`` `invalidParameter` when this sealer has sealed before.
+        public func seal(_ plaintext: SecretBytes) throws(CryptoError) -> FlattenedJWE {
+            guard let cek = self.cek.withLock({ key -> SecretBytes? in
+                defer { key = nil }
+                return key
+            }) else { throw CryptoError(.invalidParameter, "a JWE sealer seals one plaintext") }
+            let protected = self.protected
+            let sealed = try cek.withBytes { (key: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
+                try plaintext.withBytes { (text: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
+                    try AES.GCM.seal(key: key, plaintext: text, aad: FlattenedJWE.gcmAAD(protected: protected, aad: nil))
+                }
             }
+            return FlattenedJWE(
+                protectedBase64URL: protected, header: header, keyAlgorithm: keyAlgorithm, contentEncryption: .a256gcm,
+                encryptedKey: encryptedKey, iv: sealed.nonce, ciphertext: sealed.ciphertext, tag: sealed.tag, aadBase64URL: nil)
         }
-        return FlattenedJWE(
-            protectedBase64URL: protected, header: header, keyAlgorithm: algorithm, contentEncryption: .a256gcm,
-            encryptedKey: encryptedKey, iv: sealed.nonce, ciphertext: sealed.ciphertext, tag: sealed.tag, aadBase64URL: nil)
     }
 
     private init(
@@ -244,7 +285,7 @@ public struct FlattenedJWE: Sendable, Equatable {
         self.aadBase64URL = aadBase64URL
     }
 
-    private static func chooseAlgorithm(recipient: JSONWebKey, requested: JWEKeyAlgorithm?) throws(CryptoError) -> JWEKeyAlgorithm {
+    fileprivate static func chooseAlgorithm(recipient: JSONWebKey, requested: JWEKeyAlgorithm?) throws(CryptoError) -> JWEKeyAlgorithm {
         var fromKey: JWEKeyAlgorithm? = nil
         if let alg = recipient.algorithm {
             if alg == "RSA1_5" {

@@ -36,6 +36,28 @@ public struct AuditRecorder: Sendable {
         }
     }
 
+    /// Runs `step` and appends the event `event` makes of its value (none when it makes none) in one transaction;
+    /// returns the step's value and the entry's index. Throws a 500 problem (and logs why) when the log fails.
+    public func record<Value: Sendable>(
+        after step: StoreStep<Value>, event: @escaping @Sendable (Value) -> AuditEvent?
+    ) async throws -> (value: Value, index: UInt64?) {
+        let anchorsLabel = anchorsLabel
+        do {
+            let outcome = try await log.append(after: step) { value in
+                guard var made = event(value) else { return nil }
+                if let anchorsLabel, case .object(var members) = made.object {
+                    members["anchors"] = .string(anchorsLabel)
+                    made.object = .object(members)
+                }
+                return made
+            }
+            return (outcome.value, outcome.receipt?.seq)
+        } catch {
+            logger.error("audit append failed: \(error)")
+            throw Problem.internalError()
+        }
+    }
+
     /// Convenience: an event of `type` (one of ``AuditEventType/all``).
     @discardableResult
     public func record(

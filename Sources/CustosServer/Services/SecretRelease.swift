@@ -94,31 +94,48 @@ public final class SecretReleaseService: Sendable {
             let failed = result.trace.first { !$0.passed }.map { "\($0.rule): \($0.claim) \($0.operator)" } ?? "no rule allows it"
             try await deny("the release policy denies \(path) (\(failed))", policy: result.policy)
         }
-        let opened: OpenedSecret
-        do { opened = try await store.openSecret(tenantId: tenant, path: path, version: nil, now: now) } catch {
-            if error.code == .notFound {
-                throw ReleaseFailure(kind: .notFound, message: "no releasable secret at \(path)", appraisalID: attested.appraisalID)
-            }
-            logger.error("secret open failed: \(error)")
-            throw ReleaseFailure(kind: .unavailable, message: "the secret cannot be opened", appraisalID: nil)
-        }
+        // The JWE is prepared first (ephemeral key agreement, wrapped content key): every refusal of the TEE key
+        // happens before anything is read or recorded. Then the secret is opened and its release recorded in one
+        // transaction (the entry names exactly the version that goes out, and no secret leaves unrecorded); sealing
+        // it (AES-GCM) is all that is left afterwards.
         let teePubkey: JSONWebKey
         do { teePubkey = try attested.teePubkey() } catch {
             throw ReleaseFailure(kind: .jwe, message: error.reason, appraisalID: attested.appraisalID)
         }
-        let jwe: FlattenedJWE
-        do { jwe = try KBSResourceRelease.encrypt(opened.value, to: teePubkey) } catch {
+        let sealer: FlattenedJWE.Sealer
+        do { sealer = try KBSResourceRelease.sealer(to: teePubkey) } catch {
             throw ReleaseFailure(kind: .jwe, message: error.reason, appraisalID: attested.appraisalID)
         }
+        let object: [String: JSONValue] = [
+            "path": .string(path), "policy": .string(result.policy), "alg": .string(sealer.keyAlgorithm.rawValue),
+        ]
+        let event = AuditEvent(
+            time: now, tenant: tenant, type: .secretReleased, actor: actor, object: .object(object),
+            appraisal: appraisalSummary(attested), requestId: requestID)
+        let opening: Result<OpenedSecret, StoreError>
         do {
-            try await audit.record(
-                "secret.released", tenant: tenant, actor: actor,
-                object: [
-                    "path": .string(path), "version": .integer(opened.version.version), "policy": .string(result.policy),
-                    "alg": .string(jwe.keyAlgorithm.rawValue),
-                ],
-                appraisal: appraisalSummary(attested), requestID: requestID, time: now)
+            opening = try await audit.record(after: store.secretOpening(tenantId: tenant, path: path, now: now)) { opening in
+                guard case .success(let opened) = opening else { return nil }
+                var released = event
+                released.object = .object(object.merging(["version": .integer(opened.version.version)]) { $1 })
+                return released
+            }.value
         } catch { throw ReleaseFailure(kind: .unavailable, message: "the audit log cannot record the release", appraisalID: nil) }
+        let opened: OpenedSecret
+        switch opening {
+        case .success(let value): opened = value
+        case .failure(let error) where error.code == .notFound:
+            throw ReleaseFailure(kind: .notFound, message: "no releasable secret at \(path)", appraisalID: attested.appraisalID)
+        case .failure(let error):
+            logger.error("secret open failed: \(error)")
+            throw ReleaseFailure(kind: .unavailable, message: "the secret cannot be opened", appraisalID: nil)
+        }
+        let jwe: FlattenedJWE
+        do { jwe = try sealer.seal(opened.value) } catch {
+            // AES-GCM under a fresh key failed after the release was recorded: an OpenSSL failure, not a decision.
+            logger.error("sealing a recorded release failed: \(error)")
+            throw ReleaseFailure(kind: .unavailable, message: "the secret cannot be sealed", appraisalID: attested.appraisalID)
+        }
         return jwe
     }
 
