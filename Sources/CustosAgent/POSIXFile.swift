@@ -50,6 +50,16 @@ enum POSIXFile {
         guard !bytes.isEmpty else { throw Failure(errno: EINVAL, operation: "write (empty)", path: path) }
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(errno: errno, operation: "open", path: path) }
+        do { try writeAll(fd, bytes, path: path) } catch {
+            close(fd)
+            throw error
+        }
+        guard close(fd) == 0 else { throw Failure(errno: errno, operation: "close", path: path) }
+    }
+
+    /// Writes all of `bytes` to `fd`, retrying short writes and `EINTR`. A `write` that accepts nothing is an error
+    /// (`EIO`) rather than a reason to try forever.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(Failure) {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { raw -> Int in
@@ -58,13 +68,11 @@ enum POSIXFile {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                let saved = errno
-                close(fd)
-                throw Failure(errno: saved, operation: "write", path: path)
+                throw Failure(errno: errno, operation: "write", path: path)
             }
+            guard n > 0 else { throw Failure(errno: EIO, operation: "write (no progress)", path: path) }
             written += n
         }
-        guard close(fd) == 0 else { throw Failure(errno: errno, operation: "close", path: path) }
     }
 
     static func isDirectory(_ path: String) -> Bool {

@@ -83,19 +83,7 @@ public struct SecretFileWriter: Sendable {
         }
         var failure: POSIXFile.Failure? = nil
         secret.withBytes { bytes in
-            var written = 0
-            while written < bytes.count {
-                let n = bytes.withUnsafeBytes { raw -> Int in
-                    guard let base = raw.baseAddress else { return 0 }
-                    return Glibc.write(fd, base + written, raw.count - written)
-                }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = POSIXFile.Failure(errno: errno, operation: "write", path: temporary)
-                    return
-                }
-                written += n
-            }
+            do throws(POSIXFile.Failure) { try POSIXFile.writeAll(fd, bytes, path: temporary) } catch { failure = error }
         }
         if failure == nil, fchmod(fd, 0o400) != 0 { failure = POSIXFile.Failure(errno: errno, operation: "fchmod", path: temporary) }
         if failure == nil, fsync(fd) != 0 { failure = POSIXFile.Failure(errno: errno, operation: "fsync", path: temporary) }

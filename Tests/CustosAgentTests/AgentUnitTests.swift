@@ -185,6 +185,37 @@ struct CCELReaderTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/key") == ["disk"])
     }
 
+    /// A full tmpfs (4 KiB, mounted for the test): the short write is retried until the file system says ENOSPC, the
+    /// error names it, and neither the temporary file nor the final one is left behind.
+    @Test func aFullFileSystemFailsTheWriteAndLeavesNothing() throws {
+        try #require(getuid() == 0, "mounting a tmpfs needs root")
+        let mountPoint = "/tmp/custos-full-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=4k,mode=0700", "tmpfs", mountPoint]
+        try mount.run()
+        mount.waitUntilExit()
+        try #require(mount.terminationStatus == 0, "mount -t tmpfs failed")
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let error = #expect(throws: AgentError.self) {
+            try SecretFileWriter(allowDisk: false).write(SecretBytes(Array(repeating: 0x5A, count: 64 * 1024)), directory: mountPoint, name: "big")
+        }
+        #expect(error?.stage == .write)
+        #expect("\(error.map { String(describing: $0) } ?? "")".contains("No space left"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint).isEmpty)
+        // A secret that fits is written.
+        try SecretFileWriter(allowDisk: false).write(SecretBytes([1, 2, 3]), directory: mountPoint, name: "small")
+        #expect(FileManager.default.contents(atPath: mountPoint + "/small") == Data([1, 2, 3]))
+    }
+
     /// The package's own directory is on disk here: refused, unless disk is allowed.
     @Test func diskIsRefusedUnlessAllowed() throws {
         let root = TestData.packageRoot.appendingPathComponent(".build").path
