@@ -243,19 +243,25 @@ public struct AppraisalQuery: Sendable, Hashable {
     /// Only appraisals created at or after this time.
     public var since: Date?
     public var status: AppraisalStatus?
+    /// Only appraisals of this TEE (`tdx`, `sev`, `sev-es`).
+    public var tee: String?
+    /// Only appraisals created at or before this time.
+    public var until: Date?
     /// 1 … ``maximumLimit``.
     public var limit: Int
     /// The ``AppraisalPage/nextCursor`` of the previous page; opaque to callers.
     public var cursor: String?
 
     public init(
-        tenantId: String, workloadId: String? = nil, since: Date? = nil, status: AppraisalStatus? = nil, limit: Int = 100,
-        cursor: String? = nil
+        tenantId: String, workloadId: String? = nil, since: Date? = nil, status: AppraisalStatus? = nil, tee: String? = nil,
+        until: Date? = nil, limit: Int = 100, cursor: String? = nil
     ) {
         self.tenantId = tenantId
         self.workloadId = workloadId
         self.since = since
         self.status = status
+        self.tee = tee
+        self.until = until
         self.limit = limit
         self.cursor = cursor
     }

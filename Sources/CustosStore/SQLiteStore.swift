@@ -562,6 +562,14 @@ public struct SQLiteStore: Store {
             conditions.append("status = ?")
             _ = arguments.append(contentsOf: [status.rawValue])
         }
+        if let tee = query.tee {
+            conditions.append("tee = ?")
+            _ = arguments.append(contentsOf: [tee])
+        }
+        if let until = query.until {
+            conditions.append("created_at <= ?")
+            _ = arguments.append(contentsOf: [until.storeMillis])
+        }
         if let cursor = query.cursor {
             guard cursor.hasPrefix("c"), let seq = Int64(cursor.dropFirst()), seq > 0 else {
                 throw StoreError(.invalidInput, "the cursor is not one this store issued")

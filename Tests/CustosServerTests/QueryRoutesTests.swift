@@ -100,6 +100,21 @@ import Testing
             try await client.execute(uri: "/v1/appraisals?status=bogus", method: .get, headers: reader) {
                 #expect($0.status == .badRequest)
             }
+            // TEE and the end of the time range: all three are TDX appraisals made just now.
+            let tdx = try await client.execute(uri: "/v1/appraisals?tee=tdx", method: .get, headers: reader) { TestGuest.json($0) }
+            #expect(tdx["items"]?.arrayValue?.count == 3)
+            let sevES = try await client.execute(uri: "/v1/appraisals?tee=sev-es", method: .get, headers: reader) { TestGuest.json($0) }
+            #expect(sevES["items"]?.arrayValue?.isEmpty == true)
+            let before = try await client.execute(uri: "/v1/appraisals?until=2020-01-01T00:00:00Z", method: .get, headers: reader) {
+                TestGuest.json($0)
+            }
+            #expect(before["items"]?.arrayValue?.isEmpty == true)
+            let untilNow = "/v1/appraisals?until=" + RFC3339.format(Date().addingTimeInterval(60), milliseconds: false)
+            let upToNow = try await client.execute(uri: untilNow, method: .get, headers: reader) { TestGuest.json($0) }
+            #expect(upToNow["items"]?.arrayValue?.count == 3)
+            for bad in ["tee=snp", "until=yesterday"] {
+                try await client.execute(uri: "/v1/appraisals?\(bad)", method: .get, headers: reader) { #expect($0.status == .badRequest) }
+            }
             try await client.execute(uri: "/v1/appraisals", method: .get) { #expect($0.status == .unauthorized) }
         }
     }

@@ -34,10 +34,11 @@ enum Fixtures {
     static func secret(_ text: String) -> SecretBytes { SecretBytes(Array(text.utf8)) }
 
     static func appraisal(
-        tenant: String = "acme", workload: String = "wl-1", at offset: TimeInterval = 0, status: AppraisalStatus = .affirming
+        tenant: String = "acme", workload: String = "wl-1", at offset: TimeInterval = 0, status: AppraisalStatus = .affirming,
+        tee: String = "tdx"
     ) -> Appraisal {
         Appraisal(
-            tenantId: tenant, workloadId: workload, tee: "tdx", createdAt: t0.addingTimeInterval(offset), status: status,
+            tenantId: tenant, workloadId: workload, tee: tee, createdAt: t0.addingTimeInterval(offset), status: status,
             policyId: "tdx-prod", policySHA256: String(repeating: "ab", count: 32), trustVector: ["instance-identity": 2],
             claims: ["tdx": ["mr_td": "00"]], trace: [["rule": "mr_td", "result": "pass"]], tokenJTI: "jti-\(offset)",
             evidenceSHA256: Digest.sha256(Array("evidence-\(offset)".utf8)))

@@ -233,6 +233,31 @@ import Testing
         #expect(bad.items.map(\.id) == [20, 15, 10, 5, 0].map { inserted[$0].id })
         #expect(try await store.listAppraisals(AppraisalQuery(tenantId: "globex")).items.count == 1)
 
+        // TEE and the end of the range are store filters too: pages hold only matches, and the cursor pages on.
+        var sev: [Appraisal] = []
+        for i in 30..<33 {
+            let appraisal = Fixtures.appraisal(at: TimeInterval(i), tee: "sev-es")
+            try await store.insertAppraisal(appraisal)
+            sev.append(appraisal)
+        }
+        #expect(try await store.listAppraisals(AppraisalQuery(tenantId: "acme", tee: "sev-es")).items == sev.reversed())
+        var until = AppraisalQuery(tenantId: "acme", limit: 4)
+        until.tee = "tdx"
+        until.until = Fixtures.t0.addingTimeInterval(10)
+        var early: [Appraisal] = []
+        cursor = nil
+        repeat {
+            until.cursor = cursor
+            let page = try await store.listAppraisals(until)
+            #expect(page.items.count == 4 || page.nextCursor == nil)
+            early += page.items
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(early == inserted[0...10].reversed())
+        var window = AppraisalQuery(tenantId: "acme", since: Fixtures.t0.addingTimeInterval(24))
+        window.until = Fixtures.t0.addingTimeInterval(31)
+        #expect(try await store.listAppraisals(window).items.map(\.id) == [sev[1].id, sev[0].id, inserted[24].id])
+
         for query in [
             AppraisalQuery(tenantId: "acme", limit: 0), AppraisalQuery(tenantId: "acme", cursor: "x1"),
             AppraisalQuery(tenantId: "acme", cursor: "c-1"),

@@ -306,12 +306,13 @@ struct ConsoleRoutes: Sendable {
             query.status = status
         }
         query.since = try Self.parseTime(Self.parameter(request, "since"), "From")
-        let until = try Self.parseTime(Self.parameter(request, "until"), "Until")
+        query.until = try Self.parseTime(Self.parameter(request, "until"), "Until")
         let tee = Self.parameter(request, "tee")
+        query.tee = tee
         query.cursor = Self.parameter(request, "cursor")
+        // Every filter is the store query's, so a page holds up to pageSize matches and the cursor pages through them.
         let page = try await mapped { try await store.listAppraisals(query) }
-        // TEE and the end of the range filter the page (the store query has no such columns); paging stays the store's.
-        let items = page.items.filter { item in (tee == nil || item.tee == tee) && (until.map { item.createdAt <= $0 } ?? true) }
+        let items = page.items
         let tenantQuery = viewer.serviceWide ? Self.query([("tenant", tenant)]) : ""
         let filters: [(String, String?)] = [
             ("tenant", viewer.serviceWide ? tenant : nil), ("workload", query.workloadId), ("tee", tee), ("status", statusText),

@@ -76,6 +76,14 @@ struct QueryRoutes: Sendable {
             guard let date = RFC3339.parse(since) else { throw Problem.badRequest("since must be an RFC 3339 time") }
             query.since = date
         }
+        if let until = parameters.get("until") {
+            guard let date = RFC3339.parse(until) else { throw Problem.badRequest("until must be an RFC 3339 time") }
+            query.until = date
+        }
+        if let tee = parameters.get("tee") {
+            guard ["tdx", "sev", "sev-es"].contains(tee) else { throw Problem.badRequest("tee is one of tdx, sev, sev-es") }
+            query.tee = tee
+        }
         if let status = parameters.get("status") {
             guard let value = AppraisalStatus(rawValue: status) else {
                 throw Problem.badRequest("status is one of \(AppraisalStatus.allCases.map(\.rawValue).joined(separator: ", "))")
