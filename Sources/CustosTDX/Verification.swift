@@ -475,9 +475,15 @@ public struct QuoteVerifier: Sendable {
         }
         report?(.tdxModuleIdentityMatched(id: svn[1] > 0 ? module.id : "tdxModule"))
         // 4.1.2.4.12: QE report signed by the PCK key.
-        guard let qeSignature = try? ECDSASignature(rawBigEndian: quote.qeReportSignature),
-            pck.key.isValidSignature(qeSignature, for: quote.qeReport.raw, digest: .sha256)
-        else { throw TDXError(.qeReportSignatureInvalid, "the QE report signature does not verify with the PCK key") }
+        let qeSignatureKey = cache.map { _ in Digest.sha256(pck.key.x + pck.key.y + quote.qeReport.raw + quote.qeReportSignature) }
+        if let qeSignatureKey, cache?.qeReportSignatureVerified(qeSignatureKey) == true {
+            // The same key, report and signature verified before (see VerificationCache).
+        } else {
+            guard let qeSignature = try? ECDSASignature(rawBigEndian: quote.qeReportSignature),
+                pck.key.isValidSignature(qeSignature, for: quote.qeReport.raw, digest: .sha256)
+            else { throw TDXError(.qeReportSignatureInvalid, "the QE report signature does not verify with the PCK key") }
+            if let qeSignatureKey { cache?.storeQEReportSignatureVerified(qeSignatureKey) }
+        }
         report?(.qeReportSignatureVerified)
         // 4.1.2.4.13: QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes.
         let binding = Digest.sha256(quote.attestationKey + quote.qeAuthData)

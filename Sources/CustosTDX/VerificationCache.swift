@@ -12,6 +12,7 @@ public final class VerificationCache: Sendable {
         var pcks: [[UInt8]: QuoteVerifier.CheckedPCK] = [:]
         var attestationKeys: [[UInt8]: ECPublicKey] = [:]
         var fmspcs: [[UInt8]: [UInt8]] = [:]
+        var qeReportSignatures: Set<[UInt8]> = []
     }
     private let state = Mutex(State())
     /// Maximum entries per table; the table is emptied when exceeded (collateral changes monthly, so this is rare).
@@ -59,11 +60,24 @@ public final class VerificationCache: Sendable {
         }
     }
 
+    /// Whether this QE report signature verified before, keyed by SHA-256(PCK key x ‖ y ‖ QE report ‖ signature).
+    /// ECDSA verification is a pure function of those bytes, so an entry never goes stale; a platform's QE report and
+    /// its signature are the same in every quote until the QE makes a new attestation key, so this spares one of
+    /// the two signature verifications of a warm quote. Only successes are kept.
+    func qeReportSignatureVerified(_ key: [UInt8]) -> Bool { state.withLock { $0.qeReportSignatures.contains(key) } }
+
+    func storeQEReportSignatureVerified(_ key: [UInt8]) {
+        state.withLock {
+            if $0.qeReportSignatures.count >= capacity { $0.qeReportSignatures.removeAll() }
+            $0.qeReportSignatures.insert(key)
+        }
+    }
+
     /// Drops every entry.
     public func removeAll() { state.withLock { $0 = State() } }
 
-    /// Numbers of cached collateral sets, PCK chains and attestation keys.
-    public var counts: (collateral: Int, pcks: Int, attestationKeys: Int) {
-        state.withLock { ($0.collateral.count, $0.pcks.count, $0.attestationKeys.count) }
+    /// Numbers of cached collateral sets, PCK chains, attestation keys and verified QE report signatures.
+    public var counts: (collateral: Int, pcks: Int, attestationKeys: Int, qeReportSignatures: Int) {
+        state.withLock { ($0.collateral.count, $0.pcks.count, $0.attestationKeys.count, $0.qeReportSignatures.count) }
     }
 }

@@ -155,7 +155,11 @@ struct VerificationTests {
             let bytes = try Fixtures.quote(pair.quote)
             let quote = try Quote(parsing: bytes)
             let collateral = try Fixtures.collateral(pair.collateral)
-            let verifier = try Fixtures.verifier(cache: VerificationCache())
+            let cache = VerificationCache()
+            let verifier = try Fixtures.verifier(cache: cache)
+            // Warm first: the cache then holds the genuine QE report signature, and every flip below must still fail.
+            #expect(verifier.verify(quote: bytes, collateral: collateral, at: pair.time).verifiedQuote != nil)
+            #expect(cache.counts.qeReportSignatures == 1)
             let s = quote.signedRegion.count
             // Signed region, attestation key (S+68..S+132), QE report + QE signature + auth size + auth data.
             let ranges = [0..<s, (s + 68)..<(s + 132), (s + 138)..<(s + 590 + quote.qeAuthData.count)]
@@ -192,6 +196,7 @@ struct VerificationTests {
         let cached = try Fixtures.verifier(cache: cache)
         let first = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time).verifiedQuote)
         #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1 && cache.counts.attestationKeys == 1)
+        #expect(cache.counts.qeReportSignatures == 1)
         let second = try #require(cached.verify(quote: bytes, collateral: collateral, at: pair.time.addingTimeInterval(60)).verifiedQuote)
         #expect(cache.counts.collateral == 1 && cache.counts.pcks == 1)
         #expect(first.tcbStatus == second.tcbStatus && first.quote == second.quote)
