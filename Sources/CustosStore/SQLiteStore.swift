@@ -550,32 +550,22 @@ public struct SQLiteStore: Store {
         }
         var conditions = ["tenant_id = ?"]
         var arguments: StatementArguments = [query.tenantId]
-        if let workload = query.workloadId {
-            conditions.append("workload_id = ?")
-            _ = arguments.append(contentsOf: [workload])
+        /// Adds `condition` (one `?`) with its value when the filter is set.
+        func filter(_ condition: String, _ value: (any DatabaseValueConvertible)?) {
+            guard let value else { return }
+            conditions.append(condition)
+            _ = arguments.append(contentsOf: [value])
         }
-        if let since = query.since {
-            conditions.append("created_at >= ?")
-            _ = arguments.append(contentsOf: [since.storeMillis])
-        }
-        if let status = query.status {
-            conditions.append("status = ?")
-            _ = arguments.append(contentsOf: [status.rawValue])
-        }
-        if let tee = query.tee {
-            conditions.append("tee = ?")
-            _ = arguments.append(contentsOf: [tee])
-        }
-        if let until = query.until {
-            conditions.append("created_at <= ?")
-            _ = arguments.append(contentsOf: [until.storeMillis])
-        }
+        filter("workload_id = ?", query.workloadId)
+        filter("created_at >= ?", query.since?.storeMillis)
+        filter("created_at <= ?", query.until?.storeMillis)
+        filter("status = ?", query.status?.rawValue)
+        filter("tee = ?", query.tee)
         if let cursor = query.cursor {
             guard cursor.hasPrefix("c"), let seq = Int64(cursor.dropFirst()), seq > 0 else {
                 throw StoreError(.invalidInput, "the cursor is not one this store issued")
             }
-            conditions.append("seq < ?")
-            _ = arguments.append(contentsOf: [seq])
+            filter("seq < ?", seq)
         }
         let sql = "SELECT * FROM appraisal WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT \(query.limit + 1)"
         let finalArguments = arguments

@@ -19,6 +19,23 @@ import Testing
         deinit { try? FileManager.default.removeItem(at: directory) }
     }
 
+    /// A store with tenant `tenant-a` and an audit log on its database (the scratch directory lives as long as the
+    /// returned value).
+    struct StoreAndLog {
+        let scratch: Scratch
+        let store: SQLiteStore
+        let log: AuditLog
+        static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+        static func make() async throws -> StoreAndLog {
+            let scratch = try Scratch()
+            let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+            _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
+            let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+            return StoreAndLog(scratch: scratch, store: store, log: log)
+        }
+    }
+
     static func event(_ index: Int, tenant: String = "tenant-a", type: AuditEventType = .secretReleased) -> AuditEvent {
         AuditEvent(
             time: Date(timeIntervalSince1970: 1_790_000_000 + Double(index)), tenant: tenant, type: type,
@@ -65,11 +82,8 @@ import Testing
     /// An appraisal committed alongside its audit entry: both are written, or — when the store refuses the write — neither
     /// is and no sequence number is used; a write for another database is refused before anything runs.
     @Test func appendAlongsideAStoreWriteIsAtomic() async throws {
-        let scratch = try Scratch()
-        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
-        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
-        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        let fixture = try await StoreAndLog.make()
+        let (store, log, t0) = (fixture.store, fixture.log, StoreAndLog.t0)
         func appraisal(_ id: String) -> Appraisal {
             Appraisal(
                 id: id, tenantId: "tenant-a", workloadId: "wl", tee: "tdx", createdAt: t0, status: .affirming, policyId: "p",
@@ -107,11 +121,8 @@ import Testing
     /// (`StoreWrite.then`), then the injection with its own entry. A decision the launch's state refuses leaves no
     /// appraisal, no entry and the launch as it was.
     @Test func launchDecisionCommitsWithItsAppraisalAndEntry() async throws {
-        let scratch = try Scratch()
-        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
-        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
-        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        let fixture = try await StoreAndLog.make()
+        let (store, log, t0) = (fixture.store, fixture.log, StoreAndLog.t0)
         let launch = try await store.createLaunch(
             NewLaunch(
                 tenantId: "tenant-a", workloadId: "vm-1", tee: "sev-es", policyId: "sev-es-prod", guestPolicy: 0x05, createdAt: t0,
@@ -158,11 +169,8 @@ import Testing
     /// only when the step's value says the secret opened, names the version that was read, and a step for another
     /// database is refused before it runs.
     @Test func secretOpeningAndItsEntryShareATransaction() async throws {
-        let scratch = try Scratch()
-        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
-        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
-        _ = try await store.createTenant(id: "tenant-a", displayName: "A", now: t0)
-        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        let fixture = try await StoreAndLog.make()
+        let (store, log, t0) = (fixture.store, fixture.log, StoreAndLog.t0)
         let released: @Sendable (Result<OpenedSecret, StoreError>) -> AuditEvent? = { opening in
             guard case .success(let opened) = opening else { return nil }
             var event = Self.event(0)
