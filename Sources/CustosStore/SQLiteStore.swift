@@ -672,7 +672,8 @@ public struct SQLiteStore: Store {
     {
         if let reason { try StoreValidation.text(reason, field: "reason", max: 4096, allowEmpty: true) }
         return StoreWrite(database: ObjectIdentifier(pool)) { db in
-            _ = try Self.decideLaunch(tenantId: tenantId, id: id, allowed: allowed, appraisalId: appraisalId, reason: reason, now: now, in: db)
+            _ = try Self.decideLaunch(
+                tenantId: tenantId, id: id, allowed: allowed, appraisalId: appraisalId, reason: reason, now: now, in: db)
         }
     }
 

@@ -206,7 +206,8 @@ struct CCELReaderTests {
             umount.waitUntilExit()
         }
         let error = #expect(throws: AgentError.self) {
-            try SecretFileWriter(allowDisk: false).write(SecretBytes(Array(repeating: 0x5A, count: 64 * 1024)), directory: mountPoint, name: "big")
+            try SecretFileWriter(allowDisk: false).write(
+                SecretBytes(Array(repeating: 0x5A, count: 64 * 1024)), directory: mountPoint, name: "big")
         }
         #expect(error?.stage == .write)
         #expect("\(error.map { String(describing: $0) } ?? "")".contains("No space left"))

@@ -143,14 +143,18 @@ import Testing
         await #expect(throws: StoreError.self) { try await store.appraisal(tenantId: "tenant-a", id: "apr_early") }
         #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .created)
 
-        _ = try await store.recordLaunchMeasurement(tenantId: "tenant-a", id: launch.id, measurement: Array(repeating: 0xAB, count: 48), now: t0)
+        _ = try await store.recordLaunchMeasurement(
+            tenantId: "tenant-a", id: launch.id, measurement: Array(repeating: 0xAB, count: 48), now: t0)
         #expect(try await log.append(Self.event(1), alongside: try decision("apr_1")).seq == 0)
         #expect(try await store.appraisal(tenantId: "tenant-a", id: "apr_1").id == "apr_1")
         #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .allowed)
 
-        #expect(try await log.append(Self.event(2), alongside: store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0)).seq == 1)
+        #expect(
+            try await log.append(Self.event(2), alongside: store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0)).seq == 1)
         #expect(try await store.launch(tenantId: "tenant-a", id: launch.id).state == .injected)
-        await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "tenant-a", id: launch.id) }
+        await #expect(throws: StoreError(.notFound, "")) {
+            _ = try await store.openLaunchSessionSecret(tenantId: "tenant-a", id: launch.id)
+        }
         // Injected twice: refused, and no entry for it.
         await #expect(throws: AuditError.self) {
             try await log.append(Self.event(3), alongside: store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0))

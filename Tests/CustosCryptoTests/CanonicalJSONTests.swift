@@ -38,8 +38,11 @@ import Testing
             let b = Bool.random(using: &random) ? a + key() : key()
             let expected = Array(a.utf16).lexicographicallyPrecedes(Array(b.utf16))
             if Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)) != expected { byteOrderDiffers += 1 }
-            if CanonicalJSON.keyPrecedes(a, b) != expected || CanonicalJSON.keyPrecedes(b, a) != Array(b.utf16).lexicographicallyPrecedes(Array(a.utf16)) {
-                disagreements.append("\(a.unicodeScalars.map { String($0.value, radix: 16) }) vs \(b.unicodeScalars.map { String($0.value, radix: 16) })")
+            if CanonicalJSON.keyPrecedes(a, b) != expected
+                || CanonicalJSON.keyPrecedes(b, a) != Array(b.utf16).lexicographicallyPrecedes(Array(a.utf16))
+            {
+                disagreements.append(
+                    "\(a.unicodeScalars.map { String($0.value, radix: 16) }) vs \(b.unicodeScalars.map { String($0.value, radix: 16) })")
             }
         }
         #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")

@@ -140,8 +140,9 @@ import Testing
         }
         // SEC 1 encodings that are not a key on the curve: the point at infinity (0x00), empty, an off-curve point,
         // a P-256 point given as P-384, a truncated point, an unknown prefix.
-        let valid = try Hex.decode("04" + "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287"
-            + "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac")
+        let valid = try Hex.decode(
+            "04" + "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287"
+                + "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac")
         for bad in [[0x00], [], [0x04] + x + y, valid, Array(valid.dropLast()), [0x05] + valid.dropFirst()] as [[UInt8]] {
             let curve: ECCurve = bad == valid ? .p384 : .p256
             #expect(throws: CryptoError(.malformedInput, ""), "\(bad.count) bytes on \(curve)") {

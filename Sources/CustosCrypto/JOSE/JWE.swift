@@ -252,10 +252,12 @@ public struct FlattenedJWE: Sendable, Equatable {
         /// The JWE of `plaintext` (A256GCM under the prepared content key, which is then dropped).
         /// - Throws: ``CryptoError`` `invalidParameter` when this sealer has sealed before.
         public func seal(_ plaintext: SecretBytes) throws(CryptoError) -> FlattenedJWE {
-            guard let cek = self.cek.withLock({ key -> SecretBytes? in
-                defer { key = nil }
-                return key
-            }) else { throw CryptoError(.invalidParameter, "a JWE sealer seals one plaintext") }
+            guard
+                let cek = self.cek.withLock({ key -> SecretBytes? in
+                    defer { key = nil }
+                    return key
+                })
+            else { throw CryptoError(.invalidParameter, "a JWE sealer seals one plaintext") }
             let protected = self.protected
             let sealed = try cek.withBytes { (key: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
                 try plaintext.withBytes { (text: [UInt8]) throws(CryptoError) -> AES.GCM.SealedBox in
