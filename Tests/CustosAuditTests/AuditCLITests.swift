@@ -120,10 +120,11 @@ struct AuditCLITests {
     @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func oneChangedByteIsReportedAtItsSeq(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
-        // Flip one byte inside entry 17's body: "bench/17" → "bench/18" (still valid JSON).
+        // Flip one byte inside entry 17's body: "bench/N" → "bencH/N" (still valid JSON). The bench appends from 8
+        // workers, so which index landed at seq 17 depends on scheduling: the edit must not name the index.
         try Self.tamper(
-            scratch.db,
-            "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), 'bench/17\"', 'bench/18\"') AS BLOB) WHERE seq = 17;")
+            scratch.db, "UPDATE audit_entries SET body = CAST(replace(CAST(body AS TEXT), '\"bench/', '\"bencH/') AS BLOB) WHERE seq = 17;")
+        #expect(String(decoding: try Self.bodies(scratch.db)[17], as: UTF8.self).contains("\"bencH/"), "the tamper missed entry 17")
         let (status, report) = try Self.verify(scratch.db, full: full)
         #expect(status == 1)
         #expect(report["verified"] as? Bool == false)
