@@ -62,8 +62,13 @@ public struct KBSRequest: Sendable, Equatable {
     /// Parses the `/auth` body.
     /// - Throws: ``KBSError`` `SerdeError` naming the field.
     public init(jsonBytes: some Collection<UInt8>) throws(KBSError) {
-        let members = try WireJSON.object(
-            WireJSON.parse(jsonBytes, what: "KBS request", maximumBytes: KBSProtocol.maximumRequestBytes), field: "request")
+        try self.init(json: WireJSON.parse(jsonBytes, what: "KBS request", maximumBytes: KBSProtocol.maximumRequestBytes))
+    }
+
+    /// Reads the `/auth` body from parsed JSON.
+    /// - Throws: ``KBSError`` `SerdeError` naming the field.
+    public init(json: JSONValue) throws(KBSError) {
+        let members = try WireJSON.object(json, field: "request")
         version = try WireJSON.string(members, "version", in: "")
         teeName = try WireJSON.string(members, "tee", in: "")
         extraParams = members["extra-params"] ?? .object([:])
@@ -121,8 +126,12 @@ public struct KBSChallenge: Sendable, Equatable {
 
     /// Parses a challenge (for clients).
     public init(jsonBytes: some Collection<UInt8>) throws(KBSError) {
-        let members = try WireJSON.object(
-            WireJSON.parse(jsonBytes, what: "KBS challenge", maximumBytes: KBSProtocol.maximumRequestBytes), field: "challenge")
+        try self.init(json: WireJSON.parse(jsonBytes, what: "KBS challenge", maximumBytes: KBSProtocol.maximumRequestBytes))
+    }
+
+    /// Reads a challenge from parsed JSON.
+    public init(json: JSONValue) throws(KBSError) {
+        let members = try WireJSON.object(json, field: "challenge")
         nonce = try WireJSON.string(members, "nonce", in: "")
         extraParams = members["extra-params"] ?? ""
     }
@@ -262,8 +271,13 @@ public struct KBSAttestation: Sendable, Equatable {
     /// - Throws: ``KBSError`` `SerdeError` naming the field, or `AttestationError` for an unacceptable
     ///   `tee-pubkey` (a private key, RSA below 2048 bits, a point off its curve, …).
     public init(jsonBytes: some Collection<UInt8>) throws(KBSError) {
-        let members = try WireJSON.object(
-            WireJSON.parse(jsonBytes, what: "KBS attestation", maximumBytes: KBSProtocol.maximumAttestationBytes), field: "attestation")
+        try self.init(json: WireJSON.parse(jsonBytes, what: "KBS attestation", maximumBytes: KBSProtocol.maximumAttestationBytes))
+    }
+
+    /// Reads the `/attest` body from parsed JSON.
+    /// - Throws: as ``init(jsonBytes:)``.
+    public init(json: JSONValue) throws(KBSError) {
+        let members = try WireJSON.object(json, field: "attestation")
         guard let runtime = members["runtime-data"] else {
             throw KBSError(.serdeError, "missing required member \"runtime-data\"", field: "runtime-data")
         }
@@ -296,9 +310,12 @@ public struct KBSAttestationResponse: Sendable, Equatable {
     public init(token: String) { self.token = token }
 
     public init(jsonBytes: some Collection<UInt8>) throws(KBSError) {
-        let members = try WireJSON.object(
-            WireJSON.parse(jsonBytes, what: "KBS attestation response", maximumBytes: KBSProtocol.maximumRequestBytes * 4),
-            field: "response")
+        try self.init(json: WireJSON.parse(jsonBytes, what: "KBS attestation response", maximumBytes: KBSProtocol.maximumRequestBytes * 4))
+    }
+
+    /// Reads the `/attest` response from parsed JSON.
+    public init(json: JSONValue) throws(KBSError) {
+        let members = try WireJSON.object(json, field: "response")
         token = try WireJSON.string(members, "token", in: "")
     }
 

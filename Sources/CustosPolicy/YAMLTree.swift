@@ -40,7 +40,9 @@ struct YNode {
         }
         let root: Node?
         do {
-            var documents = try Yams.compose_all(yaml: text).makeIterator()
+            // UTF-8 named here: Yams' default encoding reads the whole process environment on every parse (a
+            // `YAMS_DEFAULT_ENCODING` there even prints a line to stdout, into `--json` output).
+            var documents = try Yams.compose_all(yaml: text, .default, .default, .utf8).makeIterator()
             root = documents.next()
             if let error = documents.error { throw error }
             if root != nil, documents.next() != nil {
@@ -68,41 +70,87 @@ struct YNode {
     static let maximumNodes = 100_000
 
     /// The position of the first `&anchor` or `*alias` token: a `&`/`*` at the start of a token (after a line start,
-    /// blank, `[`, `{`, `,`, `:`, `-`) outside quotes and comments, followed by an anchor character.
+    /// blank, `[`, `{`, `,`, `:`, `-`) outside quotes and comments, followed by an anchor character. Lines end at
+    /// LF, CR LF or CR, as in YAML; the column counts Unicode scalars.
     ///
     /// Yams resolves aliases while composing and keeps anchors only weakly, so they are found in the text instead.
+    /// The scan reads UTF-8 bytes: every character it looks for is ASCII, and no byte of a multi-byte scalar is.
+    /// (It used to split the text into `Character`s, where CR LF is one character and so never a line end: in a CR LF
+    /// file, a comment after a value hid every anchor and alias after it from this check.)
     static func firstAnchorOrAlias(_ text: String) -> (line: Int, column: Int)? {
-        for (lineIndex, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let scalars = Array(line.unicodeScalars)
-            var quote: Unicode.Scalar? = nil
-            var previous: Unicode.Scalar = " "
-            var index = 0
-            while index < scalars.count {
-                let scalar = scalars[index]
-                if let open = quote {
-                    if scalar == open {
-                        if open == "'", index + 1 < scalars.count, scalars[index + 1] == "'" {
-                            index += 2
-                            continue
-                        }
-                        quote = nil
-                    } else if open == "\"", scalar == "\\" {
-                        index += 1
-                    }
-                } else if scalar == "#", previous == " " || previous == "\t" || index == 0 {
-                    break
-                } else if (scalar == "\"" || scalar == "'") && " \t[{,:-".unicodeScalars.contains(previous) {
-                    quote = scalar
-                } else if (scalar == "&" || scalar == "*") && " \t[{,:-".unicodeScalars.contains(previous), index + 1 < scalars.count,
-                    !" \t,[]{}".unicodeScalars.contains(scalars[index + 1])
-                {
-                    return (lineIndex + 1, index + 1)
-                }
-                previous = scalar
-                index += 1
+        let tokenStart = byteSet(" \t[{,:-")
+        let notAnchorCharacter = byteSet(" \t,[]{}\r\n")
+        var utf8 = text.utf8.makeIterator()
+        var line = 1
+        var column = 0  // scalars before the current byte on this line
+        var quote: UInt8? = nil
+        var previous = UInt8(ascii: " ")
+        var inComment = false
+        var skipNext = false
+        var pending: UInt8? = nil  // the byte after the current one, read ahead
+        func nextByte() -> UInt8? {
+            if let byte = pending {
+                pending = nil
+                return byte
             }
+            return utf8.next()
+        }
+        func peekByte() -> UInt8? {
+            if pending == nil { pending = utf8.next() }
+            return pending
+        }
+        while let byte = nextByte() {
+            if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
+                if byte == UInt8(ascii: "\r"), peekByte() == UInt8(ascii: "\n") { _ = nextByte() }
+                line += 1
+                column = 0
+                quote = nil
+                previous = UInt8(ascii: " ")
+                inComment = false
+                skipNext = false
+                continue
+            }
+            let isScalarStart = byte & 0xC0 != 0x80
+            defer { if isScalarStart { column += 1 } }
+            if inComment { continue }
+            if skipNext {
+                // The scalar after a backslash in double quotes: skip its bytes (a multi-byte one's continuation
+                // bytes never match anything below).
+                skipNext = false
+                previous = byte
+                continue
+            }
+            if let open = quote {
+                if byte == open {
+                    if open == UInt8(ascii: "'"), peekByte() == UInt8(ascii: "'") {
+                        _ = nextByte()
+                        column += 1
+                        previous = byte
+                        continue
+                    }
+                    quote = nil
+                } else if open == UInt8(ascii: "\""), byte == UInt8(ascii: "\\") {
+                    skipNext = true
+                }
+            } else if byte == UInt8(ascii: "#"), previous == UInt8(ascii: " ") || previous == UInt8(ascii: "\t") || column == 0 {
+                inComment = true
+                continue
+            } else if (byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'")) && tokenStart[Int(previous)] {
+                quote = byte
+            } else if byte == UInt8(ascii: "&") || byte == UInt8(ascii: "*"), tokenStart[Int(previous)],
+                let next = peekByte(), !notAnchorCharacter[Int(next)]
+            {
+                return (line, column + 1)
+            }
+            previous = byte
         }
         return nil
+    }
+
+    private static func byteSet(_ members: String) -> [Bool] {
+        var set = [Bool](repeating: false, count: 256)
+        for byte in members.utf8 { set[Int(byte)] = true }
+        return set
     }
 
     private static func describe(_ error: YamlError, file: String) -> (SourceLocation, String) {

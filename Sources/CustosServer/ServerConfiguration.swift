@@ -88,7 +88,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public mutating func apply(yaml text: String, file: String) throws(ConfigurationError) {
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            node = try Yams.compose(yaml: text, .default, .default, .utf8)  // not Yams' environment-read default
         } catch {
             throw ConfigurationError("\(file): not YAML: \(error)")
         }

@@ -93,6 +93,44 @@ import Testing
         #expect(try TDXPrimaryEvidence(json: minimal.teeEvidence.primaryEvidence).ccEventlog == nil)
     }
 
+    /// `init(json:)` (one parse shared by several readers, as the fuzz harness does) reads what `init(jsonBytes:)`
+    /// reads and refuses what it refuses, naming the same field; only the byte entry point has a size limit.
+    @Test func parsedValueEntryPoints() throws {
+        let bodies = [
+            Self.bytes(Self.attestationBody), Self.replacing(#""nonce":"#, with: #""nonc":"#),
+            Self.replacing("runtime-data", with: "runtime_data"), Self.bytes(#"{"version":"0.4.0","tee":"tdx"}"#),
+            Self.bytes(#"{"nonce":"bm9uY2U=","extra-params":""}"#), Self.bytes(#"{"token":"a.b.c"}"#), Self.bytes("[]"),
+        ]
+        func same<T: Equatable>(
+            _ bytes: [UInt8], _ fromBytes: ([UInt8]) throws(KBSError) -> T, _ fromJSON: (JSONValue) throws(KBSError) -> T
+        ) throws {
+            let json = try JSONValue.parse(bytes)
+            switch (Result { () throws(KBSError) in try fromBytes(bytes) }, Result { () throws(KBSError) in try fromJSON(json) }) {
+            case (.success(let a), .success(let b)): #expect(a == b)
+            case (.failure(let a), .failure(let b)): #expect(a.code == b.code && a.field == b.field && a.reason == b.reason)
+            case (let a, let b): Issue.record("\(T.self): bytes gave \(a), parsed value gave \(b)")
+            }
+        }
+        var accepted = 0
+        for body in bodies {
+            try same(body, KBSAttestation.init(jsonBytes:), KBSAttestation.init(json:))
+            try same(body, KBSRequest.init(jsonBytes:), KBSRequest.init(json:))
+            try same(body, KBSChallenge.init(jsonBytes:), KBSChallenge.init(json:))
+            try same(body, KBSAttestationResponse.init(jsonBytes:), KBSAttestationResponse.init(json:))
+            accepted +=
+                [
+                    (try? KBSAttestation(json: JSONValue.parse(body))) != nil, (try? KBSRequest(json: JSONValue.parse(body))) != nil,
+                    (try? KBSChallenge(json: JSONValue.parse(body))) != nil,
+                    (try? KBSAttestationResponse(json: JSONValue.parse(body))) != nil,
+                ].filter { $0 }.count
+        }
+        #expect(accepted == 4)  // one body of each type
+        let large =
+            Self.bytes(#"{"version":"0.4.0","tee":"tdx","extra-params":""#) + [UInt8](repeating: 0x61, count: 70_000) + Self.bytes(#""}"#)
+        #expect(throws: KBSError(.serdeError, "")) { try KBSRequest(jsonBytes: large) }
+        #expect(try KBSRequest(json: JSONValue.parse(large)).tee == .tdx)
+    }
+
     static func replacing(_ old: String, with new: String) -> [UInt8] {
         Array(attestationBody.replacingOccurrences(of: old, with: new).utf8)
     }

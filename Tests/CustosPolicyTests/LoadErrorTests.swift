@@ -163,6 +163,11 @@ import Testing
             "anchors and aliases are not allowed"
         ),
         (
+            "an alias after a comment in a CR LF file",
+            [("t.yaml", "apiVersion: custos/v1 # v1\r\nkind: AppraisalPolicy\r\nid: &i t\r\nextra: *i\r\n")], "t.yaml:3:5",
+            "anchors and aliases are not allowed"
+        ),
+        (
             "an alias", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: *c")], "t.yaml:11:8",
             "anchors and aliases are not allowed"
         ),
@@ -173,6 +178,32 @@ import Testing
         let problems = Fixture.problems(sources)
         let match = problems.first { $0.location.description == location && $0.message.contains(message) }
         #expect(match != nil, "\(name): got \(problems.map(\.description))")
+    }
+
+    /// The anchor pre-scan on texts whose positions are counted by hand: every line-end convention YAML has,
+    /// multi-byte scalars (columns count scalars, not bytes), quotes, escapes and comments.
+    @Test(
+        "the anchor/alias scan finds the first token and its line:column",
+        arguments: [
+            ("a: 1\nb: &x 2\n", "2:4"),
+            // CR LF: the comment on line 1 ends at its line (it used to hide the rest of a CR LF file).
+            ("a: 1 # note\r\nb: &x 2\r\n", "2:4"),
+            ("# note\r\nb: &x 2\r\n", "2:4"),
+            ("# note\rb: *x\r", "2:4"),
+            ("a: 1\r\n\r\nc: [1, *y]\r\n", "3:8"),
+            ("é: &x 1\n", "1:4"),
+            ("k: \"日本&x\" \n", nil),
+            ("k: 'it''s &x' &y z\n", "1:15"),
+            ("k: \"a\\\" &x\" &y z\n", "1:13"),
+            ("k: a&b # &c\n", nil),
+            ("k: v#&x\n- &z\n", "2:3"),
+            ("k: & x\nl: *\n", nil),
+            ("k: v\n&a", "2:1"),
+            ("k: v\n&", nil),
+        ] as [(String, String?)])
+    func anchorScan(text: String, expected: String?) {
+        let found = YNode.firstAnchorOrAlias(text).map { "\($0.line):\($0.column)" }
+        #expect(found == expected, "\(text.debugDescription)")
     }
 
     @Test("load is all-or-nothing and reports every problem of every file")
