@@ -56,7 +56,9 @@ public struct InitData: Sendable, Equatable {
         var tables: [String: [String: JSONValue]] = [:]
         var tableOrder: [String] = []
         var current: String? = nil
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0.hasSuffix("\r") ? $0.dropLast() : $0) }
+        // TOML's newlines are LF and CR LF. Swift's `Character` holds CR LF as one character, so a split on "\n" alone
+        // never split a CR LF document (and refused every valid one).
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }.map(String.init)
         var index = 0
         func fail(_ message: String) -> Invalid { Invalid(message: "init-data line \(index + 1): \(message)") }
         func isBareKey(_ key: Substring) -> Bool {

@@ -43,11 +43,20 @@ import Testing
         #expect(initData.claims["debug"] == false)
         #expect(initData.claims["data"]?["policy"] == "package agent_policy\ndefault allow = true\n")
         #expect(initData.claims["data"]?["escaped"] == "a\tb\"c")
+        // TOML's other newline, CR LF: the same claims (multi-line strings read with LF line ends), and the digest of
+        // the exact bytes sent.
+        let crlf = accepted.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n"
+        #expect(crlf.utf8.filter { $0 == 0x0D }.count == accepted.utf8.filter { $0 == 0x0A }.count + 1)
+        let fromCRLF = try InitData(KBSInitData(format: "toml", body: crlf))
+        #expect(fromCRLF.claims == initData.claims)
+        #expect(fromCRLF.mrConfigID == Digest.sha256(Array(crlf.utf8)) + [UInt8](repeating: 0, count: 16))
     }
 
     @Test(arguments: [
         "a = [1, 2]", "a = 1.5", "[[array]]\nb = 1", "a = \"unterminated", "a = '''open", "x = 1\nx = 2", "[t]\n[t]", "a.b = 1",
         "algorithm = \"md5\"", "a = \"\\u0041\"",
+        // A lone CR is not a TOML newline.
+        "a = 1\rb = 2", "a = true\r",
         // Integers beyond JSON's exact range, Int64.min among them (abs(Int64.min) trapped: a guest could stop the service).
         "a = -9223372036854775808", "a = -9_223_372_036_854_775_808", "a = 9223372036854775807", "a = 9007199254740992",
     ])
