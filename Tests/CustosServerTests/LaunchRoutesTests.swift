@@ -255,6 +255,9 @@ import Testing
             #expect(policyRef.hasPrefix(tee == "sev-es" ? "sev-es-default@sha256:" : "sev-test@sha256:"))
             #expect(policyRef == "\(appraisal.policyId)@sha256:\(appraisal.policySHA256)")
             #expect(allowed.value(atPath: "object.anchors") == "test")
+            // Both recording paths (an event alone: created; an event made in the decision's transaction: allowed,
+            // injected) label the entry with the test anchors.
+            #expect(entries.allSatisfy { $0.value(atPath: "object.anchors") == "test" }, "\(entries)")
             let everything = String(decoding: entries.flatMap { CanonicalJSON.encode($0) }, as: UTF8.self)
             #expect(!everything.contains(String(decoding: Self.secret, as: UTF8.self)))
             #expect(!everything.contains(Base64.encode(Self.secret)))

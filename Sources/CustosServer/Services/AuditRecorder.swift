@@ -23,13 +23,8 @@ public struct AuditRecorder: Sendable {
     /// Appends `event` and returns its leaf index. Throws a 500 problem (and logs why) when the log fails.
     @discardableResult
     public func record(_ event: AuditEvent, alongside write: StoreWrite? = nil) async throws -> UInt64 {
-        var event = event
-        if let anchorsLabel, case .object(var members) = event.object {
-            members["anchors"] = .string(anchorsLabel)
-            event.object = .object(members)
-        }
         do {
-            return try await log.append(event, alongside: write).seq
+            return try await log.append(Self.labelled(event, anchors: anchorsLabel), alongside: write).seq
         } catch {
             logger.error("audit append failed: \(error)")
             throw Problem.internalError()
@@ -43,19 +38,21 @@ public struct AuditRecorder: Sendable {
     ) async throws -> (value: Value, index: UInt64?) {
         let anchorsLabel = anchorsLabel
         do {
-            let outcome = try await log.append(after: step) { value in
-                guard var made = event(value) else { return nil }
-                if let anchorsLabel, case .object(var members) = made.object {
-                    members["anchors"] = .string(anchorsLabel)
-                    made.object = .object(members)
-                }
-                return made
-            }
+            let outcome = try await log.append(after: step) { value in event(value).map { Self.labelled($0, anchors: anchorsLabel) } }
             return (outcome.value, outcome.receipt?.seq)
         } catch {
             logger.error("audit append failed: \(error)")
             throw Problem.internalError()
         }
+    }
+
+    /// `event` with `"anchors": label` in its object when the service runs with test anchors.
+    static func labelled(_ event: AuditEvent, anchors label: String?) -> AuditEvent {
+        guard let label, case .object(var members) = event.object else { return event }
+        var event = event
+        members["anchors"] = .string(label)
+        event.object = .object(members)
+        return event
     }
 
     /// Convenience: an event of `type` (one of ``AuditEventType/all``).
