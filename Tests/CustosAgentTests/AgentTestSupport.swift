@@ -22,9 +22,9 @@ struct AgentTestError: Error, CustomStringConvertible {
 /// collateral valid from yesterday for 30 days), on a free loopback port, with a fresh data directory.
 final class ServiceProcess {
     let directory: URL
-    let process: Process
-    let port: Int
-    let baseURL: String
+    let server: ServeProcess
+    var port: Int { server.port }
+    var baseURL: String { server.baseURL }
     let adminToken: String
 
     static let hierarchy = Result { try TDXTestHierarchy() }
@@ -48,84 +48,26 @@ final class ServiceProcess {
         let platform = directory.appendingPathComponent("collateral").appendingPathComponent(Hex.encode(spec.fmspc).uppercased())
         try FileManager.default.createDirectory(at: platform, withIntermediateDirectories: true)
         for (name, bytes) in try hierarchy.collateralFiles(spec) { try Data(bytes).write(to: platform.appendingPathComponent(name)) }
-        port = try Self.freePort()
         let data = directory.appendingPathComponent("var")
-        let process = Process()
-        process.executableURL = CustosExecutable.url
-        let arguments = [
-            "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies",
-            TestData.packageRoot.appendingPathComponent("Policies").path, "--collateral",
-            directory.appendingPathComponent("collateral").path, "--tdx-root", root.path,
-        ]
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "warning"
-        process.environment = environment
-        let log = directory.appendingPathComponent("serve.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        self.process = process
-        baseURL = "http://127.0.0.1:\(port)"
+        server = try ServeProcess(
+            arguments: [
+                "--data", data.path, "--policies", TestData.packageRoot.appendingPathComponent("Policies").path, "--collateral",
+                directory.appendingPathComponent("collateral").path, "--tdx-root", root.path,
+            ], log: directory.appendingPathComponent("serve.log"), logLevel: "warning", workingDirectory: directory)
+        try await server.waitUntilHealthy()
+        // The bootstrap token is written before the server listens.
         let tokenFile = data.appendingPathComponent("bootstrap-admin.token")
-        var token: String? = nil
-        for _ in 0..<600 {
-            if !process.isRunning {
-                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                throw AgentTestError("custos serve exited with status \(process.terminationStatus): \(text.suffix(2000))")
-            }
-            if let text = try? String(contentsOf: tokenFile, encoding: .utf8), !text.isEmpty, Self.isListening(port) {
-                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        guard let token else {
-            process.terminate()
-            throw AgentTestError("custos serve did not start within 60 s")
-        }
-        adminToken = token
+        adminToken = try String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// SIGTERM and wait: the graceful stop `make run`'s user gets.
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
-        }
+        guard server.process.isRunning else { return }
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
     }
 
-    /// A port nothing listens on now (bound to 0, read back, closed).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw AgentTestError("socket failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0 else { throw AgentTestError("bind failed") }
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw AgentTestError("getsockname failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func isListening(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } } == 0
-    }
+    static func freePort() throws -> Int { try ServeProcess.freePort() }
 
     /// An admin request (plain HTTP).
     func admin(_ method: HTTPMethod, _ path: String, body: [UInt8]) async throws -> (Int, String) {

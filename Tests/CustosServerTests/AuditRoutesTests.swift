@@ -237,27 +237,12 @@ import Testing
             try await Self.appendEvents(audit, count: 5)
             #expect(audit.log.latestCheckpoint() == nil)
         }
-        let port = try ServeProcessTests.freePort()
-        let process = Process()
-        process.executableURL = CustosExecutable.url
-        process.arguments = [
-            "serve", "--listen", "127.0.0.1:\(port)", "--data", configuration.dataDirectory, "--policies", configuration.policiesDirectory,
-            "--certs", configuration.certsDirectory,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var health: (status: Int, body: String)?
-        for _ in 0..<100 where health?.status != 200 {
-            try await Task.sleep(for: .milliseconds(100))
-            health = ServeProcessTests.get("http://127.0.0.1:\(port)/healthz")
-        }
-        #expect(health?.status == 200)
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!process.isRunning)
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        let server = try ServeProcess(arguments: [
+            "--data", configuration.dataDirectory, "--policies", configuration.policiesDirectory, "--certs", configuration.certsDirectory,
+        ])
+        defer { server.kill() }
+        try await server.waitUntilHealthy()
+        #expect(await server.stop() == 0)
 
         let reopened = try await CustosService.assemble(configuration: configuration, logger: Logger(label: "test"))
         let log = try #require(reopened.audit?.log)

@@ -102,29 +102,16 @@ import Testing
         try Data(firmware.roots.ark.bytes).write(to: line.appendingPathComponent("ark.cert"))
         try Data(firmware.roots.ask.bytes).write(to: line.appendingPathComponent("ask.cert"))
         let data = directory.appendingPathComponent("var")
-        let port = try ServeProcessTests.freePort()
-        let base = "http://127.0.0.1:\(port)"
-        let serveArguments = [
-            "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies", policies.path, "--collateral",
-            directory.appendingPathComponent("collateral").path, "--tdx-root", root.path, "--sev-roots", line.path,
-        ]
-        let process = Process()
-        process.executableURL = CustosExecutable.url
-        process.arguments = serveArguments
-        process.standardOutput = FileHandle.nullDevice
-        let serveLog = directory.appendingPathComponent("serve.log")
-        FileManager.default.createFile(atPath: serveLog.path, contents: nil)
-        let serveLogHandle = try FileHandle(forWritingTo: serveLog)
-        defer { try? serveLogHandle.close() }
-        process.standardError = serveLogHandle
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        var healthy = false
-        for _ in 0..<200 where !healthy {
-            try await Task.sleep(for: .milliseconds(100))
-            healthy = ServeProcessTests.get("\(base)/healthz")?.status == 200
-        }
-        try #require(healthy, "custos serve did not start: \((try? String(contentsOf: serveLog, encoding: .utf8)) ?? "")")
+        let server = try ServeProcess(
+            arguments: [
+                "--data", data.path, "--policies", policies.path, "--collateral", directory.appendingPathComponent("collateral").path,
+                "--tdx-root", root.path, "--sev-roots", line.path,
+            ], log: directory.appendingPathComponent("serve.log"))
+        defer { server.kill() }
+        try await server.waitUntilHealthy()
+        let base = server.baseURL
+        let process = server.process
+        let serveArguments = process.arguments ?? []
         let admin = try String(contentsOf: data.appendingPathComponent(Bootstrap.tokenFileName), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
 

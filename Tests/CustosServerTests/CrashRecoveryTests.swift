@@ -27,30 +27,12 @@ final class FlowCounter: Sendable {
 }
 
 @Suite(Requirement.custosExecutable, .serialized) struct CrashRecoveryTests {
-    struct Server {
-        let process: Process
-        let base: String
-        let logFile: URL
-    }
-
-    static func start(data: URL, state: URL, port: Int, log: URL) throws -> Server {
-        let process = Process()
-        process.executableURL = CustosExecutable.url
-        process.arguments = [
-            "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies",
-            TestData.packageRoot.appendingPathComponent("Policies").path, "--collateral", state.appendingPathComponent("collateral").path,
-            "--tdx-root", state.appendingPathComponent("root.pem").path,
-        ]
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        var environment = ProcessInfo.processInfo.environment
-        environment["LOG_LEVEL"] = "debug"
-        process.environment = environment
-        try process.run()
-        return Server(process: process, base: "http://127.0.0.1:\(port)", logFile: log)
+    static func start(data: URL, state: URL, log: URL) throws -> ServeProcess {
+        try ServeProcess(
+            arguments: [
+                "--data", data.path, "--policies", TestData.packageRoot.appendingPathComponent("Policies").path, "--collateral",
+                state.appendingPathComponent("collateral").path, "--tdx-root", state.appendingPathComponent("root.pem").path,
+            ], log: log, logLevel: "debug")
     }
 
     static func request(
@@ -68,14 +50,6 @@ final class FlowCounter: Sendable {
             if let name = name as? String, let value = value as? String { fields[name.lowercased()] = value }
         }
         return (http.statusCode, fields, Array(data))
-    }
-
-    static func waitUntilUp(_ session: URLSession, _ server: Server) async throws {
-        for _ in 0..<200 {
-            if let (status, _, _) = try? await request(session, "GET", "\(server.base)/healthz"), status == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("custos serve did not come up: \(String(decoding: (try? Data(contentsOf: server.logFile)) ?? Data(), as: UTF8.self))")
     }
 
     /// One full KBS flow; true when the secret came back and opened.
@@ -130,27 +104,28 @@ final class FlowCounter: Sendable {
         configuration.httpShouldSetCookies = false
         configuration.httpCookieAcceptPolicy = .never
         let session = URLSession(configuration: configuration)
-        let port = try ServeProcessTests.freePort()
-        let first = try Self.start(data: data, state: state, port: port, log: log)
-        defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
-        try await Self.waitUntilUp(session, first)
+        let first = try Self.start(data: data, state: state, log: log)
+        defer { first.kill() }
+        try await first.waitUntilHealthy()
         let admin = try String(contentsOf: data.appendingPathComponent("bootstrap-admin.token"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let auth = ["Authorization": "Bearer \(admin)"]
         for (name, value) in [("mr_td", KBSFixture.mrTD), ("rtmr_1", KBSFixture.rtmr1), ("rtmr_2", KBSFixture.rtmr2)] {
             let put = try await Self.request(
-                session, "PUT", "\(first.base)/v1/reference-values/default/\(name)", headers: auth,
+                session, "PUT", "\(first.baseURL)/v1/reference-values/default/\(name)", headers: auth,
                 body: CanonicalJSON.encode(["values": [.string(Hex.encode(value))]]))
             #expect(put.status == 200)
         }
         #expect(
-            try await Self.request(session, "PUT", "\(first.base)/v1/secrets/default/key/disk", headers: auth, body: secret).status == 201)
+            try await Self.request(session, "PUT", "\(first.baseURL)/v1/secrets/default/key/disk", headers: auth, body: secret).status
+                == 201)
         #expect(
-            try await Self.request(session, "POST", "\(first.base)/v1/tenants", headers: auth, body: Array(#"{"id":"acme"}"#.utf8)).status
+            try await Self.request(session, "POST", "\(first.baseURL)/v1/tenants", headers: auth, body: Array(#"{"id":"acme"}"#.utf8))
+                .status
                 == 201)
 
         // Load: 8 concurrent guests looping; SIGKILL while they run.
-        let base = first.base
+        let base = first.baseURL
         let counter = FlowCounter()
         let load = Task {
             try await withThrowingTaskGroup(of: Int.self) { group in
@@ -178,8 +153,7 @@ final class FlowCounter: Sendable {
         }
         // Kill once flows are completing (not after a fixed time: a loaded machine may be slow to start them).
         for _ in 0..<600 where counter.value < 16 { try await Task.sleep(for: .milliseconds(100)) }
-        kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
+        first.kill()
         let completed = try await load.value
         #expect(completed > 0, "no flow completed before the kill: \(counter.firstFailure ?? "?")")
 
@@ -189,24 +163,22 @@ final class FlowCounter: Sendable {
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
 
         // Restart on the same directory: everything is still there, and the service works.
-        let second = try Self.start(data: data, state: state, port: try ServeProcessTests.freePort(), log: log)
-        defer { if second.process.isRunning { kill(second.process.processIdentifier, SIGKILL) } }
-        try await Self.waitUntilUp(session, second)
-        let tenants = try await Self.request(session, "GET", "\(second.base)/v1/appraisals?limit=1000", headers: auth)
+        let second = try Self.start(data: data, state: state, log: log)
+        defer { second.kill() }
+        try await second.waitUntilHealthy()
+        let tenants = try await Self.request(session, "GET", "\(second.baseURL)/v1/appraisals?limit=1000", headers: auth)
         #expect(tenants.status == 200)
         let appraisals = try JSONValue.parse(tenants.body)["items"]?.arrayValue?.count ?? 0
         #expect(appraisals >= completed)
-        let versions = try await Self.request(session, "GET", "\(second.base)/v1/secrets/default/key/disk/versions", headers: auth)
+        let versions = try await Self.request(session, "GET", "\(second.baseURL)/v1/secrets/default/key/disk/versions", headers: auth)
         #expect(versions.status == 200)
-        let reference = try await Self.request(session, "GET", "\(second.base)/v1/reference-values/default/mr_td", headers: auth)
+        let reference = try await Self.request(session, "GET", "\(second.baseURL)/v1/reference-values/default/mr_td", headers: auth)
         #expect(try JSONValue.parse(reference.body)["values"] == [.string(Hex.encode(KBSFixture.mrTD))])
         let acme = try await Self.request(
-            session, "POST", "\(second.base)/v1/tenants/acme/tokens", headers: auth, body: Array(#"{"role":"tenant-reader"}"#.utf8))
+            session, "POST", "\(second.baseURL)/v1/tenants/acme/tokens", headers: auth, body: Array(#"{"role":"tenant-reader"}"#.utf8))
         #expect(acme.status == 201)
-        #expect(try await Self.flow(session, base: second.base, factory: factory, secret: secret))
-        kill(second.process.processIdentifier, SIGTERM)
-        second.process.waitUntilExit()
-        #expect(second.process.terminationStatus == 0)
+        #expect(try await Self.flow(session, base: second.baseURL, factory: factory, secret: secret))
+        #expect(await second.stop(timeout: .seconds(30)) == 0)
         let verifyAgain = try CustosExecutable.run(["audit", "verify", "--db", database, "--full", "--json"])
         #expect(verifyAgain.status == 0, "\(verifyAgain.stdout) \(verifyAgain.stderr)")
 
