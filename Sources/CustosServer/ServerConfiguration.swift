@@ -146,6 +146,11 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (10...3600).contains(challengeLifetimeSeconds) else {
             throw ConfigurationError("challenge lifetime must be 10 to 3600 seconds")
         }
+        // A zero rate made an empty token bucket whose wait, (1 - 0) / 0, is infinite: Int(+inf) trapped on the first
+        // POST /v1/challenges.
+        guard (1...1_000_000).contains(challengeRate) else {
+            throw ConfigurationError("challenge_rate must be 1 to 1000000 challenges per second")
+        }
     }
 }
 

@@ -55,7 +55,7 @@ enum StoreValidation {
     static func appraisal(_ appraisal: Appraisal) throws(StoreError) {
         try name(appraisal.id, field: "appraisal id")
         try tenantId(appraisal.tenantId)
-        try text(appraisal.workloadId, field: "workload id", max: 256, allowEmpty: false)
+        try Appraisal.checkWorkloadID(appraisal.workloadId)
         try text(appraisal.tee, field: "tee", max: 32, allowEmpty: false)
         try text(appraisal.policyId, field: "policy id", max: 256, allowEmpty: false)
         guard appraisal.policySHA256.utf8.count == 64, appraisal.policySHA256.utf8.allSatisfy(isLowerHex) else {
@@ -108,4 +108,13 @@ public enum APIToken {
 
     /// SHA-256 of the token's UTF-8 text: what the `credential` table stores and is looked up by.
     public static func hash(_ token: String) -> [UInt8] { Digest.sha256(Array(token.utf8)) }
+}
+
+extension Appraisal {
+    /// A workload id the store accepts: 1…256 bytes of UTF-8 without control characters. Routes check it before they
+    /// consume anything (a challenge, a launch), so that a bad id is a 400 and not a failure after the work.
+    /// - Throws: ``StoreError/Code-swift.struct/invalidInput``.
+    public static func checkWorkloadID(_ id: String) throws(StoreError) {
+        try StoreValidation.text(id, field: "workload id", max: 256, allowEmpty: false)
+    }
 }

@@ -59,7 +59,7 @@ import Testing
 
     @Test(arguments: [
         "kbs_denial_status: 404", "tls_cert: a.pem", "json_limit: -1", "token_lifetime_seconds: 5", "port: [1]",
-        "- a\n- b", "data: [x]", "{ unclosed",
+        "- a\n- b", "data: [x]", "{ unclosed", "challenge_rate: 0", "challenge_rate: -5",
     ])
     func badFilesAreRefused(yaml: String) {
         var configuration = ServerConfiguration()

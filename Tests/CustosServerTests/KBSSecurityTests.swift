@@ -402,6 +402,22 @@ import Testing
                 #expect(TestGuest.json($0)["type"] == "urn:custos:problem:policy-denied")
                 #expect(TestGuest.json($0)["appraisal_id"] == warned["appraisal_id"])
             }
+            // A workload id the store would refuse is a 400 before the challenge is taken (it used to be a 503 after
+            // the challenge was used and the quote verified): the same challenge then succeeds.
+            let fresh = try await client.execute(uri: "/v1/challenges", method: .post) { TestGuest.json($0) }
+            let freshID = try #require(fresh["challenge_id"]?.stringValue)
+            let freshEvidence = try guest.attestation(nonce: try #require(fresh["nonce"]?.stringValue))
+            for workload: JSONValue in ["", "tab\there", .string(String(repeating: "w", count: 257))] {
+                let badBody: JSONValue = ["challenge_id": .string(freshID), "attestation": freshEvidence, "workload_id": workload]
+                try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(badBody))) {
+                    #expect($0.status == .badRequest, "\(workload)")
+                    #expect(TestGuest.json($0)["detail"]?.stringValue?.contains("workload_id") == true)
+                }
+            }
+            let goodBody: JSONValue = ["challenge_id": .string(freshID), "attestation": freshEvidence, "workload_id": "web-2"]
+            try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(goodBody))) {
+                #expect($0.status == .ok)
+            }
             // A used challenge: 422.
             let challenge = try await client.execute(uri: "/v1/challenges", method: .post) { TestGuest.json($0) }
             let id = try #require(challenge["challenge_id"]?.stringValue)

@@ -75,7 +75,8 @@ struct AttestationRoutes: Sendable {
         }
         let now = Date()
         let session: (id: String, challenge: KBSChallenge)
-        do { session = try sessions.create(hash: hash, now: now) } catch { throw Problem.tooManyRequests(retryAfter: 1) }
+        // Only a failure of the random source.
+        do { session = try sessions.create(hash: hash, now: now) } catch { throw Problem.internalError() }
         return HTTPJSON.response(
             [
                 "challenge_id": .string(session.id), "nonce": .string(session.challenge.nonce),
@@ -90,6 +91,9 @@ struct AttestationRoutes: Sendable {
         try HTTPJSON.checkKeys(body, allowed: ["challenge_id", "attestation", "workload_id"])
         let id = try HTTPJSON.string(body, "challenge_id")
         let workload = try HTTPJSON.optionalString(body, "workload_id")
+        if let workload {
+            do { try Appraisal.checkWorkloadID(workload) } catch { throw Problem.badRequest("\"workload_id\": \(error.reason)") }
+        }
         guard let evidence = body["attestation"] else { throw Problem.badRequest("\"attestation\" is required") }
         let parsed: KBSAttestation
         do { parsed = try KBSAttestation(jsonBytes: CanonicalJSON.encode(evidence)) } catch {

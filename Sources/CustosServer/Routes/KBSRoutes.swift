@@ -108,9 +108,8 @@ struct KBSRoutes: Sendable {
         let supported = kbsRequest.supportedHashAlgorithms
         let selected: KBSHashAlgorithm? = supported.isEmpty || supported.contains(.sha384) ? nil : supported.first
         let session: (id: String, challenge: KBSChallenge)
-        do { session = try sessions.create(hash: selected, now: Date()) } catch is KBSSessions.Full {
-            throw Problem.tooManyRequests(retryAfter: 1)
-        }
+        // Only a failure of the random source.
+        do { session = try sessions.create(hash: selected, now: Date()) } catch { throw Problem.internalError() }
         return Self.json(session.challenge.jsonValue, headers: [.setCookie: cookie(session.id)])
     }
 

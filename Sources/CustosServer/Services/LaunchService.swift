@@ -30,7 +30,7 @@ struct LaunchRequest: Sendable {
     init(_ body: [String: JSONValue]) throws {
         try HTTPJSON.checkKeys(body, allowed: Self.members)
         workloadID = try HTTPJSON.string(body, "workload_id")
-        guard !workloadID.isEmpty, workloadID.utf8.count <= 256 else { throw Problem.badRequest("\"workload_id\" must be 1…256 bytes") }
+        do { try Appraisal.checkWorkloadID(workloadID) } catch { throw Problem.badRequest("\"workload_id\": \(error.reason)") }
         tee = try HTTPJSON.string(body, "tee")
         guard tee == "sev" || tee == "sev-es" else { throw Problem.badRequest("\"tee\" must be \"sev\" or \"sev-es\"") }
         guard let rawPolicy = body["guest_policy"]?.integerValue, let policyBits = UInt32(exactly: rawPolicy) else {
