@@ -135,6 +135,18 @@ public struct OpenedSecret: Sendable {
     public let value: SecretBytes
 }
 
+/// A release policy's `maxReleasesPerAttestation`: at most `maximum` releases of one path to one appraisal (the
+/// cookie session and the Bearer token of one attestation share its appraisal, so they share the count).
+public struct ReleaseLimit: Sendable, Hashable {
+    public let appraisalID: String
+    public let maximum: Int
+
+    public init(appraisalID: String, maximum: Int) {
+        self.appraisalID = appraisalID
+        self.maximum = maximum
+    }
+}
+
 // MARK: - Reference values
 
 /// A tenant's named set of reference values (service.md §8.2 `PUT /v1/reference-values/{name}`).

@@ -376,11 +376,36 @@ public struct SQLiteStore: Store {
         return try await read { db in try Self.openSecret(tenantId: tenantId, path: path, version: version, now: now, keys: keys, in: db) }
     }
 
-    public func secretOpening(tenantId: String, path: String, now: Date) -> StoreStep<Result<OpenedSecret, StoreError>> {
+    public func secretOpening(
+        tenantId: String, path: String, now: Date, limit: ReleaseLimit?
+    ) -> StoreStep<Result<OpenedSecret, StoreError>> {
         let keys = keys
         return StoreStep(database: ObjectIdentifier(pool)) { db in
             do {
-                return .success(try Self.openSecret(tenantId: tenantId, path: path, version: nil, now: now, keys: keys, in: db))
+                guard let limit else {
+                    return .success(try Self.openSecret(tenantId: tenantId, path: path, version: nil, now: now, keys: keys, in: db))
+                }
+                let key: StatementArguments = [tenantId, limit.appraisalID, path]
+                let made =
+                    try Int64.fetchOne(
+                        try db.cachedStatement(
+                            sql: "SELECT count FROM secret_release_count WHERE tenant_id = ? AND appraisal_id = ? AND path = ?"),
+                        arguments: key) ?? 0
+                guard made < Int64(limit.maximum) else {
+                    return .failure(
+                        StoreError(
+                            .releaseLimit,
+                            "secret \(path) was released \(made) time\(made == 1 ? "" : "s") to appraisal \(limit.appraisalID), its policy's maximum"
+                        ))
+                }
+                let opened = try Self.openSecret(tenantId: tenantId, path: path, version: nil, now: now, keys: keys, in: db)
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO secret_release_count (tenant_id, appraisal_id, path, count, first_at) VALUES (?, ?, ?, 1, ?)
+                        ON CONFLICT (tenant_id, appraisal_id, path) DO UPDATE SET count = count + 1
+                        """
+                ).execute(arguments: key + [now.storeMillis])
+                return .success(opened)
             } catch let error as StoreError {
                 return .failure(error)
             } catch {

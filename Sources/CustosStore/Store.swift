@@ -52,7 +52,10 @@ public protocol Store: Sendable {
     /// ``openSecret(tenantId:path:version:now:)`` (the newest releasable version) as a step another writer of the
     /// same database runs inside its own transaction: the service opens the secret and records its release in one
     /// transaction. The step's value carries the store's refusal (`notFound`, `corrupted`) instead of throwing it.
-    func secretOpening(tenantId: String, path: String, now: Date) -> StoreStep<Result<OpenedSecret, StoreError>>
+    ///
+    /// With a `limit`, the step counts the release against it in the same transaction: once `maximum` releases of
+    /// this path to this appraisal have been made, the value is `releaseLimit` and nothing is opened or counted.
+    func secretOpening(tenantId: String, path: String, now: Date, limit: ReleaseLimit?) -> StoreStep<Result<OpenedSecret, StoreError>>
 
     // MARK: Reference values
 
@@ -127,7 +130,7 @@ public struct StoreWrite: Sendable {
 }
 
 /// A step of another writer's transaction on a store's database that produces a value (see
-/// ``Store/secretOpening(tenantId:path:now:)``). ``database`` names the database, so that a writer of another one
+/// ``Store/secretOpening(tenantId:path:now:limit:)``). ``database`` names the database, so that a writer of another one
 /// refuses it.
 public struct StoreStep<Value: Sendable>: Sendable {
     /// The identity of the database connection (pool) the step belongs to.

@@ -34,6 +34,8 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let schemaTooNew = Code("schemaTooNew")
         /// An in-memory cache (challenges) is full; the caller should answer 429/503 with `Retry-After`.
         public static let capacity = Code("capacity")
+        /// A release would exceed its policy's `maxReleasesPerAttestation` for this appraisal.
+        public static let releaseLimit = Code("releaseLimit")
         /// Any other database failure (I/O error, disk full, lock held past the busy timeout).
         public static let database = Code("database")
     }

@@ -15,7 +15,9 @@ public enum StoreSchema {
     }
 
     /// Every shipped migration, oldest first. Append only.
-    public static let migrations: [Migration] = [Migration(identifier: "store-v1", sql: v1)]
+    public static let migrations: [Migration] = [
+        Migration(identifier: "store-v1", sql: v1), Migration(identifier: "store-v2", sql: v2),
+    ]
 
     /// Identifiers of the store's migrations (for telling ours from the audit's in `grdb_migrations`).
     public static var identifiers: [String] { migrations.map(\.identifier) }
@@ -29,6 +31,20 @@ public enum StoreSchema {
         }
         return migrator
     }
+
+    // MARK: - store-v2 (shipped: never edit)
+
+    /// Releases counted against a release policy's `maxReleasesPerAttestation` (only for secrets that have one).
+    static let v2 = """
+        CREATE TABLE secret_release_count (
+            tenant_id TEXT NOT NULL REFERENCES tenant(id) ON DELETE CASCADE,
+            appraisal_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            count INTEGER NOT NULL CHECK (count >= 1),
+            first_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, appraisal_id, path)
+        ) STRICT, WITHOUT ROWID;
+        """
 
     // MARK: - store-v1 (shipped: never edit)
 

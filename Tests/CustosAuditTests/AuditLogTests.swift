@@ -182,14 +182,16 @@ import Testing
             return event
         }
         // No secret yet: the step's value is the refusal, and nothing is appended.
-        let missing = try await log.append(after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+        let missing = try await log.append(
+            after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0, limit: nil), event: released)
         guard case .failure(let refusal) = missing.value else { Issue.record("a missing secret opened"); return }
         #expect(refusal.code == .notFound)
         #expect(missing.receipt == nil && log.head.size == 0)
 
         _ = try await store.putSecret(tenantId: "tenant-a", path: "key/disk", value: SecretBytes([1, 2, 3]), now: t0)
         _ = try await store.putSecret(tenantId: "tenant-a", path: "key/disk", value: SecretBytes([4, 5, 6]), now: t0)
-        let opened = try await log.append(after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+        let opened = try await log.append(
+            after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0, limit: nil), event: released)
         guard case .success(let secret) = opened.value else { Issue.record("the secret did not open"); return }
         #expect(secret.value == SecretBytes([4, 5, 6]) && secret.version.version == 2)
         #expect(opened.receipt?.seq == 0)
@@ -197,13 +199,37 @@ import Testing
         let entry = try JSONValue.parse(Array(try #require(body)))
         #expect(entry["object"]?["version"] == .integer(2))
 
+        // A release limit (maxReleasesPerAttestation) counts in the same transaction: two releases to appraisal apr_1,
+        // then the refusal, with nothing opened or appended; another appraisal has its own count.
+        let limit = ReleaseLimit(appraisalID: "apr_1", maximum: 2)
+        for expected in [1, 2] {
+            let limited = try await log.append(
+                after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0, limit: limit), event: released)
+            guard case .success = limited.value else { Issue.record("release \(expected) was refused"); return }
+            #expect(limited.receipt?.seq == UInt64(expected))
+        }
+        let third = try await log.append(
+            after: store.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0, limit: limit), event: released)
+        guard case .failure(let limitReached) = third.value else { Issue.record("a third release opened"); return }
+        #expect(limitReached.code == .releaseLimit && third.receipt == nil)
+        let count = try await store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count FROM secret_release_count WHERE tenant_id = 'tenant-a' AND appraisal_id = 'apr_1'")
+        }
+        #expect(count == 2)
+        let otherAppraisal = try await log.append(
+            after: store.secretOpening(
+                tenantId: "tenant-a", path: "key/disk", now: t0, limit: ReleaseLimit(appraisalID: "apr_2", maximum: 1)),
+            event: released)
+        guard case .success = otherAppraisal.value else { Issue.record("another appraisal's release was refused"); return }
+
         let otherScratch = try Scratch()
         let other = try DataDirectory(otherScratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
         let foreign = await #expect(throws: AuditError.self) {
-            _ = try await log.append(after: other.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0), event: released)
+            _ = try await log.append(
+                after: other.secretOpening(tenantId: "tenant-a", path: "key/disk", now: t0, limit: nil), event: released)
         }
         #expect(foreign?.code == .database)
-        #expect(log.head.size == 1)
+        #expect(log.head.size == 4)
     }
 
     /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes

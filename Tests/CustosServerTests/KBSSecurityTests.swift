@@ -36,6 +36,9 @@ import Testing
               allOf:
                 - { status: affirming }
                 - { claim: init_data_claims.data.tenant, equals: tenant-c }
+          - path: "twice/key"
+            maxReleasesPerAttestation: 2
+            allow: { status: affirming }
         """
 
     static func guest(_ fixture: KBSFixture, _ configure: (inout TDXQuoteSpec) -> Void = { _ in }) throws -> TestGuest {
@@ -282,6 +285,23 @@ import Testing
             let pinnedOther = try await guest.resource(client, path: "tenant-b/pinned/other", headers: [.cookie: cookie])
             #expect(pinnedOther.0 == .unauthorized)
             #expect(Self.kind(pinnedOther.1) == "PolicyDeny")
+
+            // maxReleasesPerAttestation: 2 releases of twice/key per attestation, the session cookie and the Bearer
+            // token of that attestation counted together; the third is a policy denial. Another attestation of the same
+            // TD has its own count.
+            try await client.execute(
+                uri: "/v1/secrets/tenant-b/twice/key", method: .put, headers: fixture.admin, body: ByteBuffer(bytes: Self.secret)
+            ) { #expect($0.status == .created) }
+            #expect(try await guest.resource(client, path: "tenant-b/twice/key", headers: [.cookie: cookie]).0 == .ok)
+            #expect(try await guest.resource(client, path: "tenant-b/twice/key", headers: [.authorization: "Bearer \(token)"]).0 == .ok)
+            let third = try await guest.resource(client, path: "tenant-b/twice/key", headers: [.cookie: cookie])
+            #expect(third.0 == .unauthorized)
+            #expect(Self.kind(third.1) == "PolicyDeny")
+            let (again, _) = try #require(try await guest.handshake(client))
+            #expect(try await guest.resource(client, path: "tenant-b/twice/key", headers: [.cookie: again]).0 == .ok)
+            #expect(
+                try await guest.resource(client, path: "tenant-b/key/disk", headers: [.cookie: cookie]).0 == .ok,
+                "other paths are not limited")
 
             // Init-data whose digest is not the TD's MRCONFIGID.
             var liar = try Self.guest(fixture)

@@ -94,6 +94,17 @@ public final class SecretReleaseService: Sendable {
             let failed = result.trace.first { !$0.passed }.map { "\($0.rule): \($0.claim) \($0.operator)" } ?? "no rule allows it"
             try await deny("the release policy denies \(path) (\(failed))", policy: result.policy)
         }
+        // maxReleasesPerAttestation: counted per appraisal (cookie and Bearer token of one attestation share it) in
+        // the transaction that opens the secret.
+        var limit: ReleaseLimit? = nil
+        if let maximum = policy.secret(for: path)?.maxReleasesPerAttestation {
+            guard let appraisalID = attested.appraisalID else {
+                try await deny(
+                    "the release policy allows \(path) \(maximum) time(s) per attestation, and this token names no appraisal",
+                    policy: result.policy)
+            }
+            limit = ReleaseLimit(appraisalID: appraisalID, maximum: maximum)
+        }
         // The JWE is prepared first (ephemeral key agreement, wrapped content key): every refusal of the TEE key
         // happens before anything is read or recorded. Then the secret is opened and its release recorded in one
         // transaction (the entry names exactly the version that goes out, and no secret leaves unrecorded); sealing
@@ -114,7 +125,7 @@ public final class SecretReleaseService: Sendable {
             appraisal: appraisalSummary(attested), requestId: requestID)
         let opening: Result<OpenedSecret, StoreError>
         do {
-            opening = try await audit.record(after: store.secretOpening(tenantId: tenant, path: path, now: now)) { opening in
+            opening = try await audit.record(after: store.secretOpening(tenantId: tenant, path: path, now: now, limit: limit)) { opening in
                 guard case .success(let opened) = opening else { return nil }
                 var released = event
                 released.object = .object(object.merging(["version": .integer(opened.version.version)]) { $1 })
@@ -124,6 +135,8 @@ public final class SecretReleaseService: Sendable {
         let opened: OpenedSecret
         switch opening {
         case .success(let value): opened = value
+        case .failure(let error) where error.code == .releaseLimit:
+            try await deny("the release policy's maxReleasesPerAttestation is reached: \(error.reason)", policy: result.policy)
         case .failure(let error) where error.code == .notFound:
             throw ReleaseFailure(kind: .notFound, message: "no releasable secret at \(path)", appraisalID: attested.appraisalID)
         case .failure(let error):
