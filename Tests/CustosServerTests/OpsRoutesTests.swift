@@ -1,5 +1,6 @@
 import CustosCrypto
 import CustosServer
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -71,6 +72,32 @@ import Testing
                 let text = String(buffer: response.body)
                 #expect(text.contains(#"custos_http_requests_total{route="/healthz",method="GET",status="200"} 3"#))
                 #expect(text.contains("custos_http_request_duration_seconds_bucket"))
+            }
+        }
+    }
+
+    /// Error responses (a problem, a KBS error body, an unknown path) carry the security headers and the request id
+    /// and are counted in the metrics like any other response.
+    @Test func errorResponsesCarryTheHeadersAndAreCounted() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            for (uri, method, expected) in [
+                ("/v1/appraisals", HTTPRequest.Method.get, HTTPResponse.Status.unauthorized),
+                ("/kbs/v0/resource/default/key/disk", .get, .unauthorized), ("/no/such/path", .get, .notFound),
+            ] {
+                try await client.execute(uri: uri, method: method, headers: [RequestIDMiddleware.header: "err-1"]) { response in
+                    #expect(response.status == expected, "\(uri)")
+                    #expect(response.headers[.init("X-Content-Type-Options")!] == "nosniff", "\(uri)")
+                    #expect(response.headers[.cacheControl] == "no-store", "\(uri)")
+                    #expect(response.headers[.init("Referrer-Policy")!] == "no-referrer", "\(uri)")
+                    #expect(response.headers[RequestIDMiddleware.header] == "err-1", "\(uri)")
+                }
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"custos_http_requests_total{route="/v1/appraisals",method="GET",status="401"} 1"#), "\(text)")
+                #expect(text.contains(#"method="GET",status="404"} 1"#), "\(text)")
             }
         }
     }

@@ -44,7 +44,12 @@ public struct RequestIDMiddleware: RouterMiddleware {
     }
 }
 
-/// Headers every response carries (service.md §13; the console issue adds its CSP on top).
+/// Headers every response carries (service.md §13; the console issue adds its CSP on top), errors included.
+///
+/// The innermost middleware, so it is also where a thrown error becomes its response (a problem, a KBS error, a 404
+/// for an unknown path; anything else a logged 500): Hummingbird turns errors into responses only outside the whole
+/// middleware chain, so an error passing through here used to leave without these headers, and uncounted by
+/// ``MetricsRecordingMiddleware``.
 public struct SecurityHeadersMiddleware: RouterMiddleware {
     public typealias Context = CustosRequestContext
     public init() {}
@@ -52,7 +57,15 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        var response = try await next(request, context)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        } catch {
+            context.logger.error("unhandled error: \(String(describing: type(of: error)))")
+            response = try Problem.internalError().response(from: request, context: context)
+        }
         response.headers[.init("X-Content-Type-Options")!] = "nosniff"
         response.headers[.cacheControl] = response.headers[.cacheControl] ?? "no-store"
         response.headers[.init("Referrer-Policy")!] = "no-referrer"
