@@ -65,6 +65,14 @@ public enum Base64 {
         return table
     }()
 
+    /// ``values`` without the URL-safe characters: the standard alphabet only.
+    private static let standardValues: [UInt8] = {
+        var table = values
+        table[Int(UInt8(ascii: "-"))] = 255
+        table[Int(UInt8(ascii: "_"))] = 255
+        return table
+    }()
+
     /// Encodes with `table`; `pad` adds `=` to a multiple of four characters.
     private static func encode(_ bytes: [UInt8], table: [UInt8], pad: Bool) -> String {
         let full = bytes.count / 3
@@ -117,14 +125,25 @@ public enum Base64 {
     public static func decode(utf8 text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
         // The loop runs over contiguous bytes: a generic collection iterated across the module boundary is not
         // specialized and costs a witness-table call per character (6 % of a KBS attestation's CPU was this).
-        let result: Result<[UInt8], CryptoError>? = text.withContiguousStorageIfAvailable { decode(buffer: $0) }
-        switch result ?? Array(text).withUnsafeBufferPointer({ decode(buffer: $0) }) {
+        try decode(utf8: text, table: values)
+    }
+
+    /// Decodes the standard alphabet only (RFC 4648 §4), as PEM is written (RFC 7468 §3): `-` and `_` are refused.
+    /// Padding is optional and whitespace is ignored, as in ``decode(utf8:)``. (A PEM body decoded with both alphabets
+    /// read a `-` as 62 where dcap-qvl, and OpenSSL's PEM reader, refuse the certificate.)
+    public static func decodeStandard(utf8 text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
+        try decode(utf8: text, table: standardValues)
+    }
+
+    private static func decode(utf8 text: some Collection<UInt8>, table: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let result: Result<[UInt8], CryptoError>? = text.withContiguousStorageIfAvailable { decode(buffer: $0, table: table) }
+        switch result ?? Array(text).withUnsafeBufferPointer({ decode(buffer: $0, table: table) }) {
         case .success(let bytes): return bytes
         case .failure(let error): throw error
         }
     }
 
-    private static func decode(buffer text: UnsafeBufferPointer<UInt8>) -> Result<[UInt8], CryptoError> {
+    private static func decode(buffer text: UnsafeBufferPointer<UInt8>, table values: [UInt8]) -> Result<[UInt8], CryptoError> {
         var accumulator: UInt32 = 0
         var count = 0
         var padding = 0

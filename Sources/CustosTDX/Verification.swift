@@ -156,12 +156,21 @@ public struct QuoteVerifier: Sendable {
     }
 
     /// The FMSPC in the quote's PCK certificate (the first of its chain), to pick the platform's collateral before
-    /// verifying. Nothing is verified here. Cached by the quote's certification data when the verifier has a cache.
+    /// verifying. Only the chain's signatures are checked here: the PCK certificate must be signed by a CA of the chain
+    /// that the trusted root signed (dates and revocation need the collateral, and are checked with it). Without this,
+    /// a self-made certificate with a made-up FMSPC had the service fetch collateral from Intel PCS for it. Cached by
+    /// the quote's certification data when the verifier has a cache.
+    /// - Throws: ``TDXError`` `invalidPCKCertificate` (no or unreadable PCK certificate), `pckChainInvalid` (not signed
+    ///   by way of the trusted root).
     public func platformFMSPC(of quote: Quote) throws(TDXError) -> [UInt8] {
         let key = Digest.sha256(quote.innerCertificationData)
         if let hit = cache?.fmspc(key) { return hit }
-        guard let leaf = try quote.pckCertificateChain().first else {
+        let chain = try quote.pckCertificateChain()
+        guard let leaf = chain.first else {
             throw TDXError(.invalidPCKCertificate, "the quote carries no PCK certificate")
+        }
+        guard chain.dropFirst().contains(where: { leaf.isSigned(by: $0) && $0.isSigned(by: trustedRoot) }) else {
+            throw TDXError(.pckChainInvalid, "the PCK certificate is not signed by a CA of the trusted Intel SGX Root CA")
         }
         let fmspc = try PCKExtension(certificate: leaf).fmspc
         cache?.store(fmspc: fmspc, for: key)

@@ -73,4 +73,28 @@ import Testing
         }
         #expect(try Certificate.parsePEMChain(pemBytes: Array(bytes.prefix(bytes.count - 6)), reusing: []) == [a, b])
     }
+
+    /// PEM is the standard base64 alphabet (RFC 7468 §3): a body with a URL-safe `-` or `_` is refused, as dcap-qvl and
+    /// OpenSSL refuse it (a `-` used to decode as 62, so a quote whose PCK chain carried one verified in Custos only).
+    @Test("a PEM body in the URL-safe alphabet is refused")
+    func pemIsTheStandardAlphabet() throws {
+        let (a, _) = try Self.certificate(subject: [("CN", "A")])
+        let pem = a.pemRepresentation
+        let lines = pem.split(separator: "\n").map(String.init)
+        let body = lines.dropFirst().dropLast().joined()
+        let index = try #require(body.firstIndex { $0 == "+" || $0 == "/" } ?? body.indices.first)
+        for swap: Character in ["-", "_"] {
+            var changed = body
+            changed.replaceSubrange(index...index, with: String(swap))
+            let text = lines[0] + "\n" + changed + "\n" + lines[lines.count - 1] + "\n"
+            #expect(throws: CryptoError(.malformedInput, ""), "\(swap)") { try Certificate.parsePEMChain(text) }
+            #expect(throws: CryptoError(.malformedInput, "")) { try Certificate.parsePEMChain(pemBytes: Array(text.utf8), reusing: []) }
+        }
+        // The same body in one line, unchanged, parses.
+        #expect(try Certificate.parsePEMChain(lines[0] + "\n" + body + "\n" + lines[lines.count - 1] + "\n") == [a])
+        // The general decoder still reads both alphabets (JOSE, KBS use it); the standard one does not.
+        #expect(try Base64.decode("-_8") == [0xFB, 0xFF])
+        #expect(throws: CryptoError.self) { try Base64.decodeStandard(utf8: Array("-_8".utf8)) }
+        #expect(try Base64.decodeStandard(utf8: Array("+/8=".utf8)) == [0xFB, 0xFF])
+    }
 }

@@ -58,6 +58,22 @@ struct VerificationTests {
         #expect((fromParsed.verifiedQuote != nil) == (pair.valid.result == "accepted"))
     }
 
+    /// Before the service fetches a platform's collateral for a quote, its PCK certificate must be signed by a CA the
+    /// trusted root signed: a quote made by another hierarchy (its own root, any FMSPC) is refused, and not cached.
+    @Test func platformFMSPCNeedsAChainToTheTrustedRoot() throws {
+        let trusted = try TDXTestHierarchy()
+        let stranger = try TDXTestHierarchy()
+        var spec = TDXQuoteSpec()
+        spec.fmspc = [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC]
+        let verifier = QuoteVerifier(trustedRoot: trusted.root, cache: VerificationCache())
+        let own = try Quote(parsing: trusted.quoteFactory(spec).quote(reportData: [UInt8](repeating: 1, count: 64)))
+        #expect(try verifier.platformFMSPC(of: own) == spec.fmspc)
+        let foreign = try Quote(parsing: stranger.quoteFactory(spec).quote(reportData: [UInt8](repeating: 1, count: 64)))
+        for _ in 0..<2 {
+            #expect(throws: TDXError(.pckChainInvalid, "")) { try verifier.platformFMSPC(of: foreign) }
+        }
+    }
+
     @Test(
         "a debug TD verifies under Intel's rules when allowed",
         arguments: Fixtures.pairs.filter { $0.valid.error?.contains("Debug") == true })

@@ -94,7 +94,7 @@ func pemBlocks(_ bytes: UnsafeBufferPointer<UInt8>, label: String) throws(Crypto
         guard firstIndex(of: dashes, in: body, from: 0) == nil else {
             throw CryptoError(.malformedInput, "PEM block for \(label) contains another armour line")
         }
-        blocks.append(try Base64.decode(utf8: body))
+        blocks.append(try Base64.decodeStandard(utf8: body))
         guard blocks.count <= 64 else { throw CryptoError(.malformedInput, "too many PEM blocks") }
         cursor = close + end.count
     }
