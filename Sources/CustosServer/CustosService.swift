@@ -66,7 +66,8 @@ public enum CustosService {
                 store: store, authenticator: authenticator, jsonLimit: parts.configuration.jsonLimit, referenceValueCache: referenceValues
             ).add(to: router)
             LaunchRoutes(
-                store: store, audit: parts.audit, policies: parts.policies, anchors: parts.anchors, jsonLimit: parts.configuration.jsonLimit
+                store: store, audit: parts.audit, policies: parts.policies, anchors: parts.anchors, referenceValues: referenceValues,
+                jsonLimit: parts.configuration.jsonLimit
             )
             .add(to: router)
             AuditRoutes(store: store, audit: parts.audit).add(to: router)

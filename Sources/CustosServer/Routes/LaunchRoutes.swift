@@ -17,12 +17,15 @@ struct LaunchRoutes: Sendable {
     /// unless it is logged).
     let service: LaunchService?
 
-    init(store: any Store, audit: AuditRecorder?, policies: PolicyRegistry?, anchors: TrustAnchors, jsonLimit: Int) {
+    init(
+        store: any Store, audit: AuditRecorder?, policies: PolicyRegistry?, anchors: TrustAnchors, referenceValues: ReferenceValueCache,
+        jsonLimit: Int
+    ) {
         self.store = store
         self.authenticator = Authenticator(store: store)
         self.jsonLimit = jsonLimit
         if let audit, let policies {
-            service = LaunchService(store: store, audit: audit, policies: policies, anchors: anchors)
+            service = LaunchService(store: store, audit: audit, policies: policies, anchors: anchors, referenceValues: referenceValues)
         } else {
             service = nil
         }

@@ -233,6 +233,8 @@ struct LaunchService: Sendable {
     let audit: AuditRecorder
     let policies: PolicyRegistry
     let anchors: TrustAnchors
+    /// The tenants' stored reference values (the cache the TDX path and the admin routes' writes share).
+    let referenceValues: ReferenceValueCache
     /// How long a launch may wait for its measurement.
     static let lifetime: TimeInterval = 600
     /// At most this many digests of a reference set are tried against one measurement (each is one HMAC).
@@ -313,17 +315,24 @@ struct LaunchService: Sendable {
         if let claimed = request.guestPolicy, claimed != launch.guestPolicy {
             throw Problem.badRequest("\"guest_policy\" \(claimed) is not the launch's \(launch.guestPolicy)")
         }
+        // What the decision needs is read before the measurement is recorded: a failure here is a 503 the launcher
+        // can retry, not a launch whose one measurement is spent. A tenant's stored set that cannot be read is that
+        // failure (it used to be skipped, and the loaded policies' set of the same name used in its place).
+        let set = policies.current
+        guard let policy = set.policy(id: launch.policyId)?.launch ?? set.launchPolicy(tee: launch.tee) else {
+            throw Problem.unavailable("the launch policy \(launch.policyId) is no longer loaded", retryAfter: 60)
+        }
+        let tenantSets: [CustosPolicy.ReferenceValueSet]
+        do { tenantSets = try await self.referenceValues.sets(tenant: tenant, names: Self.names(policy, request).sorted(), now: now) } catch {
+            throw Problem.unavailable("the tenant's reference values cannot be read: \(error.reason)", retryAfter: 5)
+        }
+        let referenceValues = set.referenceValues(overriddenBy: tenantSets)
         // Exactly once: a second measurement (or one after expiry) is a 409 here, before anything is decided.
         _ = try await mapped {
             try await store.recordLaunchMeasurement(tenantId: tenant, id: launchID, measurement: request.measurement, now: now)
         }
         let record = try LaunchSessionRecord(
             opening: try await mapped { try await store.openLaunchSessionSecret(tenantId: tenant, id: launchID) })
-        let set = policies.current
-        guard let policy = set.policy(id: launch.policyId)?.launch ?? set.launchPolicy(tee: launch.tee) else {
-            throw Problem.unavailable("the launch policy \(launch.policyId) is no longer loaded", retryAfter: 60)
-        }
-        let referenceValues = set.referenceValues(overriddenBy: await tenantSets(tenant: tenant, names: Self.names(policy, request)))
         let guestPolicy = GuestPolicy(rawValue: launch.guestPolicy)
         let sevMeasurement = Base64.encode(request.measurement)
 
@@ -444,19 +453,6 @@ struct LaunchService: Sendable {
         let trustVector: JSONValue
         let trace: [JSONValue]
         var reason: String?
-    }
-
-    /// The tenant's stored sets among `names`, as the policy evaluator takes them (absent ones are skipped).
-    func tenantSets(tenant: String, names: Set<String>) async -> [CustosPolicy.ReferenceValueSet] {
-        var sets: [CustosPolicy.ReferenceValueSet] = []
-        for name in names.sorted() {
-            guard let stored = try? await store.referenceValues(tenantId: tenant, name: name) else { continue }
-            sets.append(
-                CustosPolicy.ReferenceValueSet(
-                    name: stored.name, values: stored.values, expires: stored.expiresAt, provenance: stored.provenance,
-                    description: "tenant \(tenant), revision \(stored.revision)"))
-        }
-        return sets
     }
 
     static func names(_ policy: LaunchPolicy, _ request: MeasurementRequest) -> Set<String> {
