@@ -323,7 +323,8 @@ struct LaunchService: Sendable {
             throw Problem.unavailable("the launch policy \(launch.policyId) is no longer loaded", retryAfter: 60)
         }
         let tenantSets: [CustosPolicy.ReferenceValueSet]
-        do { tenantSets = try await self.referenceValues.sets(tenant: tenant, names: Self.names(policy, request).sorted(), now: now) } catch {
+        do { tenantSets = try await self.referenceValues.sets(tenant: tenant, names: Self.names(policy, request).sorted(), now: now) } catch
+        {
             throw Problem.unavailable("the tenant's reference values cannot be read: \(error.reason)", retryAfter: 5)
         }
         let referenceValues = set.referenceValues(overriddenBy: tenantSets)
