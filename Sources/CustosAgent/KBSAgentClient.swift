@@ -106,6 +106,11 @@ public struct KBSClientConfiguration: Sendable {
 public struct FetchedSecret: Sendable {
     public let resource: ResourcePath
     public let secret: SecretBytes
+
+    public init(resource: ResourcePath, secret: SecretBytes) {
+        self.resource = resource
+        self.secret = secret
+    }
 }
 
 /// What a fetch run did, for the report.
@@ -128,7 +133,8 @@ public struct FetchReport: Sendable {
 ///
 /// Retries (bounded): the handshake when the service cannot be reached or answers 5xx/429, with exponential backoff
 /// (``KBSClientConfiguration/handshakeAttempts``); a resource GET answered 401 `TokenNotFound`/`TokenVerifierError`
-/// (session expired) re-runs the handshake, at most ``KBSClientConfiguration/resourceAttempts`` times. A rejection
+/// (session expired) re-runs the handshake, and one that fails to connect or is answered 5xx/429 is sent again after
+/// a backoff, at most ``KBSClientConfiguration/resourceAttempts`` times in all. A rejection
 /// (`AttestationError`, `PolicyDeny`, an unknown resource, 403, 404) is final: the same TD would send the same
 /// evidence.
 public struct KBSAgentClient: Sendable {
@@ -217,9 +223,18 @@ public struct KBSAgentClient: Sendable {
         var session = try await handshake(client, key: key, eventLog: log, report: &report)
         for resource in resources {
             var attempt = 0
+            var backoff = configuration.retryBackoff
             while true {
                 attempt += 1
-                let response = try await send(client, .GET, resource.httpPath, body: nil, cookie: session.cookie, stage: .resource)
+                let response: Response
+                do {
+                    response = try await send(client, .GET, resource.httpPath, body: nil, cookie: session.cookie, stage: .resource)
+                } catch  where error.kind == .unreachable && attempt < configuration.resourceAttempts {
+                    // Unreachable, 5xx or 429: the same session again after a wait (the release did not happen).
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, configuration.maximumBackoff)
+                    continue
+                }
                 if response.status == 200 {
                     let secret: SecretBytes
                     do { secret = try KBSResourceRelease.decrypt(responseBody: response.body, with: key) } catch {
@@ -234,7 +249,6 @@ public struct KBSAgentClient: Sendable {
                     session = try await handshake(client, key: key, eventLog: log, report: &report)
                     continue
                 }
-                if response.status >= 500 && attempt < configuration.resourceAttempts { continue }
                 throw refusal(.resource, "GET \(resource.httpPath)", response)
             }
         }
@@ -325,8 +339,15 @@ public struct KBSAgentClient: Sendable {
         }
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
         do {
-            let response = try await client.execute(request, timeout: .seconds(configuration.requestTimeout))
-            let buffer = try await response.body.collect(upTo: 16 << 20)
+            // One deadline for the whole exchange: AsyncHTTPClient's request timeout ends at the response head, and
+            // its read timeout is per read, so a server trickling a byte a minute could hold the boot for years.
+            let seconds = configuration.requestTimeout
+            let prepared = request
+            let (head, buffer) = try await Self.withDeadline(seconds: seconds) {
+                let response = try await client.execute(prepared, timeout: .seconds(seconds))
+                return (response, try await response.body.collect(upTo: 16 << 20))
+            }
+            let response = head
             let status = Int(response.status.code)
             if status >= 500 || status == 429 {
                 let error = refusal(
@@ -336,6 +357,10 @@ public struct KBSAgentClient: Sendable {
             return Response(status: status, headers: response.headers, body: Array(buffer: buffer))
         } catch let error as AgentError {
             throw error
+        } catch is DeadlineExceeded {
+            throw AgentError(
+                stage, .unreachable, "\(method) \(baseURL + path): no complete answer within the \(configuration.requestTimeout) s deadline"
+            )
         } catch let error as NIOSSLError {
             throw AgentError(stage, .unusable, "TLS to \(baseURL) failed (\(Self.tlsHint)): \(error)")
         } catch let error as BoringSSLError {
@@ -369,5 +394,25 @@ public struct KBSAgentClient: Sendable {
             }
         }
         return nil
+    }
+}
+
+/// The whole of one HTTP exchange did not finish in time.
+struct DeadlineExceeded: Error {}
+
+extension KBSAgentClient {
+    /// Runs `body`, cancelling it when it has not finished after `seconds`.
+    /// - Throws: ``DeadlineExceeded``, or what `body` throws.
+    static func withDeadline<T: Sendable>(seconds: Int64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
+            return value
+        }
     }
 }

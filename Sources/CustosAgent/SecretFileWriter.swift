@@ -76,7 +76,9 @@ public struct SecretFileWriter: Sendable {
     public func write(_ secret: SecretBytes, directory: String, name: String) throws(AgentError) -> String {
         try prepareDirectory(directory)
         let final = directory + "/" + name
-        let temporary = directory + "/.\(name).tmp-\(POSIXFile.randomHex(8))"
+        // A fixed-length name: `.<name>.tmp-…` exceeded NAME_MAX (255) for names over 233 bytes, which the resource
+        // syntax allows.
+        let temporary = directory + "/.custos-tmp-\(POSIXFile.randomHex(8))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o400)
         guard fd >= 0 else {
             throw AgentError(.write, .unusable, POSIXFile.Failure(errno: errno, operation: "open", path: temporary).message)
@@ -94,5 +96,32 @@ public struct SecretFileWriter: Sendable {
             throw AgentError(.write, .unusable, failure.message)
         }
         return final
+    }
+
+    /// One secret written by ``writeAll(_:under:)``.
+    public struct WrittenFile: Sendable, Equatable {
+        public let resource: ResourcePath
+        public let path: String
+        public let bytes: Int
+    }
+
+    /// Writes every fetched secret to `out/<type>/<tag>`, all or nothing: when one write fails, the files already
+    /// written are removed, so a failed run leaves none of its secrets behind.
+    /// - Throws: the failing write's ``AgentError``, saying how many files were removed.
+    public func writeAll(_ secrets: [FetchedSecret], under out: String) throws(AgentError) -> [WrittenFile] {
+        var written: [WrittenFile] = []
+        for fetched in secrets {
+            let path: String
+            do {
+                path = try write(fetched.secret, directory: out + "/" + fetched.resource.type, name: fetched.resource.tag)
+            } catch {
+                for file in written { unlink(file.path) }
+                guard !written.isEmpty else { throw error }
+                throw AgentError(
+                    error.stage, error.kind, "\(error.reason) (the \(written.count) secret file(s) written before it were removed)")
+            }
+            written.append(WrittenFile(resource: fetched.resource, path: path, bytes: fetched.secret.count))
+        }
+        return written
     }
 }

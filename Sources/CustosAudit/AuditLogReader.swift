@@ -80,6 +80,8 @@ public struct AuditLogReader: Sendable {
 
     static func size(_ db: Database) throws -> UInt64 {
         guard let max = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") else { return 0 }
+        // The schema does not keep seq non-negative; a tampered file with seq = -1 made UInt64(max) trap.
+        guard max >= 0, max < Int64.max else { throw AuditError(.corrupted, "the largest entry index \(max) is out of range") }
         return UInt64(max) + 1
     }
 

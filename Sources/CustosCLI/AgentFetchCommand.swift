@@ -55,12 +55,8 @@ struct AgentFetchCommand: AsyncParsableCommand {
             configuration: configuration, quoteSource: try TDQuoteSources.detect(configfsRoot: roots.configfs),
             eventLog: CCELReader(sysfsRoot: roots.sysfs))
         let report = try await client.fetch(resources)
-        var written: [JSONValue] = []
-        for fetched in report.secrets {
-            let path = try writer.write(fetched.secret, directory: out + "/" + fetched.resource.type, name: fetched.resource.tag)
-            written.append([
-                "resource": .string(fetched.resource.description), "path": .string(path), "bytes": .integer(Int64(fetched.secret.count)),
-            ])
+        let written = try writer.writeAll(report.secrets, under: out).map { file -> JSONValue in
+            ["resource": .string(file.resource.description), "path": .string(file.path), "bytes": .integer(Int64(file.bytes))]
         }
         if global.json {
             AgentOutput.printJSON([

@@ -80,7 +80,7 @@ public struct KBSRequest: Sendable, Equatable {
     /// The hash algorithms the client lists in `extra-params.supported-hash-algorithms` that Custos knows, in order.
     public var supportedHashAlgorithms: [KBSHashAlgorithm] {
         guard case .array(let names)? = extraParams["supported-hash-algorithms"] else { return [] }
-        return names.compactMap { $0.stringValue.flatMap(KBSHashAlgorithm.init(rawValue:)) }
+        return names.compactMap { $0.stringValue.flatMap { KBSHashAlgorithm(rawValue: $0.lowercased()) } }
     }
 
     /// Checks the version (exactly 0.4.0) and that the TEE is one the server verifies.
@@ -140,7 +140,8 @@ public struct KBSChallenge: Sendable, Equatable {
     /// - Throws: ``KBSError`` when the server selected an algorithm this code does not know.
     public func selectedHashAlgorithm() throws(KBSError) -> KBSHashAlgorithm {
         guard let value = extraParams["selected-hash-algorithm"] else { return .default }
-        guard let name = value.stringValue, let algorithm = KBSHashAlgorithm(rawValue: name) else {
+        // Case-insensitive, as guest.md §4.2 reads Trustee (`SHA384` is sha384).
+        guard let name = value.stringValue, let algorithm = KBSHashAlgorithm(rawValue: name.lowercased()) else {
             throw KBSError(.serdeError, "unknown selected-hash-algorithm \(value)", field: "extra-params.selected-hash-algorithm")
         }
         return algorithm

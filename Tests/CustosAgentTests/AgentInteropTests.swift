@@ -21,12 +21,21 @@ struct AgentInteropTests {
         let teeKey: String
         let selectHash: String?
         let initData: Bool
-        var description: String { "\(teeKey) \(selectHash ?? "default hash") \(initData ? "with" : "without") init-data" }
+        /// The peer spells the selected hash in upper case (`SHA512`).
+        var upperCaseHash = false
+        /// The peer answers the first N resource GETs with a 503.
+        var failResource = 0
+        var description: String {
+            "\(teeKey) \(selectHash ?? "default hash")\(upperCaseHash ? " (upper case)" : "") \(initData ? "with" : "without") init-data"
+                + (failResource > 0 ? ", \(failResource) resource 503s" : "")
+        }
     }
 
     static let cases = [
         Case(teeKey: "P-256", selectHash: nil, initData: false), Case(teeKey: "P-384", selectHash: "sha512", initData: true),
         Case(teeKey: "RSA", selectHash: "sha256", initData: false),
+        // A transient 503 on the resource GET is retried on the same session; the hash name is case-insensitive.
+        Case(teeKey: "P-256", selectHash: "sha512", initData: false, upperCaseHash: true, failResource: 2),
     ]
 
     @Test(.timeLimit(.minutes(10)), arguments: cases)
@@ -44,6 +53,8 @@ struct AgentInteropTests {
             "default/key/disk", "--log", log.path,
         ]
         if let hash = testCase.selectHash { arguments += ["--select-hash", hash] }
+        if testCase.upperCaseHash { arguments += ["--upper-case-hash"] }
+        if testCase.failResource > 0 { arguments += ["--fail-resource", String(testCase.failResource)] }
         var agentArguments = [
             "fetch", "--url", "", "--resource", "default/key/disk", "--out", guest.output.path, "--tee-key", testCase.teeKey,
         ]
@@ -62,8 +73,9 @@ struct AgentInteropTests {
         let file = guest.output.appendingPathComponent("key/disk").path
         #expect(FileManager.default.contents(atPath: file).map { [UInt8]($0) } == secret)
         let lines = checks.split(separator: "\n").compactMap { try? JSONValue.parse(Array($0.utf8)) }
-        #expect(lines.map { $0["check"]?.stringValue ?? "" } == ["auth", "attest", "resource"], "\(checks)")
-        #expect(lines.allSatisfy { $0["ok"] == true }, "\(checks)")
+        let resourceChecks = [String](repeating: "resource", count: testCase.failResource + 1)
+        #expect(lines.map { $0["check"]?.stringValue ?? "" } == ["auth", "attest"] + resourceChecks, "\(checks)")
+        #expect(lines.filter { $0["ok"] != true }.count == testCase.failResource, "\(checks)")
         let attest = lines.first { $0["check"] == "attest" }?["detail"]?.stringValue ?? ""
         #expect(attest.contains("hash=\(testCase.selectHash ?? "sha384")") && attest.contains("cc_eventlog=base64"), "\(attest)")
     }

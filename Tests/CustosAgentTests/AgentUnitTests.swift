@@ -46,6 +46,41 @@ import Testing
         configuration.insecureHTTP = true
         _ = try KBSAgentClient(configuration: configuration, quoteSource: NoQuotes(), eventLog: nil)
     }
+
+    /// A server that sends the head of its answer and then trickles the body (a space every 0.5 s, 200 in all): the
+    /// exchange has one deadline, so the agent gives up after `requestTimeout` instead of waiting for every byte
+    /// (AsyncHTTPClient's own timeouts end at the head, or restart with each read).
+    @Test(.timeLimit(.minutes(3))) func aTricklingAnswerMeetsTheDeadline() async throws {
+        let script = """
+            import socket, time
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+            print(s.getsockname()[1], flush=True)
+            while True:
+                c, _ = s.accept()
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 200\\r\\n\\r\\n")
+                    for _ in range(200):
+                        c.sendall(b" ")
+                        time.sleep(0.5)
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+            """
+        let server = try PortProcess("/usr/bin/python3", ["-c", script])
+        defer { server.stop() }
+        var configuration = KBSClientConfiguration(url: "http://127.0.0.1:\(server.port)")
+        configuration.requestTimeout = 2
+        configuration.handshakeAttempts = 1
+        let client = try KBSAgentClient(configuration: configuration, quoteSource: NoQuotes(), eventLog: nil)
+        let error = await #expect(throws: AgentError.self) { try await client.fetch([try ResourcePath(parsing: "default/key/disk")]) }
+        #expect(error?.kind == .unreachable, "\(String(describing: error))")
+        #expect(error?.reason.contains("deadline") == true, "\(String(describing: error))")
+    }
 }
 
 /// The configfs-tsm source in-process, on the fake tree.
@@ -183,6 +218,42 @@ struct CCELReaderTests {
         #expect(try permissions(path) == 0o400)
         #expect(try permissions(directory + "/key") == 0o700)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/key") == ["disk"])
+    }
+
+    /// Every name the resource syntax allows (1–255 bytes) can be written: the temporary name no longer embeds it
+    /// (`.<name>.tmp-<16 hex>` passed NAME_MAX above 233 bytes, so such a secret was released and then not stored).
+    @Test(arguments: [233, 234, 255]) func longestNamesAreWritten(length: Int) throws {
+        try #require(SecretFileWriter.isMemoryBacked("/dev/shm"), "/dev/shm is not tmpfs here")
+        let directory = "/dev/shm/custos-writer-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let name = String(repeating: "a", count: length)
+        _ = try ResourcePath(parsing: "r/t/" + name)
+        let path = try SecretFileWriter(allowDisk: false).write(SecretBytes([7]), directory: directory, name: name)
+        #expect(FileManager.default.contents(atPath: path) == Data([7]))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [name])
+    }
+
+    /// Secrets are written all or nothing: when the second cannot be written (a file stands where its directory
+    /// goes), the first is removed again and the error says so.
+    @Test func aFailedWriteRemovesTheSecretsWrittenBeforeIt() throws {
+        try #require(SecretFileWriter.isMemoryBacked("/dev/shm"), "/dev/shm is not tmpfs here")
+        let directory = "/dev/shm/custos-writer-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = SecretFileWriter(allowDisk: false)
+        try writer.prepareDirectory(directory)
+        #expect(FileManager.default.createFile(atPath: directory + "/blocked", contents: Data([0])))
+        let secrets = [
+            FetchedSecret(resource: try ResourcePath(parsing: "r/key/disk"), secret: SecretBytes([1])),
+            FetchedSecret(resource: try ResourcePath(parsing: "r/blocked/tag"), secret: SecretBytes([2])),
+        ]
+        let error = #expect(throws: AgentError.self) { try writer.writeAll(secrets, under: directory) }
+        #expect(error?.reason.contains("1 secret file(s) written before it were removed") == true, "\(String(describing: error))")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/key/disk"))
+        // Without the obstacle both are written.
+        try FileManager.default.removeItem(atPath: directory + "/blocked")
+        let written = try writer.writeAll(secrets, under: directory)
+        #expect(written.map(\.path) == [directory + "/key/disk", directory + "/blocked/tag"])
+        #expect(written.map(\.bytes) == [1, 1])
     }
 
     /// A full tmpfs (4 KiB, mounted for the test): the short write is retried until the file system says ENOSPC, the

@@ -171,6 +171,21 @@ struct AuditCLITests {
         #expect(report["firstBadSeq"] as? Int == 8, "\(report)")
     }
 
+    /// A row with a negative index (the schema does not forbid one): reported as a bad log, never a trap, by the
+    /// verifier and by the log reader the service opens (`UInt64(-1)` used to stop the process).
+    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func negativeIndexIsReportedNotATrap(full: Bool) throws {
+        let scratch = try Scratch()
+        try Self.makeLog(scratch, entries: 5)
+        try Self.tamper(
+            scratch.db, "DELETE FROM audit_entries; INSERT INTO audit_entries VALUES (-1, x'7b7d', zeroblob(32), 't', 'x', 't');")
+        let (status, report) = try Self.verify(scratch.db, full: full)
+        #expect(status == 1, "\(report)")
+        #expect(report["verified"] as? Bool != true)
+        let pool = try DatabasePool(path: scratch.db)
+        let reader = try AuditLogReader(database: pool)
+        #expect(throws: AuditError(.corrupted, "")) { try reader.size() }
+    }
+
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
     @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func deletedTailIsReportedAgainstTheCheckpoint(full: Bool) throws {
         let scratch = try Scratch()

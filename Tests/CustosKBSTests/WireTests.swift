@@ -64,6 +64,11 @@ import Testing
         #expect(throws: KBSError(.serdeError, "")) {
             try KBSChallenge(nonce: "x", extraParams: ["selected-hash-algorithm": "md5"]).selectedHashAlgorithm()
         }
+        // The name is case-insensitive (guest.md §4.2), in a challenge and in a client's list.
+        #expect(try KBSChallenge(nonce: "x", extraParams: ["selected-hash-algorithm": "SHA384"]).selectedHashAlgorithm() == .sha384)
+        #expect(try KBSChallenge(nonce: "x", extraParams: ["selected-hash-algorithm": "Sha512"]).selectedHashAlgorithm() == .sha512)
+        let listed = KBSRequest(tee: .tdx, extraParams: ["supported-hash-algorithms": ["SHA256", "sha384", "md5"]])
+        #expect(listed.supportedHashAlgorithms == [.sha256, .sha384])
     }
 
     static let attestationBody = """

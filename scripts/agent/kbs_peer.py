@@ -8,7 +8,7 @@ tee-pubkey})) zero-padded to 64 bytes, read straight from the quote at its v4/v5
 a flattened JWE made by jwcrypto (ECDH-ES+A256KW or RSA-OAEP-256, A256GCM).
 
 Usage: kbs_peer.py --secret FILE --resource REPO/TYPE/TAG --log FILE [--select-hash sha256|sha384|sha512]
-                   [--expect-init-data FILE]
+       [--upper-case-hash] [--fail-resource N] [--expect-init-data FILE]
 Prints the port it listens on (one line). Every check goes to --log as one JSON line {"check", "ok", "detail"}.
 """
 import argparse
@@ -63,6 +63,7 @@ class State:
         self.secret = open(args.secret, "rb").read()
         self.expected_init_data = open(args.expect_init_data, encoding="utf-8").read() if args.expect_init_data else None
         self.sessions = {}
+        self.failures_left = args.fail_resource
         self.lock = threading.Lock()
         self.log = open(args.log, "a", encoding="utf-8")
 
@@ -147,7 +148,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         nonce = base64.b64encode(secrets.token_bytes(32)).decode()
         self.state.sessions[session_id] = {"nonce": nonce, "hash": selected or "sha384", "jwk": None}
         self.state.record("auth", True, json.dumps(algorithms))
-        challenge = {"nonce": nonce, "extra-params": {"selected-hash-algorithm": selected} if selected else ""}
+        # --upper-case-hash: the name as some servers spell it (guest.md §4.2: the value is case-insensitive).
+        spelled = selected.upper() if selected and self.state.args.upper_case_hash else selected
+        challenge = {"nonce": nonce, "extra-params": {"selected-hash-algorithm": spelled} if selected else ""}
         self.send_json(200, challenge, [("Set-Cookie", f"kbs-session-id={session_id}; Path=/kbs/v0; HttpOnly")])
 
     def check_jwk(self, key):
@@ -218,6 +221,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.path.startswith(prefix):
             raise Refusal("InvalidRequestPath", self.path)
         session = self.session()
+        with self.state.lock:
+            failing = self.state.failures_left > 0
+            if failing:
+                self.state.failures_left -= 1
+        if failing:
+            # --fail-resource N: the first N resource GETs meet a transient failure (the service's 503).
+            self.state.record("resource", False, "503 injected")
+            self.send_json(503, {"type": "urn:custos:problem:cannot-decide", "detail": "injected"}, [("Retry-After", "1")])
+            return
         if session["jwk"] is None:
             raise Refusal("TokenNotFound", "the session has not attested")
         if self.path[len(prefix):] != self.state.args.resource:
@@ -242,6 +254,8 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--select-hash", choices=["sha256", "sha384", "sha512"])
     parser.add_argument("--expect-init-data")
+    parser.add_argument("--fail-resource", type=int, default=0)
+    parser.add_argument("--upper-case-hash", action="store_true")
     args = parser.parse_args()
     Handler.state = State(args)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
