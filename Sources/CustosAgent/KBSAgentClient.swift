@@ -168,7 +168,8 @@ public struct KBSAgentClient: Sendable {
         baseURL = base
     }
 
-    static func isLoopback(_ host: String) -> Bool {
+    /// Whether `host` (from a URL) is this machine's loopback: `localhost`, `::1` or `127.x.y.z`.
+    public static func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
         if bare == "localhost" || bare == "::1" { return true }
         let parts = bare.split(separator: ".", omittingEmptySubsequences: false)

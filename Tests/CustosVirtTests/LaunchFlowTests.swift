@@ -192,6 +192,32 @@ struct LaunchFlowTests {
         #expect(result.status == 2)
         #expect(try JSONValue.parse(result.stdout).value(atPath: "error.code") == "usage")
     }
+
+    /// The bearer token goes with every request: a plain http:// service on another machine is refused unless
+    /// --insecure-http says so (then the launch goes on, to libvirt's test driver, which has no SEV).
+    @Test(
+        "custos launch sev refuses plain HTTP to another machine unless --insecure-http", .enabled(if: CustosExecutable.isBuilt),
+        arguments: [false, true])
+    func plainHTTPToAnotherMachine(insecure: Bool) throws {
+        let directory = try Self.inputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try Self.run(
+            [
+                "launch", "sev", "--service", "http://192.0.2.1:8080", "--token", directory.appendingPathComponent("token").path, "--name",
+                "plain-http", "--firmware", directory.appendingPathComponent("OVMF.amdsev.fd").path, "--uki",
+                directory.appendingPathComponent("uki.efi").path, "--vcpus", "1", "--secret", "luks-key:disk/key", "--connect",
+                "test:///default", "--domcaps", TestData.url(Captures.directory + Captures.sevHosts[0]).path, "--json",
+            ] + (insecure ? ["--insecure-http"] : []))
+        #expect(result.status == 2)
+        let lines = result.stdout.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("{\"event\"") }
+        let error = try JSONValue.parse(lines.joined(separator: "\n"))
+        if insecure {
+            #expect(error.value(atPath: "error.code") == "libvirtError", "\(result.stdout)")
+        } else {
+            #expect(error.value(atPath: "error.code") == "usage", "\(result.stdout)")
+            #expect(error.value(atPath: "error.message")?.stringValue?.contains("in the clear") == true)
+        }
+    }
 }
 
 /// `custos launch tdx --dry-run` needs the signed UKI fixtures.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosAgent
 import CustosCrypto
 public import CustosVirt
 import Foundation
@@ -25,6 +26,8 @@ struct GuestLaunchOptions: ParsableArguments {
     var uki: String
     @Option(name: .long, help: "The libvirt URI (default qemu:///system; qemu+ssh://host/system works too).")
     var connect: String?
+    @Flag(name: .long, help: "Allow a plain http:// --service that is not on this machine (the token then crosses the network in the clear).")
+    var insecureHTTP = false
     @Flag(name: .long, help: "Print the domain XML after every refusal check; touch neither libvirt nor the service.")
     var dryRun = false
     @Option(name: .long, help: "Domain capabilities XML (virsh domcapabilities) to use instead of asking libvirt.")
@@ -36,6 +39,13 @@ struct GuestLaunchOptions: ParsableArguments {
         guard let service, !service.isEmpty else { throw ValidationError("--service is required (unless --dry-run)") }
         guard service.hasPrefix("http://") || service.hasPrefix("https://") else {
             throw ValidationError("--service must be an http:// or https:// URL")
+        }
+        if service.hasPrefix("http://"), !insecureHTTP {
+            // The bearer token (a launcher's) goes with every request: plain HTTP only to this machine, as the agent.
+            guard let host = URL(string: service)?.host, KBSAgentClient.isLoopback(host) else {
+                throw ValidationError(
+                    "--service \(service): plain HTTP to another machine would send the bearer token in the clear; use https, or --insecure-http")
+            }
         }
         guard token != nil else { throw ValidationError("--token is required (unless --dry-run)") }
     }
