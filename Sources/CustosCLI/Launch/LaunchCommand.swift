@@ -26,7 +26,8 @@ struct GuestLaunchOptions: ParsableArguments {
     var uki: String
     @Option(name: .long, help: "The libvirt URI (default qemu:///system; qemu+ssh://host/system works too).")
     var connect: String?
-    @Flag(name: .long, help: "Allow a plain http:// --service that is not on this machine (the token then crosses the network in the clear).")
+    @Flag(
+        name: .long, help: "Allow a plain http:// --service that is not on this machine (the token then crosses the network in the clear).")
     var insecureHTTP = false
     @Flag(name: .long, help: "Print the domain XML after every refusal check; touch neither libvirt nor the service.")
     var dryRun = false
@@ -44,7 +45,8 @@ struct GuestLaunchOptions: ParsableArguments {
             // The bearer token (a launcher's) goes with every request: plain HTTP only to this machine, as the agent.
             guard let host = URL(string: service)?.host, KBSAgentClient.isLoopback(host) else {
                 throw ValidationError(
-                    "--service \(service): plain HTTP to another machine would send the bearer token in the clear; use https, or --insecure-http")
+                    "--service \(service): plain HTTP to another machine would send the bearer token in the clear; use https, or --insecure-http"
+                )
             }
         }
         guard token != nil else { throw ValidationError("--token is required (unless --dry-run)") }
