@@ -42,8 +42,9 @@ public struct SecretFileWriter: Sendable {
         var existing = path
         while !POSIXFile.exists(existing) {
             let parent = (existing as NSString).deletingLastPathComponent
-            if parent == existing || parent.isEmpty { break }
-            existing = parent
+            if parent == existing { break }
+            // A relative path's last ancestor is the current directory ("secrets" used to be statfs'd itself).
+            existing = parent.isEmpty ? "." : parent
         }
         if !allowDisk {
             guard let type = Self.fileSystemType(existing) else {

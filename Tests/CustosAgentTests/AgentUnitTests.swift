@@ -233,6 +233,20 @@ struct CCELReaderTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == [name])
     }
 
+    /// A relative `--out` that does not exist yet is judged by the current directory's file system (the package root,
+    /// on disk here): refused with the tmpfs message before anything else (it used to fail with "cannot statfs").
+    @Test(.enabled(if: CustosExecutable.isBuilt)) func aRelativeOutIsJudgedByTheCurrentDirectory() throws {
+        let name = "custos-rel-\(UUID().uuidString)"
+        try #require(!SecretFileWriter.isMemoryBacked(TestData.packageRoot.path), "the package root is on tmpfs here")
+        let result = try CustosExecutable.run([
+            "agent", "fetch", "--url", "http://127.0.0.1:9", "--resource", "default/key/disk", "--out", name + "/secrets", "--json",
+        ])
+        #expect(result.status == 2)
+        let message = try JSONValue.parse(result.stdout).value(atPath: "error.message")?.stringValue ?? ""
+        #expect(message.contains("not on tmpfs or ramfs"), "\(result.stdout) \(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: TestData.packageRoot.appendingPathComponent(name).path))
+    }
+
     /// Secrets are written all or nothing: when the second cannot be written (a file stands where its directory
     /// goes), the first is removed again and the error says so.
     @Test func aFailedWriteRemovesTheSecretsWrittenBeforeIt() throws {
