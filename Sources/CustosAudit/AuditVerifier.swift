@@ -28,8 +28,13 @@ public enum AuditVerifier {
     /// - Throws: ``AuditError/Code-swift.struct/notAnAuditLog`` or ``AuditError/Code-swift.struct/database`` when the
     ///   file is not an audit log at all; everything found *in* a log is reported in the result instead.
     public static func verify(pool: any DatabaseReader, full: Bool = false) throws(AuditError) -> AuditVerification {
+        try verify(pool: pool, full: full, rowsPerPartition: 65_536)
+    }
+
+    /// ``verify(pool:full:)`` with the smallest number of rows a parallel range gets (tests use small ranges).
+    static func verify(pool: any DatabaseReader, full: Bool, rowsPerPartition: Int64) throws(AuditError) -> AuditVerification {
         let reader = try AuditLogReader(database: pool)
-        var scan = Scan(full: full)
+        var scan = Scan(full: full, rowsPerPartition: rowsPerPartition)
         do {
             try pool.read { db in try scan.run(db, reader: reader) }
         } catch let error as AuditError where error.code == .notAnAuditLog {
@@ -45,6 +50,8 @@ public enum AuditVerifier {
     private struct Scan {
         /// Whether to re-parse and re-canonicalise every entry (`verify --full`).
         let full: Bool
+        /// The smallest number of rows a parallel range gets.
+        let rowsPerPartition: Int64
         var range = CompactRange()
         /// Computed perfect nodes, one flat buffer per level (index 0 = level 1).
         var nodes: [[UInt8]] = []
@@ -79,7 +86,7 @@ public enum AuditVerifier {
             // last seq are immutable (append-only, triggers), so every reader sees the same rows. Otherwise (a
             // single connection, e.g. a damaged file opened leniently) one range covers everything.
             let last = reader.database is DatabasePool ? try? Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") : nil
-            let partitions = Self.partitions(last: last)
+            let partitions = Self.partitions(last: last, rowsPerPartition: rowsPerPartition)
             let full = self.full
             let results: [Partition]
             if partitions.count == 1 {
@@ -97,7 +104,7 @@ public enum AuditVerifier {
             leafBuffer.reserveCapacity(results.reduce(0) { $0 + $1.leaves.count })
             var count: UInt64 = 0
             var readError: (any Error)? = nil
-            for result in results {
+            for (bounds, result) in zip(partitions, results) {
                 leafBuffer.append(contentsOf: result.leaves)
                 count += UInt64(result.count)
                 if let failure = result.failure {
@@ -106,6 +113,12 @@ public enum AuditVerifier {
                 }
                 if let error = result.readError {
                     readError = error
+                    break
+                }
+                // A range that ended early is missing its last rows: the next range's rows do not follow on (its
+                // first row's chain check found no predecessor), so the scan stops here, at the first missing seq.
+                if let upper = bounds.upper, count < UInt64(max(0, upper)) {
+                    fail(count, "entry \(count) is missing")
                     break
                 }
             }
@@ -188,10 +201,10 @@ public enum AuditVerifier {
 
         /// Seq ranges of about equal size, one per core (at least 65,536 entries each), covering every row: the first
         /// has no lower bound and the last ends at `last`, the greatest seq when the scan started.
-        static func partitions(last: Int64?) -> [(lower: Int64?, upper: Int64?)] {
+        static func partitions(last: Int64?, rowsPerPartition: Int64) -> [(lower: Int64?, upper: Int64?)] {
             guard let last, last >= 0 else { return [(nil, nil)] }
             let total = last + 1
-            let count = Int64(min(max(1, ProcessInfo.processInfo.activeProcessorCount), Int(max(1, total / 65_536))))
+            let count = Int64(min(max(1, ProcessInfo.processInfo.activeProcessorCount), Int(max(1, total / max(1, rowsPerPartition)))))
             guard count > 1 else { return [(nil, nil)] }
             return (0..<count).map { index in
                 (index == 0 ? nil : total * index / count, index == count - 1 ? last + 1 : total * (index + 1) / count)
