@@ -358,7 +358,9 @@ public struct KBSAgentClient: Sendable {
             return Response(status: status, headers: response.headers, body: Array(buffer: buffer))
         } catch let error as AgentError {
             throw error
-        } catch is DeadlineExceeded {
+        } catch let error where error is DeadlineExceeded || Self.isTimeout(error) {
+            // AsyncHTTPClient's read timeout equals the deadline, so when it fires first (a stall of the whole deadline
+            // on a loaded machine) the exchange has also run out of time: one message for both.
             throw AgentError(
                 stage, .unreachable, "\(method) \(baseURL + path): no complete answer within the \(configuration.requestTimeout) s deadline"
             )
@@ -369,6 +371,12 @@ public struct KBSAgentClient: Sendable {
         } catch {
             throw AgentError(stage, .unreachable, "\(method) \(baseURL + path): \(error)")
         }
+    }
+
+    /// AsyncHTTPClient's own timeouts.
+    static func isTimeout(_ error: any Error) -> Bool {
+        guard let error = error as? HTTPClientError else { return false }
+        return error == .readTimeout || error == .deadlineExceeded
     }
 
     static let tlsHint = "the server certificate must verify against the system roots or --ca"
