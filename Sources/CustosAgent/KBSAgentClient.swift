@@ -340,11 +340,10 @@ public struct KBSAgentClient: Sendable {
         }
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
         do {
-            // One deadline for the whole exchange: AsyncHTTPClient's request timeout ends at the response head, and
-            // its read timeout is per read, so a server trickling a byte a minute could hold the boot for years.
+            // One deadline for the whole exchange (see `withDeadline`).
             let seconds = configuration.requestTimeout
             let prepared = request
-            let (head, buffer) = try await Self.withDeadline(seconds: seconds) {
+            let (head, buffer) = try await withDeadline(seconds: seconds) {
                 let response = try await client.execute(prepared, timeout: .seconds(seconds))
                 return (response, try await response.body.collect(upTo: 16 << 20))
             }
@@ -403,25 +402,5 @@ public struct KBSAgentClient: Sendable {
             }
         }
         return nil
-    }
-}
-
-/// The whole of one HTTP exchange did not finish in time.
-struct DeadlineExceeded: Error {}
-
-extension KBSAgentClient {
-    /// Runs `body`, cancelling it when it has not finished after `seconds`.
-    /// - Throws: ``DeadlineExceeded``, or what `body` throws.
-    static func withDeadline<T: Sendable>(seconds: Int64, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw DeadlineExceeded() }
-            return value
-        }
     }
 }

@@ -9,49 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// A helper process whose first stdout line is a port (the TLS terminator, the Python KBS).
-final class PortProcess {
-    let process: Process
-    let port: Int
-    let stderrURL: URL
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        stderrURL = FileManager.default.temporaryDirectory.appendingPathComponent("custos-agent-helper-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        try process.run()
-        var line: [UInt8] = []
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        guard let text = String(bytes: line, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
-            let errors = (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? ""
-            throw AgentTestError("\(executable) \(arguments) printed no port: \(errors)")
-        }
-        self.port = port
-    }
-
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
-
-    /// SIGKILL: the helpers hold no state, and a child spawned from a test thread inherits a signal mask that blocks
-    /// SIGTERM.
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: stderrURL)
-    }
-}
-
 /// A TCP listener that accepts connections and closes them at once, counting them: a service that is "up" at the
 /// socket level but never answers.
 final class ClosingListener: Sendable {

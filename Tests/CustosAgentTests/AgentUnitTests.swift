@@ -51,27 +51,7 @@ import Testing
     /// exchange has one deadline, so the agent gives up after `requestTimeout` instead of waiting for every byte
     /// (AsyncHTTPClient's own timeouts end at the head, or restart with each read).
     @Test(.timeLimit(.minutes(3))) func aTricklingAnswerMeetsTheDeadline() async throws {
-        let script = """
-            import socket, time
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            s.listen(8)
-            print(s.getsockname()[1], flush=True)
-            while True:
-                c, _ = s.accept()
-                try:
-                    c.recv(65536)
-                    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 200\\r\\n\\r\\n")
-                    for _ in range(200):
-                        c.sendall(b" ")
-                        time.sleep(0.5)
-                except OSError:
-                    pass
-                finally:
-                    c.close()
-            """
-        let server = try PortProcess("/usr/bin/python3", ["-c", script])
+        let server = try PortProcess.tricklingHTTPServer()
         defer { server.stop() }
         var configuration = KBSClientConfiguration(url: "http://127.0.0.1:\(server.port)")
         configuration.requestTimeout = 2

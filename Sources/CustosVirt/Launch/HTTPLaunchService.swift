@@ -10,6 +10,8 @@ public struct HTTPLaunchService: LaunchServiceAPI {
     public let baseURL: String
     private let token: String
     private let client: HTTPClient
+    /// One deadline per request, for the whole exchange (connection, head and body), in seconds.
+    public let timeout: Int64
     /// The largest response body read (the service's answers are a few KiB).
     public static let maximumResponse = 1 << 20
 
@@ -17,12 +19,14 @@ public struct HTTPLaunchService: LaunchServiceAPI {
     ///   - baseURL: the service (`http://…` or `https://…`); a trailing slash is dropped.
     ///   - token: the bearer token (a `launcher` token for SEV, a `tenant-admin` token to register reference values).
     ///   - client: the HTTP client (``HTTPClient/shared`` by default).
-    public init(baseURL: String, token: String, client: HTTPClient = .shared) {
+    ///   - timeout: seconds for each whole exchange (60 by default; at least 1).
+    public init(baseURL: String, token: String, client: HTTPClient = .shared, timeout: Int64 = 60) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         self.token = token
         self.client = client
+        self.timeout = max(1, timeout)
     }
 
     public func createLaunch(_ request: LaunchCreation) async throws -> CreatedLaunch {
@@ -81,8 +85,11 @@ public struct HTTPLaunchService: LaunchServiceAPI {
         let response: HTTPClientResponse
         let buffer: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: .seconds(60))
-            buffer = try await response.body.collect(upTo: Self.maximumResponse)
+            let (client, seconds, prepared) = (self.client, timeout, request)
+            (response, buffer) = try await withDeadline(seconds: seconds) {
+                let response = try await client.execute(prepared, timeout: .seconds(seconds))
+                return (response, try await response.body.collect(upTo: Self.maximumResponse))
+            }
         } catch {
             throw LaunchServiceError(status: 0, detail: "\(method.rawValue) \(baseURL)\(path): \(error)")
         }
