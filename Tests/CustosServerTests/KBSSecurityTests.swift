@@ -438,14 +438,17 @@ import Testing
             try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(goodBody))) {
                 #expect($0.status == .ok)
             }
-            // A used challenge: 422.
+            // A used challenge: 401 challenge-invalid (service.md §8.2).
             let challenge = try await client.execute(uri: "/v1/challenges", method: .post) { TestGuest.json($0) }
             let id = try #require(challenge["challenge_id"]?.stringValue)
             let nonce = try #require(challenge["nonce"]?.stringValue)
             let body: JSONValue = ["challenge_id": .string(id), "attestation": try guest.attestation(nonce: nonce)]
-            for expected: HTTPResponse.Status in [.ok, .unprocessableContent] {
+            for expected: HTTPResponse.Status in [.ok, .unauthorized] {
                 try await client.execute(uri: "/v1/attestations", method: .post, body: ByteBuffer(bytes: CanonicalJSON.encode(body))) {
                     #expect($0.status == expected)
+                    if expected == .unauthorized {
+                        #expect(TestGuest.json($0)["type"]?.stringValue?.hasSuffix("challenge-invalid") == true)
+                    }
                 }
             }
         }

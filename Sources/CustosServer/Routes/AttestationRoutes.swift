@@ -101,7 +101,8 @@ struct AttestationRoutes: Sendable {
         }
         let now = Date()
         guard let challenge = sessions.consumeChallenge(id: id, now: now) else {
-            throw Problem(.unprocessableContent, "challenge-invalid", "the challenge is unknown, expired or already used")
+            // 401, as service.md §8.2 gives it: the challenge is the credential of this request.
+            throw Problem(.unauthorized, "challenge-invalid", "the challenge is unknown, expired or already used")
         }
         do {
             let outcome = try await attestation.attest(
