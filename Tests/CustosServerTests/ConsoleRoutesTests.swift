@@ -415,9 +415,35 @@ import Testing
         let sessions = ConsoleSessions(idleLifetime: 600, absoluteLifetime: 3600, capacity: 4)
         let start = Date(timeIntervalSince1970: 1_000_000)
         let reviewer = try sessions.create(token: "custos_reviewer", now: start)
-        for index in 0..<20 { _ = try sessions.create(token: nil, now: start.addingTimeInterval(Double(index + 1))) }
-        #expect(sessions.count == 4)
+        var flood: [ConsoleSessions.Session] = []
+        for index in 0..<20 { flood.append(try sessions.create(token: nil, now: start.addingTimeInterval(Double(index + 1)))) }
+        #expect(sessions.count == (signIn: 4, signedIn: 1))
         #expect(sessions.session(id: reviewer.id, now: start.addingTimeInterval(30)) != nil)
+        // The oldest sign-in sessions went first; the newest four are still there.
+        for (index, session) in flood.enumerated() {
+            #expect((sessions.session(id: session.id, now: start.addingTimeInterval(30)) != nil) == (index >= 16), "\(index)")
+        }
+    }
+
+    /// Each new sign-in session costs O(1) however full the table is: the oldest leaves from the front of a queue in
+    /// creation order (it used to be a copy of the whole table and a scan for the oldest on every sign-in page once the
+    /// table was full). Sessions that leave out of order (signed in, expired on lookup) do not let the queue grow.
+    @Test func theSignInQueueStaysBounded() throws {
+        let sessions = ConsoleSessions(idleLifetime: 600, absoluteLifetime: 3600, capacity: 100)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        for index in 0..<5_000 { _ = try sessions.create(token: nil, now: start.addingTimeInterval(Double(index) / 100)) }
+        #expect(sessions.count == (signIn: 100, signedIn: 0))
+        #expect(sessions.signInQueueLength == 100)
+        // Made and removed at once (a sign-in page whose form was submitted): the queue is compacted.
+        for index in 0..<5_000 {
+            let session = try sessions.create(token: nil, now: start.addingTimeInterval(50 + Double(index) / 100))
+            sessions.remove(id: session.id)
+        }
+        #expect(sessions.signInQueueLength <= 2 * 100)
+        // Expired ones leave from the front when the next one is made.
+        _ = try sessions.create(token: nil, now: start.addingTimeInterval(3600 + 200))
+        #expect(sessions.count == (signIn: 1, signedIn: 0))
+        #expect(sessions.signInQueueLength == 1)
     }
 
     @Test func csrfTokensCompareExactly() {

@@ -1,5 +1,6 @@
 import CustosCrypto
 import Foundation
+import NIOCore
 import Synchronization
 
 /// The review console's server-side sessions (issue 14): a random id in an `HttpOnly; SameSite=Strict; Path=/ui`
@@ -23,14 +24,25 @@ final class ConsoleSessions: Sendable {
     let idleLifetime: TimeInterval
     /// Absolute expiry, also the cookie's `Max-Age`.
     let absoluteLifetime: TimeInterval
-    /// The most sessions held; past it, the oldest are dropped (memory stays bounded whatever clients do).
+    /// The most sessions held of each kind (sign-in and signed-in); past it, the oldest of that kind are dropped, so
+    /// memory stays bounded whatever clients do and a flood of sign-in pages cannot sign reviewers out.
     let capacity: Int
-    private let sessions = Mutex<[String: Session]>([:])
+
+    private struct Tables {
+        /// Sign-in sessions (anyone can make one) and their ids in creation order: the oldest is dropped first, in
+        /// O(1). An id whose session is already gone (signed in, expired on lookup) stays in the queue until it
+        /// reaches the front or the queue is compacted.
+        var signIn: [String: Session] = [:]
+        var signInOrder = CircularBuffer<String>()
+        /// Signed-in sessions; only a valid API token makes one.
+        var signedIn: [String: Session] = [:]
+    }
+    private let tables = Mutex(Tables())
 
     init(idleLifetime: TimeInterval = 15 * 60, absoluteLifetime: TimeInterval = 60 * 60, capacity: Int = 10_000) {
         self.idleLifetime = idleLifetime
         self.absoluteLifetime = absoluteLifetime
-        self.capacity = capacity
+        self.capacity = max(1, capacity)
     }
 
     /// 32 random bytes, base64url: session ids and CSRF tokens.
@@ -39,40 +51,72 @@ final class ConsoleSessions: Sendable {
     /// Starts a session (a sign-in session when `token` is nil).
     func create(token: String?, now: Date = Date()) throws -> Session {
         let session = Session(id: try Self.randomToken(), csrf: try Self.randomToken(), token: token, createdAt: now, lastSeen: now)
-        sessions.withLock { table in
-            if table.count >= capacity {
-                table = table.filter { !isExpired($0.value, now: now) }
-                // Sign-in sessions (anyone can make those) go first, so a flood of sign-in pages cannot sign reviewers out.
-                while table.count >= capacity,
-                    let oldest = table.min(by: {
-                        ($0.value.token == nil ? 0 : 1, $0.value.lastSeen) < ($1.value.token == nil ? 0 : 1, $1.value.lastSeen)
-                    })
-                {
-                    table.removeValue(forKey: oldest.key)
+        tables.withLock { tables in
+            if token == nil {
+                // Creation order is expiry order for the absolute lifetime: expired and vanished ids leave from the
+                // front, then the oldest live ones while the table is full.
+                while let first = tables.signInOrder.first {
+                    guard let held = tables.signIn[first] else {
+                        tables.signInOrder.removeFirst()
+                        continue
+                    }
+                    guard tables.signIn.count >= capacity || isExpired(held, now: now) else { break }
+                    tables.signIn.removeValue(forKey: first)
+                    tables.signInOrder.removeFirst()
                 }
+                tables.signIn[session.id] = session
+                tables.signInOrder.append(session.id)
+                // Ids removed out of order are dropped once they make up half the queue (amortized O(1)).
+                if tables.signInOrder.count > 2 * max(tables.signIn.count, 16) {
+                    tables.signInOrder = CircularBuffer(tables.signInOrder.filter { tables.signIn[$0] != nil })
+                }
+            } else {
+                if tables.signedIn.count >= capacity {
+                    tables.signedIn = tables.signedIn.filter { !isExpired($0.value, now: now) }
+                    while tables.signedIn.count >= capacity, let oldest = tables.signedIn.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+                        tables.signedIn.removeValue(forKey: oldest.key)
+                    }
+                }
+                tables.signedIn[session.id] = session
             }
-            table[session.id] = session
         }
         return session
     }
 
     /// The live session with this id (its idle timer restarted), or nil.
     func session(id: String, now: Date = Date()) -> Session? {
-        sessions.withLock { table in
-            guard var session = table[id] else { return nil }
+        tables.withLock { tables in
+            if var session = tables.signedIn[id] {
+                guard !isExpired(session, now: now) else {
+                    tables.signedIn.removeValue(forKey: id)
+                    return nil
+                }
+                session.lastSeen = now
+                tables.signedIn[id] = session
+                return session
+            }
+            guard var session = tables.signIn[id] else { return nil }
             guard !isExpired(session, now: now) else {
-                table.removeValue(forKey: id)
+                tables.signIn.removeValue(forKey: id)
                 return nil
             }
             session.lastSeen = now
-            table[id] = session
+            tables.signIn[id] = session
             return session
         }
     }
 
-    func remove(id: String) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
+    func remove(id: String) {
+        tables.withLock { tables in
+            if tables.signedIn.removeValue(forKey: id) == nil { tables.signIn.removeValue(forKey: id) }
+        }
+    }
 
-    var count: Int { sessions.withLock { $0.count } }
+    /// Sessions held: sign-in and signed-in.
+    var count: (signIn: Int, signedIn: Int) { tables.withLock { ($0.signIn.count, $0.signedIn.count) } }
+
+    /// The length of the sign-in order queue (ids of live and vanished sessions), for tests of its bound.
+    var signInQueueLength: Int { tables.withLock { $0.signInOrder.count } }
 
     private func isExpired(_ session: Session, now: Date) -> Bool {
         now.timeIntervalSince(session.lastSeen) >= idleLifetime || now.timeIntervalSince(session.createdAt) >= absoluteLifetime
