@@ -73,7 +73,8 @@ final class ConsoleSessions: Sendable {
             } else {
                 if tables.signedIn.count >= capacity {
                     tables.signedIn = tables.signedIn.filter { !isExpired($0.value, now: now) }
-                    while tables.signedIn.count >= capacity, let oldest = tables.signedIn.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+                    while tables.signedIn.count >= capacity, let oldest = tables.signedIn.min(by: { $0.value.lastSeen < $1.value.lastSeen })
+                    {
                         tables.signedIn.removeValue(forKey: oldest.key)
                     }
                 }
