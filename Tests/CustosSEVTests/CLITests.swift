@@ -691,7 +691,7 @@ struct SEVSecretCLITests {
 
     /// The owner's whole flow through the CLI, the platform side in the emulated firmware:
     /// verify-chain → session → (host launch) → check-measurement → secret → the guest reads the secret.
-    @Test("verify-chain → session → check-measurement → secret, accepted by the emulated firmware", .timeLimit(.minutes(2)))
+    @Test("verify-chain → session → check-measurement → secret, accepted by the emulated firmware", .timeLimit(.minutes(10)))
     func wholeFlow() throws {
         let fw = try #require(sharedFirmware)
         let dir = try SEVCLI.temporaryDirectory()

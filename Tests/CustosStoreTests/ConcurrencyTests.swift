@@ -9,7 +9,7 @@ import Testing
 @Suite struct ConcurrencyTests {
     /// Many concurrent writers through the store's pool, plus a second pool on the same file (another process's
     /// connection), plus readers: every write lands and none sees `database is locked` (SQLITE_BUSY).
-    @Test(.timeLimit(.minutes(2))) func concurrentWritersDoNotSeeDatabaseIsLocked() async throws {
+    @Test(.timeLimit(.minutes(10))) func concurrentWritersDoNotSeeDatabaseIsLocked() async throws {
         let dir = try TemporaryDirectory()
         let store = try await Fixtures.store(in: dir)
         let other = try SQLiteStore(pool: try StoreDatabase.openPool(path: dir.data.databasePath), keys: store.keys)

@@ -32,7 +32,7 @@ func pccsRoutes(directory: String, fmspc: String) throws -> [String: CannedRespo
 
 // MARK: - Tests
 
-@Suite(Requirement.testData, .timeLimit(.minutes(2)))
+@Suite(Requirement.testData, .timeLimit(.minutes(10)))
 struct TDXCollateralFetchTests {
     /// Runs the CLI as `main` does and returns its exit code.
     func run(_ arguments: [String]) async -> Int32 {

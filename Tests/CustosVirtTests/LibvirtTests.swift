@@ -22,7 +22,7 @@ struct LibvirtTests {
     static let testCapabilities = DomainCapabilities(
         virtType: "test", machine: "pc", arch: "x86_64", sev: .init(cbitpos: 51, reducedPhysBits: 1, maxGuests: 59, maxESGuests: 450))
 
-    @Test("define, start paused, resume, destroy and undefine a domain", .timeLimit(.minutes(1)))
+    @Test("define, start paused, resume, destroy and undefine a domain", .timeLimit(.minutes(10)))
     func lifecycle() async throws {
         let hypervisor = try await LibvirtHypervisor.open(uri: Self.uri)
         let definition = try DomainDefinition(spec: Self.spec("custos-lifecycle"), capabilities: Self.testCapabilities)
@@ -186,7 +186,7 @@ struct LibvirtTests {
 
     @Test(
         "typed-parameter lists are freed on every path: 10,000 builds and 10,000 failing injections keep RSS stable",
-        .timeLimit(.minutes(2)))
+        .timeLimit(.minutes(10)))
     func typedParameterMemory() async throws {
         // 16 KiB secrets: a leaked list would cost > 21 KiB per iteration, > 200 MiB per 10,000. RSS is process-wide and
         // other suites run in parallel, so a loop may be measured up to three times: a leak grows RSS on every attempt,
