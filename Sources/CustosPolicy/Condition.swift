@@ -193,6 +193,14 @@ struct Evaluator {
     }
 
     /// Evaluates every leaf (no short-circuit), so the trace explains the whole rule.
+    ///
+    /// `negated` is the leaf's polarity (under an odd number of `not`). A leaf that cannot be decided (a missing claim,
+    /// a missing or expired reference set, a claim not in the ordering's form, `matches` on a non-string) takes the
+    /// value that makes the enclosing condition fail: false at even polarity, true at odd. So `not` never turns
+    /// missing evidence into a pass (`not: {claim: tdx.tcb_status, in: [Revoked]}` fails when there is no
+    /// `tcb_status`), while `not: {allOf: [missing, false]}` still holds, as it does whatever the missing claim is.
+    /// A trace line's `passed` is the result of the leaf as its operator reads (`not(equals)` passes when the claim is
+    /// not equal); an undecided leaf always reads `passed: false`.
     mutating func evaluate(_ condition: Condition, rule: String, negated: Bool = false) -> Bool {
         switch condition {
         case .allOf(let conditions):
@@ -211,15 +219,16 @@ struct Evaluator {
             trace.append(
                 TraceLine(
                     rule: rule, claim: "status", operator: negated ? "not(status)" : "status", expected: .string(required.rawValue),
-                    actual: .value(.string(actual.rawValue)), passed: passed))
+                    actual: .value(.string(actual.rawValue)), passed: passed != negated))
             return passed
         case .test(let test):
-            let (passed, actual) = check(test)
+            let (decided, actual) = check(test)
+            let value = decided ?? negated
             trace.append(
                 TraceLine(
                     rule: rule, claim: test.claim, operator: negated ? "not(\(test.op.name))" : test.op.name, expected: test.op.expected,
-                    actual: actual, passed: passed))
-            return passed
+                    actual: actual, passed: decided.map { $0 != negated } ?? false))
+            return value
         }
     }
 
@@ -238,10 +247,11 @@ struct Evaluator {
         return claims.value(atPath: test.claim)
     }
 
-    func check(_ test: ClaimTest) -> (Bool, TraceLine.Actual) {
+    /// The leaf's result, or nil when it cannot be decided (see ``evaluate(_:rule:negated:)``).
+    func check(_ test: ClaimTest) -> (Bool?, TraceLine.Actual) {
         guard let value = lookup(test) else {
             if case .exists(let wanted) = test.op { return (!wanted, .missing) }
-            return (false, .missing)
+            return (nil, .missing)
         }
         let actual = TraceLine.Actual.value(value)
         switch test.op {
@@ -255,18 +265,18 @@ struct Evaluator {
             if case .array(let elements) = value { return (!elements.contains { list.contains($0) }, actual) }
             return (!list.contains(value), actual)
         case .inRef(let name):
-            guard let set = referenceValues[name] else { return (false, .missingReferenceSet(name)) }
-            if set.isExpired(at: time) { return (false, .expiredReferenceSet(name)) }
+            guard let set = referenceValues[name] else { return (nil, .missingReferenceSet(name)) }
+            if set.isExpired(at: time) { return (nil, .expiredReferenceSet(name)) }
             if case .array(let elements) = value { return (!elements.isEmpty && elements.allSatisfy { set.contains($0) }, actual) }
             return (set.contains(value), actual)
         case .lessOrEquals(let bound, _):
-            guard let claim = bound.sameForm(value) else { return (false, actual) }
+            guard let claim = bound.sameForm(value) else { return (nil, actual) }
             return (OrderedValue.holds(claim, bound, greater: false), actual)
         case .greaterOrEquals(let bound, _):
-            guard let claim = bound.sameForm(value) else { return (false, actual) }
+            guard let claim = bound.sameForm(value) else { return (nil, actual) }
             return (OrderedValue.holds(claim, bound, greater: true), actual)
         case .matches(let regex):
-            guard case .string(let text) = value else { return (false, actual) }
+            guard case .string(let text) = value else { return (nil, actual) }
             return (regex.matches(text), actual)
         }
     }

@@ -95,11 +95,25 @@ import Testing
         ("{ claim: tdx.fmspc, notIn: [\"00\"] }", false),
         ("{ claim: tdx.platform_tcb_status, equals: UpToDate }", false),
         ("{ claim: init_data_claims.missing, matches: \".*\" }", false),
+        // ... and `not` does not turn it into a pass: an undecided leaf fails whatever encloses it (it used to pass
+        // under `not`, so `not: {claim: tdx.tcb_status, in: [Revoked]}` allowed evidence with no TCB status).
+        ("{ not: { claim: tdx.fmspc, equals: \"00\" } }", false),
+        ("{ not: { claim: tdx.platform_tcb_status, in: [Revoked, OutOfDate] } }", false),
+        ("{ not: { not: { claim: tdx.fmspc, equals: \"00\" } } }", false),
+        ("{ not: { anyOf: [ { claim: tdx.fmspc, equals: \"00\" }, { claim: sev.build_id, equals: 16 } ] } }", false),
+        // Whatever the missing claim is, allOf [missing, false] is false: its negation holds.
+        ("{ not: { allOf: [ { claim: tdx.fmspc, equals: \"00\" }, { claim: sev.build_id, equals: 16 } ] } }", true),
+        ("{ anyOf: [ { not: { claim: tdx.fmspc, exists: true } }, { claim: sev.build_id, equals: 16 } ] }", true),
+        // A claim not in the ordering's form, `matches` on a non-string, a declared set absent at evaluation time.
+        ("{ not: { claim: init_data_claims.workload, greaterOrEquals: 3 } }", false),
+        ("{ not: { claim: init_data_claims.replicas, matches: \"x\" } }", false),
+        ("{ not: { claim: tdx.quote.body.mr_td, inRef: absent } }", false),
+        ("{ claim: tdx.quote.body.mr_td, inRef: absent }", false),
     ]
 
     @Test("operators", arguments: cases)
     func evaluate(condition: String, passes: Bool) throws {
-        let text = Fixture.appraisal(condition, references: ["mr_td", "other", "advisories"])
+        let text = Fixture.appraisal(condition, references: ["mr_td", "other", "advisories", "absent"])
         let set = try Fixture.load([("t.yaml", text)])
         let policy = try #require(set.policy(id: "t")?.appraisal)
         let result = policy.evaluate(claims: try Fixture.json(Self.claimsText), referenceValues: Self.referenceSets, at: Fixture.now)
@@ -121,6 +135,24 @@ import Testing
         let withNull = try #require(set.policy(id: "t")?.appraisal).evaluate(
             claims: ["tdx": ["fmspc": nil]], referenceValues: [:], at: Fixture.now)
         #expect(withNull.trace.first?.actual == .value(.null))
+    }
+
+    /// A trace line reads as its operator: `not(equals)` passes when the claim differs; an undecided leaf fails.
+    @Test("negated leaves are traced with the result of the negation")
+    func negatedTrace() throws {
+        let condition =
+            "{ allOf: [ { not: { claim: tdx.tcb_status, equals: OutOfDate } }, { not: { claim: tdx.fmspc, equals: \"00\" } } ] }"
+        let set = try Fixture.load([("t.yaml", Fixture.appraisal(condition))])
+        let result = try #require(set.policy(id: "t")?.appraisal).evaluate(
+            claims: try Fixture.json(Self.claimsText), referenceValues: [:], at: Fixture.now)
+        #expect(
+            result.trace == [
+                TraceLine(
+                    rule: "hardware", claim: "tdx.tcb_status", operator: "not(equals)", expected: "OutOfDate", actual: .value("UpToDate"),
+                    passed: true),
+                TraceLine(rule: "hardware", claim: "tdx.fmspc", operator: "not(equals)", expected: "00", actual: .missing, passed: false),
+            ])
+        #expect(result.decision == .deny)
     }
 
     @Test("dates: RFC 3339 forms parse to the right instants")
