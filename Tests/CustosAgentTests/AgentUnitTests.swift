@@ -50,7 +50,7 @@ import Testing
     /// A server that sends the head of its answer and then trickles the body (a space every 0.5 s, 200 in all): the
     /// exchange has one deadline, so the agent gives up after `requestTimeout` instead of waiting for every byte
     /// (AsyncHTTPClient's own timeouts end at the head, or restart with each read).
-    @Test(.timeLimit(.minutes(3))) func aTricklingAnswerMeetsTheDeadline() async throws {
+    @Test(.timeLimit(.minutes(10))) func aTricklingAnswerMeetsTheDeadline() async throws {
         let server = try PortProcess.tricklingHTTPServer()
         defer { server.stop() }
         var configuration = KBSClientConfiguration(url: "http://127.0.0.1:\(server.port)")

@@ -234,7 +234,7 @@ import Testing
 
     /// Appends 1…1,000 entries in concurrent batches; every stored node equals the recursion over the leaf hashes
     /// recomputed from the stored bodies, and proofs from the log verify against its signed checkpoints.
-    @Test(.timeLimit(.minutes(3))) func storedTreeMatchesAnIndependentTree() async throws {
+    @Test(.timeLimit(.minutes(10))) func storedTreeMatchesAnIndependentTree() async throws {
         let scratch = try Scratch()
         let pool = try StoreDatabase.openPool(path: scratch.path)
         let log = try await AuditLog.open(pool: pool, signingKey: try Ed25519PrivateKey(), origin: "custos.test/a", checkpointEvery: 100)

@@ -9,7 +9,7 @@ import Testing
     /// A service that sends the head of its answer and then trickles the body (a space every 0.5 s, 100 s in all):
     /// each request has one deadline for the whole exchange, so the launcher gives up after `timeout` instead of
     /// holding a paused guest while it waits for every byte.
-    @Test(.timeLimit(.minutes(3))) func aTricklingAnswerMeetsTheDeadline() async throws {
+    @Test(.timeLimit(.minutes(10))) func aTricklingAnswerMeetsTheDeadline() async throws {
         let server = try PortProcess.tricklingHTTPServer()
         defer { server.stop() }
         let service = HTTPLaunchService(baseURL: "http://127.0.0.1:\(server.port)", token: "t", timeout: 2)
