@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (Fuzz/, with --sanitize=fuzzer --sanitize=address) and runs each one in turn.
 #
-# usage: scripts/fuzz/run.sh [--smoke] [--runs N] [SECONDS] [HARNESS…]
+# usage: scripts/fuzz/run.sh [--no-build] [--smoke] [--runs N] [SECONDS] [HARNESS…]
+#   --no-build  reuse the build, seeds and key of an earlier run (a second lane beside a running one: the first
+#               lane's run rebuilds the seed directory)
 #   SECONDS   per harness (default $FUZZ_SECONDS or 60); --smoke: 10 s each, as `make test` runs them
 #   --runs N  each harness runs until exactly N executions (libFuzzer -runs=N), with no time limit (default
 #             $FUZZ_RUNS when set: `make fuzz FUZZ_RUNS=10000000`); overrides SECONDS
@@ -15,6 +17,8 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:-}
+build=1
+if [[ ${1:-} == --no-build ]]; then build=; shift; fi
 if [[ ${1:-} == --smoke ]]; then seconds=10; runs=; shift; fi
 if [[ ${1:-} == --runs ]]; then runs=${2:?--runs needs a count}; shift 2; fi
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi
@@ -27,30 +31,42 @@ out=$root/.build-fuzz
 # swiftc keeps only the last -sanitize= option: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two, so the
 # Swift modules got ASan but no coverage instrumentation (libFuzzer saw only the C code's edges and mutated blind).
 # The -Xswiftc option comes after SwiftPM's and names both. Only the harness product is built (not the CLI/server).
-cmp -s Package.resolved Fuzz/Package.resolved || cp Package.resolved Fuzz/Package.resolved
-swift build --package-path Fuzz --scratch-path "$out/build" -c release --force-resolved-versions --product CustosFuzz \
-  --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -v "Cannot export local symbol '__asan" >&2
 binary=$out/build/release/CustosFuzz
-
-rm -rf "$out/seeds"
-python3 scripts/fuzz/seeds.py "$testdata" "$out/seeds" >&2
-# The fixed RSA key of the jose-jwe harness (made once; the EC keys are fixed scalars in the harness), then the
-# seeds made with those keys.
-[[ -s $out/rsa-key.pem ]] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$out/rsa-key.pem" 2>/dev/null
 export CUSTOS_FUZZ_RSA_KEY=$out/rsa-key.pem
-CUSTOS_FUZZ_WRITE_SEEDS=$out/seeds ASAN_OPTIONS=detect_leaks=0 "$binary" >&2
+if [[ -n $build ]]; then
+  cmp -s Package.resolved Fuzz/Package.resolved || cp Package.resolved Fuzz/Package.resolved
+  swift build --package-path Fuzz --scratch-path "$out/build" -c release --force-resolved-versions --product CustosFuzz \
+    --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address 2>&1 | grep -v "Cannot export local symbol '__asan" >&2
+
+  rm -rf "$out/seeds"
+  python3 scripts/fuzz/seeds.py "$testdata" "$out/seeds" >&2
+  # The fixed RSA key of the jose-jwe harness (made once; the EC keys are fixed scalars in the harness), then the
+  # seeds made with those keys.
+  [[ -s $out/rsa-key.pem ]] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$out/rsa-key.pem" 2>/dev/null
+  CUSTOS_FUZZ_WRITE_SEEDS=$out/seeds ASAN_OPTIONS=detect_leaks=0 "$binary" >&2
+elif [[ ! -x $binary || ! -d $out/seeds || ! -s $out/rsa-key.pem ]]; then
+  echo "run.sh: --no-build needs an earlier run's build, seeds and key in $out" >&2
+  exit 2
+fi
 
 if [[ $# -eq 0 ]]; then
   set -- $(sed -n 's/^ *"\([a-z0-9-]*\)": [a-zA-Z0-9]*,$/\1/p' Fuzz/Sources/CustosFuzz/Harnesses.swift)
 fi
 
-# Input size cap per harness: 64 KiB (the largest evidence a parser takes), but 4 KiB for the JSON and init-data
-# grammars and 8 KiB for policy YAML, whose bugs need structure, not bulk (whole 16-60 KB collateral documents kept
-# json-value at ~600 exec/s; seeds.py cuts them into subtrees).
+# Input size cap per harness: 64 KiB (the largest evidence a parser takes: collateral documents, event logs, PE
+# headers) where real inputs reach tens of KiB; elsewhere about twice the largest real input, because these bugs need
+# structure, not bulk, and libFuzzer grows inputs toward the cap: with 64 KiB for everything, jose-jwk and
+# x509-pem-chain ran at a tenth of their smoke rate once the corpus held 27-39 KB inputs. 4 KiB for the JSON and
+# init-data grammars (whole 16-60 KB collateral documents kept json-value at ~600 exec/s; seeds.py cuts them into
+# subtrees) and the PCK certificate's SGX extension (~600 bytes in a 1.2 KB certificate); 8 KiB for policy YAML (the
+# shipped files are 0.6-2.5 KB), JWKs (an RSA-4096 private JWK is ~3.3 KB), JWEs and EAR tokens (kept under 8 KiB by
+# design); 16 KiB for PEM chains (the PCK chain is ~3.7 KB), quotes (5-8 KB with their certification data) and
+# Authenticode signatures (~1-3 KB).
 max_len() {
   case $1 in
-    json-value|kbs-init-data) echo 4096 ;;
-    policy-yaml) echo 8192 ;;
+    json-value|kbs-init-data|tdx-pck-extension) echo 4096 ;;
+    policy-yaml|jose-jwk|jose-jwe|ear-token) echo 8192 ;;
+    x509-pem-chain|tdx-quote|uki-authenticode) echo 16384 ;;
     *) echo 65536 ;;
   esac
 }

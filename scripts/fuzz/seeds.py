@@ -158,13 +158,15 @@ for path in glob.glob(os.path.join(os.path.dirname(__file__), "../../.build-fixt
         put("uki-pe", os.path.basename(os.path.dirname(path)) + "." + os.path.basename(path), data)
 
 
-# Policies: the shipped YAML files, alone and as (reference values NUL policy), as the policy-yaml harness splits.
+# Policies: the shipped YAML files, alone (the harness's single-file path, `custos policy hash`) and as a set: a file
+# followed by NUL (a set of one) and (reference values NUL policy), as the policy-yaml harness splits.
 repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 policy_files = sorted(glob.glob(os.path.join(repo, "Policies", "**", "*.yaml"), recursive=True))
 reference_files = [p for p in policy_files if b"kind: ReferenceValues" in read(p)]
 for path in policy_files:
     name = os.path.relpath(path, os.path.join(repo, "Policies")).replace(os.sep, ".")
     put("policy-yaml", name, read(path))
+    put("policy-yaml", name + "+", read(path) + b"\0")
     for ref in reference_files:
         if ref != path:
             put("policy-yaml", os.path.basename(ref) + "+" + name, read(ref) + b"\0" + read(path))
