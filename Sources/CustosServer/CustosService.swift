@@ -84,8 +84,12 @@ public enum CustosService {
                     tokenLifetime: Int64(configuration.tokenLifetimeSeconds), metrics: parts.metrics, logger: parts.logger)
                 let release = SecretReleaseService(
                     store: store, policies: policies, audit: audit, referenceValues: referenceValues, logger: parts.logger)
+                // One bucket for every request that makes a pending session (/kbs/v0/auth, /v1/challenges).
+                let sessionLimiter = RateLimiter(
+                    rate: Double(configuration.challengeRate), burst: Double(configuration.challengeRate) * 2)
                 KBSRoutes(
                     sessions: parts.sessions, attestation: attestation, release: release, metrics: parts.metrics,
+                    limiter: sessionLimiter,
                     jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
                     denialStatus: configuration.kbsDenialStatus == 403 ? .forbidden : .unauthorized,
                     secureCookie: configuration.servedOverHTTPS
@@ -93,7 +97,7 @@ public enum CustosService {
                 AttestationRoutes(
                     sessions: parts.sessions, attestation: attestation, release: release, tokens: tokens, store: store,
                     authenticator: authenticator, metrics: parts.metrics,
-                    limiter: RateLimiter(rate: Double(configuration.challengeRate), burst: Double(configuration.challengeRate) * 2),
+                    limiter: sessionLimiter,
                     jsonLimit: configuration.jsonLimit, evidenceLimit: configuration.evidenceLimit,
                     tokenLifetime: TimeInterval(configuration.tokenLifetimeSeconds)
                 ).add(to: router)

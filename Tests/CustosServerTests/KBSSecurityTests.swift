@@ -361,6 +361,50 @@ import Testing
         }
     }
 
+    /// `/kbs/v0/auth` and `/v1/challenges` both make a pending session: one token bucket (`challenge_rate`, bursts of
+    /// twice that) limits them together, so a client cannot churn the session table through the unlimited one.
+    @Test func sessionCreationIsRateLimitedAcrossBothProtocols() async throws {
+        let fixture = try await KBSFixture.make { $0.challengeRate = 1 }
+        defer { fixture.cleanUp() }
+        try await fixture.app.test(.live) { client in
+            let auth = ByteBuffer(bytes: CanonicalJSON.encode(["version": "0.4.0", "tee": "tdx", "extra-params": .object([:])]))
+            func kbsAuth() async throws -> (status: HTTPResponse.Status, retryAfter: String?, kind: String?) {
+                try await client.execute(uri: "/kbs/v0/auth", method: .post, body: auth) {
+                    ($0.status, $0.headers[.retryAfter], Self.kind(Array(buffer: $0.body)))
+                }
+            }
+            func challenge() async throws -> (status: HTTPResponse.Status, retryAfter: String?, type: String?) {
+                try await client.execute(uri: "/v1/challenges", method: .post) {
+                    ($0.status, $0.headers[.retryAfter], TestGuest.json($0)["type"]?.stringValue)
+                }
+            }
+            // The bucket starts full (2) and never holds more: the first two pass whatever the timing.
+            #expect(try await kbsAuth().status == .ok)
+            #expect(try await challenge().status == .created)
+            // Drain through /v1/challenges, then ask /kbs/v0/auth at once. A refill of one token takes a second, so
+            // a stalled runner can let the auth through: a few rounds, at least one must be refused.
+            var refusedAuth: (status: HTTPResponse.Status, retryAfter: String?, kind: String?)? = nil
+            var refusedChallenge: (status: HTTPResponse.Status, retryAfter: String?, type: String?)? = nil
+            for _ in 0..<5 where refusedAuth == nil {
+                for _ in 0..<20 {
+                    let answer = try await challenge()
+                    if answer.status == .tooManyRequests {
+                        refusedChallenge = answer
+                        break
+                    }
+                }
+                let answer = try await kbsAuth()
+                if answer.status == .tooManyRequests { refusedAuth = answer }
+            }
+            let challengeRefusal = try #require(refusedChallenge, "20 challenges at 1/s were never refused")
+            #expect(challengeRefusal.type == "urn:custos:problem:rate-limited")
+            #expect(Int(challengeRefusal.retryAfter ?? "") ?? 0 >= 1)
+            let authRefusal = try #require(refusedAuth, "/kbs/v0/auth was not refused after /v1/challenges drained the bucket")
+            #expect(authRefusal.kind == "TooManyRequests")
+            #expect(Int(authRefusal.retryAfter ?? "") ?? 0 >= 1)
+        }
+    }
+
     /// The native API: challenge → attestation → secret with the EAR; scoping and denial as problems.
     @Test func nativeAPIFlow() async throws {
         let fixture = try await KBSFixture.make()

@@ -74,18 +74,21 @@ public struct KBSErrorResponse: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
     public let kind: String
     public let detail: String
+    public let headers: HTTPFields
 
-    public init(_ kind: String, _ detail: String, status: HTTPResponse.Status = .unauthorized) {
+    public init(_ kind: String, _ detail: String, status: HTTPResponse.Status = .unauthorized, headers: HTTPFields = [:]) {
         self.kind = kind
         self.detail = detail
         self.status = status
+        self.headers = headers
     }
 
     public static let typePrefix = "https://github.com/confidential-containers/kbs/errors/"
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let body = CanonicalJSON.encode(.object(["type": .string(Self.typePrefix + kind), "detail": .string(detail)]))
-        return Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -12,6 +12,8 @@ struct KBSRoutes: Sendable {
     let attestation: TDXAttestationService
     let release: SecretReleaseService
     let metrics: ServiceMetrics
+    /// Shared with `POST /v1/challenges`: both make a pending session (`challenge_rate`).
+    let limiter: RateLimiter
     let jsonLimit: Int
     let evidenceLimit: Int
     let denialStatus: HTTPResponse.Status
@@ -99,6 +101,13 @@ struct KBSRoutes: Sendable {
     }
 
     func auth(_ request: Request, context: CustosRequestContext) async throws -> Response {
+        // Unthrottled, /auth would let one client churn the pending-session table (Trustee #1536) and evict other
+        // guests' challenges. Trustee has no 429; the body keeps its error shape.
+        if let wait = limiter.take() {
+            throw KBSErrorResponse(
+                "TooManyRequests", "too many new sessions; retry in \(wait) s", status: .tooManyRequests,
+                headers: [.retryAfter: "\(wait)"])
+        }
         let bytes = Array(buffer: try await RequestBodies.collect(request, limit: jsonLimit))
         let kbsRequest: KBSRequest
         do {
