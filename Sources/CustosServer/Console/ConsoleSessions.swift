@@ -87,24 +87,20 @@ final class ConsoleSessions: Sendable {
     /// The live session with this id (its idle timer restarted), or nil.
     func session(id: String, now: Date = Date()) -> Session? {
         tables.withLock { tables in
-            if var session = tables.signedIn[id] {
-                guard !isExpired(session, now: now) else {
-                    tables.signedIn.removeValue(forKey: id)
-                    return nil
-                }
-                session.lastSeen = now
-                tables.signedIn[id] = session
-                return session
-            }
-            guard var session = tables.signIn[id] else { return nil }
-            guard !isExpired(session, now: now) else {
-                tables.signIn.removeValue(forKey: id)
-                return nil
-            }
-            session.lastSeen = now
-            tables.signIn[id] = session
-            return session
+            tables.signedIn[id] != nil ? touch(&tables.signedIn, id: id, now: now) : touch(&tables.signIn, id: id, now: now)
         }
+    }
+
+    /// The session `id` of `table` with its idle timer restarted; an expired one is removed.
+    private func touch(_ table: inout [String: Session], id: String, now: Date) -> Session? {
+        guard var session = table[id] else { return nil }
+        guard !isExpired(session, now: now) else {
+            table.removeValue(forKey: id)
+            return nil
+        }
+        session.lastSeen = now
+        table[id] = session
+        return session
     }
 
     func remove(id: String) {
