@@ -382,10 +382,10 @@ import Testing
             #expect(try await kbsAuth().status == .ok)
             #expect(try await challenge().status == .created)
             // Drain through /v1/challenges, then ask /kbs/v0/auth at once. A refill of one token takes a second, so
-            // a stalled runner can let the auth through: a few rounds, at least one must be refused.
+            // a stalled runner can let the auth through: up to 20 rounds, at least one must be refused.
             var refusedAuth: (status: HTTPResponse.Status, retryAfter: String?, kind: String?)? = nil
             var refusedChallenge: (status: HTTPResponse.Status, retryAfter: String?, type: String?)? = nil
-            for _ in 0..<5 where refusedAuth == nil {
+            for _ in 0..<20 where refusedAuth == nil {
                 for _ in 0..<20 {
                     let answer = try await challenge()
                     if answer.status == .tooManyRequests {
