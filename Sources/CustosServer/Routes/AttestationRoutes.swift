@@ -4,31 +4,6 @@ import CustosStore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Synchronization
-
-/// A token bucket: `rate` requests per second on average, bursts up to `burst`.
-final class RateLimiter: Sendable {
-    let rate: Double
-    let burst: Double
-    private let state: Mutex<(tokens: Double, last: Date)>
-
-    init(rate: Double, burst: Double) {
-        self.rate = rate
-        self.burst = burst
-        self.state = Mutex((burst, Date()))
-    }
-
-    /// nil when allowed, else the seconds to wait.
-    func take(now: Date = Date()) -> Int? {
-        state.withLock { state in
-            state.tokens = min(burst, state.tokens + now.timeIntervalSince(state.last) * rate)
-            state.last = now
-            guard state.tokens >= 1 else { return max(1, Int(((1 - state.tokens) / rate).rounded(.up))) }
-            state.tokens -= 1
-            return nil
-        }
-    }
-}
 
 /// The native TDX runtime API (service.md §8.2): `POST /v1/challenges`, `POST /v1/attestations`, `GET
 /// /v1/secrets/{tenant}/{path…}` with the EAR, and `GET /.well-known/jwks.json`. Same checks as `/kbs/v0`, with
