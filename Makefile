@@ -90,6 +90,8 @@ bench: deps
 	  $(TD)/tdx/collateral/c1_dcapqvl_2025-06_B0C06F 2025-07-01T00:00:00Z 1751328000 5
 	$(BENCH) bench sev-measure --vcpus 4 --iterations 50 $(JSON)
 	scripts/sev/bench-measure.sh --no-build
+	$(SWIFT) build -c release --static-swift-stdlib --product custos-bench $(RESOLVED)
+	.build/release/custos-bench kbs --concurrency 64 --duration 20 --custos $(BENCH) $(JSON)
 
 clean:
 	rm -rf .build .build-fuzz

@@ -1,3 +1,5 @@
+// Only test builds can import Testing (release builds of custos-bench, which links this target, cannot).
+#if canImport(Testing)
 public import Foundation
 public import Testing
 
@@ -65,3 +67,4 @@ public struct Requirement: TestTrait, SuiteTrait, TestScoping {
         try await function()
     }
 }
+#endif
