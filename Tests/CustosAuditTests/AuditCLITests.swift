@@ -43,7 +43,7 @@ struct AuditCLITests {
         #expect(result.status == 0, "sqlite3 failed (install the Debian package sqlite3): \(result.stderr)")
     }
 
-    @Test(.timeLimit(.minutes(5))) func cleanLogVerifiesAndProofsCheckOut() throws {
+    @Test(.timeLimit(.minutes(10))) func cleanLogVerifiesAndProofsCheckOut() throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 37)
         let (status, report) = try Self.verify(scratch.db)
@@ -117,7 +117,7 @@ struct AuditCLITests {
     // MARK: Tamper evidence
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func oneChangedByteIsReportedAtItsSeq(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func oneChangedByteIsReportedAtItsSeq(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         // Flip one byte inside entry 17's body: "bench/N" → "bencH/N" (still valid JSON). The bench appends from 8
@@ -132,7 +132,7 @@ struct AuditCLITests {
     }
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func rewrittenLeafHashIsCaughtByTheChain(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func rewrittenLeafHashIsCaughtByTheChain(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         // Change the body and recompute its leaf hash with sqlite3 (no sha256 there: copy another row's body and
@@ -147,7 +147,7 @@ struct AuditCLITests {
     }
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func deletedRowIsReportedAtItsSeq(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func deletedRowIsReportedAtItsSeq(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(scratch.db, "DELETE FROM audit_entries WHERE seq = 23;")
@@ -158,7 +158,7 @@ struct AuditCLITests {
     }
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func swappedRowsAreReportedAtTheFirst(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func swappedRowsAreReportedAtTheFirst(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(
@@ -173,7 +173,7 @@ struct AuditCLITests {
 
     /// A row with a negative index (the schema does not forbid one): reported as a bad log, never a trap, by the
     /// verifier and by the log reader the service opens (`UInt64(-1)` used to stop the process).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func negativeIndexIsReportedNotATrap(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func negativeIndexIsReportedNotATrap(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 5)
         try Self.tamper(
@@ -187,7 +187,7 @@ struct AuditCLITests {
     }
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func deletedTailIsReportedAgainstTheCheckpoint(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func deletedTailIsReportedAgainstTheCheckpoint(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         try Self.tamper(scratch.db, "DELETE FROM audit_entries WHERE seq >= 35;")
@@ -197,7 +197,7 @@ struct AuditCLITests {
     }
 
     /// Both modes: the default byte scan and `--full` (JCS re-canonicalisation).
-    @Test(.timeLimit(.minutes(5)), arguments: [false, true]) func truncatedFileIsReported(full: Bool) throws {
+    @Test(.timeLimit(.minutes(10)), arguments: [false, true]) func truncatedFileIsReported(full: Bool) throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 3000, checkpointEvery: 500)
         let size = try #require(try FileManager.default.attributesOfItem(atPath: scratch.db)[.size] as? Int)
@@ -218,7 +218,7 @@ struct AuditCLITests {
 
     /// A non-canonical body whose leaf hash was recomputed (by Python's hashlib): the default scan still fails the
     /// log (the tree no longer has the signed root), and `--full` names the entry itself.
-    @Test(.timeLimit(.minutes(5))) func nonCanonicalEntryIsPinpointedByFull() throws {
+    @Test(.timeLimit(.minutes(10))) func nonCanonicalEntryIsPinpointedByFull() throws {
         let scratch = try Scratch()
         try Self.makeLog(scratch, entries: 40)
         let script = """
@@ -283,7 +283,7 @@ struct AuditCLITests {
 
     /// A child appends with `--print-acks` and is killed with SIGKILL at a random moment (seeded, printed,
     /// `CUSTOS_TEST_SEED` to replay). Every acknowledged seq is present, `audit verify` passes and appends continue.
-    @Test(.timeLimit(.minutes(5))) func acknowledgedAppendsSurviveSIGKILL() throws {
+    @Test(.timeLimit(.minutes(10))) func acknowledgedAppendsSurviveSIGKILL() throws {
         var rng = SeededGenerator.fromEnvironment(label: "acknowledgedAppendsSurviveSIGKILL")
         for round in 0..<2 {
             let scratch = try Scratch()

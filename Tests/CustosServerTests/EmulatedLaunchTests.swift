@@ -17,7 +17,7 @@ import Testing
 /// LAUNCH_START/MEASURE/SECRET). The expected launch digests are the owner's: `LaunchDigest` of CustosSEV over the
 /// firmware and UKI the owner approved (checked against published vectors in CustosSEVTests), stored as the tenant's
 /// reference set; the host only relays.
-@Suite(Requirement.testData, .timeLimit(.minutes(5)))
+@Suite(Requirement.testData, .timeLimit(.minutes(10)))
 struct EmulatedLaunchTests {
     static let capture = "libvirt/domaincaps/qemu_10.0.0-q35.x86_64+amdsev.xml"
     static let tdxCapture = "libvirt/domaincaps/qemu_10.1.0-q35.x86_64+inteltdx.xml"

@@ -12,7 +12,7 @@ import Testing
 /// The service's default collateral source (issue 11 §1): Intel PCS or a PCCS, fetched on a miss into the on-disk cache
 /// `DATA/collateral/<FMSPC>/`. A local PCCS (PCS v4 paths and issuer-chain headers) serves the test hierarchy's
 /// collateral and records what it was asked.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct PCSCollateralTests {
     static let fmspc = "00A06F000000"
 

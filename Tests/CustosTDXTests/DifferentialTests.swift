@@ -92,7 +92,7 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> (Int32, S
 
 /// Custos against dcap-qvl 0.7.0 run live: the real pairs, random mutations of their quotes, and generated quotes
 /// under a private root (`verify_with_root_ca`). Needs python3-venv and PyPI once; fails (never skips) without them.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(10)))
 struct DifferentialTests {
     @Test("the peer can be run")
     func peerAvailable() throws {

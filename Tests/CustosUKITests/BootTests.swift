@@ -13,7 +13,7 @@ import Testing
         unless: UKIFixtures.canBuild && geteuid() == 0 && ProcessInfo.processInfo.environment["CUSTOS_UKI_BOOT"] != "0",
         "needs root, the recipe fixtures, and CUSTOS_UKI_BOOT != 0"))
 struct BootTests {
-    @Test("OVMF Secure Boot verdicts equal custos's on signed, unsigned, wrong-key and tampered UKIs", .timeLimit(.minutes(5)))
+    @Test("OVMF Secure Boot verdicts equal custos's on signed, unsigned, wrong-key and tampered UKIs", .timeLimit(.minutes(10)))
     func firmwareAgrees() throws {
         let variant = try UKIFixtures.variant("ukify-254")
         let result = try UKIFixtures.run(UKIFixtures.scriptsDirectory.appendingPathComponent("boot-test.sh").path, arguments: [])
