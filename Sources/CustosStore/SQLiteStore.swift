@@ -634,6 +634,7 @@ public struct SQLiteStore: Store {
         let keys = keys
         return try await write { db in
             try Self.requireTenant(launch.tenantId, in: db)
+            try Self.eraseStaleLaunchSessions(now: launch.createdAt, in: db)
             var session: (keyId: Int64, box: Sealing.Box)?
             if let secret = launch.sessionSecret {
                 let (keyId, dek) = try Self.currentDEK(tenantId: launch.tenantId, keys: keys, in: db)
@@ -675,6 +676,7 @@ public struct SQLiteStore: Store {
             throw StoreError(.conflict, "launch \(id) already has a measurement (state \(launch.state.rawValue))")
         }
         guard now < launch.expiresAt else { throw StoreError(.conflict, "launch \(id) expired at \(launch.expiresAt)") }
+        try eraseStaleLaunchSessions(now: now, in: db)
         try db.execute(
             sql:
                 "UPDATE launch SET state = 'measured', measurement = ?, measured_at = ? WHERE id = ? AND tenant_id = ? AND state = 'created'",
@@ -702,7 +704,8 @@ public struct SQLiteStore: Store {
         }
     }
 
-    /// Records the decision on a measured launch in db (a denial erases the session secret).
+    /// Records the decision on a measured launch in db and erases its session secret (TEK/TIK) either way: an allowed
+    /// launch's secret packet is built before its decision is recorded, so nothing needs the keys afterwards.
     public static func decideLaunch(
         tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date, in db: Database
     ) throws -> Launch {
@@ -710,12 +713,31 @@ public struct SQLiteStore: Store {
         guard launch.state == .measured else {
             throw StoreError(.conflict, "launch \(id) cannot be decided in state \(launch.state.rawValue)")
         }
-        let erase = allowed ? "" : ", session_key_id = NULL, session_nonce = NULL, session_ciphertext = NULL, session_tag = NULL"
         try db.execute(
-            sql:
-                "UPDATE launch SET state = ?, decided_at = ?, appraisal_id = ?, decision_reason = ?\(erase) WHERE id = ? AND tenant_id = ?",
+            sql: """
+                UPDATE launch SET state = ?, decided_at = ?, appraisal_id = ?, decision_reason = ?, session_key_id = NULL,
+                    session_nonce = NULL, session_ciphertext = NULL, session_tag = NULL
+                WHERE id = ? AND tenant_id = ?
+                """,
             arguments: [allowed ? "allowed" : "denied", now.storeMillis, appraisalId, reason, id, tenantId])
         return try fetchLaunch(tenantId: tenantId, id: id, in: db)
+    }
+
+    /// How long after its expiry a launch stuck in `measured` (its decision failed after the measurement was
+    /// recorded) keeps its session secret: long past any decision still in flight.
+    public static let staleLaunchGrace: TimeInterval = 3600
+
+    /// Erases the session secrets (TEK/TIK) of launches that can no longer use them: `created` and expired (no
+    /// measurement is accepted after expiry), or `measured` more than ``staleLaunchGrace`` after expiry. Run in the
+    /// transactions that create a launch or record a measurement, so stale keys do not outlive the next launch.
+    static func eraseStaleLaunchSessions(now: Date, in db: Database) throws {
+        try db.execute(
+            sql: """
+                UPDATE launch SET session_key_id = NULL, session_nonce = NULL, session_ciphertext = NULL, session_tag = NULL
+                WHERE session_ciphertext IS NOT NULL
+                    AND ((state = 'created' AND expires_at <= ?) OR (state <> 'created' AND expires_at <= ?))
+                """,
+            arguments: [now.storeMillis, now.addingTimeInterval(-Self.staleLaunchGrace).storeMillis])
     }
 
     public func markLaunchInjected(tenantId: String, id: String, now: Date) async throws(StoreError) -> Launch {

@@ -430,6 +430,45 @@ import Testing
         }
     }
 
+    /// The launch policy is fixed at creation by id: after a reload that renames it, the launch is not judged by
+    /// whatever policy for its TEE is loaded now (it was, by the first one); the measurement gets 503 and stays unspent.
+    @Test func aRenamedLaunchPolicyLeavesTheLaunchUndecided() async throws {
+        let fixture = try await Self.fixture()
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let fw = fixture.firmware
+        let boot = Boot(policy: 0x3, vcpus: 1)
+        let digest = try boot.digest().digest
+        try await fixture.app.test(.live) { client in
+            let tokens = try await Self.prepareTenant(
+                client, fixture, tenant: "tenant-a", referenceSet: "sev_launch_digest", digests: [digest])
+            let launcher = Self.auth(try #require(tokens["launcher"]))
+            var created: JSONValue = .null
+            try await client.execute(
+                uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(Self.launchBody(fw, tee: "sev", policy: 0x3))
+            ) { response in
+                #expect(response.status == .created)
+                created = Self.json(response)
+            }
+            let launchID = try #require(created["launch_id"]?.stringValue)
+            let renamed = Self.sevPolicy.replacingOccurrences(of: "id: sev-test", with: "id: sev-test-renamed")
+            try Data(renamed.utf8).write(to: fixture.directory.appendingPathComponent("policies/sev/test.yaml"))
+            try await client.execute(uri: "/v1/policies:reload", method: .post, headers: Self.auth(fixture.adminToken)) {
+                #expect($0.status == .ok)
+            }
+            let (_, measurement) = try Self.hostLaunch(fw, created: created, boot: boot)
+            try await client.execute(
+                uri: "/v1/launches/\(launchID)/measurement", method: .post, headers: launcher,
+                body: Self.body(Self.measurementBody(fw, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
+            ) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(Self.json(response)["detail"]?.stringValue?.contains("sev-test") == true)
+            }
+            try await client.execute(uri: "/v1/launches/\(launchID)", method: .get, headers: launcher) {
+                #expect(Self.json($0)["state"] == "created")
+            }
+        }
+    }
+
     /// The chain is checked first: a foreign platform is 422 even when no policy could decide; the trusted platform
     /// then gets 503 (with Retry-After) because no LaunchPolicy for `sev` is loaded. Neither creates a launch.
     @Test func theChainIsVerifiedBeforeAnythingElse() async throws {

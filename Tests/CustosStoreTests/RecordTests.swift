@@ -312,6 +312,8 @@ import Testing
         let allowed = try await store.decideLaunch(
             tenantId: "acme", id: created.id, allowed: true, appraisalId: "apr_1", reason: nil, now: Fixtures.t0)
         #expect(allowed.state == .allowed && allowed.appraisalId == "apr_1")
+        // The decision erases TEK/TIK, allowed or not (the packet was built before it).
+        await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: created.id) }
         let injected = try await store.markLaunchInjected(tenantId: "acme", id: created.id, now: Fixtures.t0)
         #expect(injected.state == .injected && injected.injectedAt == Fixtures.t0)
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: created.id) }
@@ -320,6 +322,43 @@ import Testing
         }
         #expect(try await store.launch(tenantId: "acme", id: created.id) == injected)
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.launch(tenantId: "globex", id: created.id) }
+    }
+
+    /// A launch never measured, or stuck `measured` because its decision failed, does not keep its session secret:
+    /// the next launch or measurement erases it (at expiry, or an hour after it for a measured one).
+    @Test func staleSessionSecretsAreErasedByLaterLaunches() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await Fixtures.store(in: dir)
+        let tek = SecretBytes(Array(repeating: 0x17, count: 32))
+        let unmeasured = try await store.createLaunch(Self.newLaunch(expiresIn: 60, secret: tek))
+        let stuck = try await store.createLaunch(Self.newLaunch(expiresIn: 60, secret: tek))
+        _ = try await store.recordLaunchMeasurement(
+            tenantId: "acme", id: stuck.id, measurement: Array(repeating: 1, count: 48), now: Fixtures.t0.addingTimeInterval(30))
+        func later(_ seconds: TimeInterval) -> NewLaunch {
+            var launch = Self.newLaunch(secret: tek)
+            launch.createdAt = Fixtures.t0.addingTimeInterval(seconds)
+            launch.expiresAt = launch.createdAt.addingTimeInterval(300)
+            return launch
+        }
+        // Before expiry nothing is touched.
+        _ = try await store.createLaunch(later(59))
+        #expect(try await store.openLaunchSessionSecret(tenantId: "acme", id: unmeasured.id) == tek)
+        #expect(try await store.openLaunchSessionSecret(tenantId: "acme", id: stuck.id) == tek)
+        // At expiry the unmeasured one goes; the measured one waits out the grace period.
+        _ = try await store.createLaunch(later(60))
+        await #expect(throws: StoreError(.notFound, "")) {
+            _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: unmeasured.id)
+        }
+        #expect(try await store.openLaunchSessionSecret(tenantId: "acme", id: stuck.id) == tek)
+        _ = try await store.createLaunch(later(60 + SQLiteStore.staleLaunchGrace))
+        await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: stuck.id) }
+        // A measurement of a live launch sweeps as well.
+        let another = try await store.createLaunch(later(7200))
+        let pending = try await store.createLaunch(later(7200 + 299))
+        _ = try await store.recordLaunchMeasurement(
+            tenantId: "acme", id: pending.id, measurement: Array(repeating: 2, count: 48), now: Fixtures.t0.addingTimeInterval(7200 + 300))
+        await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: another.id) }
+        #expect(try await store.launch(tenantId: "acme", id: another.id).state == .created)
     }
 
     @Test func deniedAndExpiredLaunches() async throws {

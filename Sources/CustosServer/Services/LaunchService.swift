@@ -318,8 +318,9 @@ struct LaunchService: Sendable {
         // What the decision needs is read before the measurement is recorded: a failure here is a 503 the launcher
         // can retry, not a launch whose one measurement is spent. A tenant's stored set that cannot be read is that
         // failure (it used to be skipped, and the loaded policies' set of the same name used in its place).
+        // The policy fixed at creation, by id (a reload that renamed it must not hand the launch to another one).
         let set = policies.current
-        guard let policy = set.policy(id: launch.policyId)?.launch ?? set.launchPolicy(tee: launch.tee) else {
+        guard let policy = set.policy(id: launch.policyId)?.launch, policy.tee == launch.tee else {
             throw Problem.unavailable("the launch policy \(launch.policyId) is no longer loaded", retryAfter: 60)
         }
         let tenantSets: [CustosPolicy.ReferenceValueSet]
