@@ -12,7 +12,7 @@ import Testing
                  "tcb_date": "2024-03-13T00:00:00Z",
                  "quote": {"header": {"tee_type": "81000000"},
                            "body": {"tcb_svn": "06010300000000000000000000000000", "mr_td": "aabb"}},
-                 "td_attributes": {"debug": false}},
+                 "td_attributes": {"debug": false}, "eventlog": {"boot_applications": []}},
          "sev": {"api_version": "1.51", "build_id": 15, "guest_policy": {"api_major": 0}},
          "init_data_claims": {"workload": "db-01", "replicas": 3}}
         """
@@ -48,6 +48,12 @@ import Testing
         ("{ claim: tdx.advisory_ids, in: [INTEL-SA-00837] }", false),
         ("{ claim: tdx.advisory_ids, notIn: [INTEL-SA-01010] }", true),
         ("{ claim: tdx.advisory_ids, notIn: [INTEL-SA-00960] }", false),
+        // An empty list claim: in and notIn hold vacuously (documented); inRef and notEquals: [] require an element.
+        ("{ claim: tdx.eventlog.boot_applications, in: [aabb] }", true),
+        ("{ claim: tdx.eventlog.boot_applications, notIn: [aabb] }", true),
+        ("{ claim: tdx.eventlog.boot_applications, inRef: mr_td }", false),
+        ("{ claim: tdx.eventlog.boot_applications, notEquals: [] }", false),
+        ("{ claim: tdx.advisory_ids, notEquals: [] }", true),
         // inRef on a hex claim and on a list claim.
         ("{ claim: tdx.quote.body.mr_td, inRef: mr_td }", true),
         ("{ claim: tdx.quote.body.mr_td, inRef: other }", false),
