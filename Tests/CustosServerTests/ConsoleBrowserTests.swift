@@ -94,6 +94,8 @@ import Testing
         try Data(hierarchy.root.pemRepresentation.utf8).write(to: root)
         let policies = directory.appendingPathComponent("Policies")
         try FileManager.default.copyItem(at: TestData.packageRoot.appendingPathComponent("Policies"), to: policies)
+        // tenant-a's launches inject disk/root-key: its release policy must list it.
+        try Data(LaunchRoutesTests.tenantARelease.utf8).write(to: policies.appendingPathComponent("release/tenant-a.yaml"))
         // The emulated SEV platform's roots as the test AMD roots (`--sev-roots DIR` with `DIR/{ark,ask}.cert`, DIR named after the line).
         let firmware = try LaunchRoutesTests.firmware.get()
         let sevRoots = directory.appendingPathComponent("sev-roots")

@@ -42,6 +42,30 @@ import Testing
           allOf:
             - { claim: sev.launch_digest, inRef: sev_launch_digest }
             - { claim: sev.guest_policy.nodbg, equals: true }
+        trustVector:
+          executables:
+            value: 2
+            else: 33
+            when: { claim: sev.launch_digest, inRef: sev_launch_digest }
+        """
+
+    /// tenant-a's release policy: `disk/*` on an affirming launch; `gated/*` only for a debuggable guest (which the
+    /// launch policies refuse, so never); anything else is not listed.
+    static let tenantARelease = """
+        apiVersion: custos/v1
+        kind: ReleasePolicy
+        id: release-tenant-a
+        tenant: tenant-a
+        default: deny
+        secrets:
+          - path: "disk/*"
+            maxReleasesPerAttestation: 1
+            allow: { status: affirming }
+          - path: "gated/*"
+            allow:
+              allOf:
+                - { status: affirming }
+                - { claim: sev.guest_policy.nodbg, equals: false }
         """
 
     /// The service as `custos serve` assembles it, in a fresh data directory, with the shipped policies plus a SEV
@@ -56,6 +80,7 @@ import Testing
                 at: TestData.packageRoot.appendingPathComponent("Policies/\(folder)"), to: policies.appendingPathComponent(folder))
         }
         if withSEVPolicy { try Data(sevPolicy.utf8).write(to: policies.appendingPathComponent("sev/test.yaml")) }
+        try Data(tenantARelease.utf8).write(to: policies.appendingPathComponent("release/tenant-a.yaml"))
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.dataDirectory = directory.appendingPathComponent("data").path
@@ -348,7 +373,7 @@ import Testing
             }
             var unknownSecret = good
             if case .object(var members) = unknownSecret {
-                members["secrets"] = [["guid": "luks-key", "path": "no/such"]]
+                members["secrets"] = [["guid": "luks-key", "path": "disk/no-such"]]  // listed by the release policy, not stored
                 unknownSecret = .object(members)
             }
             var extra = good
@@ -426,6 +451,69 @@ import Testing
             }
             try await client.execute(uri: "/v1/launches/\(launchID)?tenant=tenant-b", method: .get, headers: admin) {
                 #expect($0.status == .notFound)
+            }
+        }
+    }
+
+    /// The launcher (the host) names the secrets, the tenant's ReleasePolicy decides: a path it does not list is 403
+    /// at creation; a listed path whose rule fails on the launch's appraisal turns an allowed measurement into a
+    /// denial (403, nothing injected, TEK/TIK erased); a path named twice past `maxReleasesPerAttestation` too.
+    @Test func theReleasePolicyDecidesWhichSecretsALaunchGets() async throws {
+        let fixture = try await Self.fixture()
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let fw = fixture.firmware
+        let boot = Boot(policy: 0x3, vcpus: 1)
+        let digest = try boot.digest().digest
+        try await fixture.app.test(.live) { client in
+            let tokens = try await Self.prepareTenant(
+                client, fixture, tenant: "tenant-a", referenceSet: "sev_launch_digest", digests: [digest])
+            let launcher = Self.auth(try #require(tokens["launcher"]))
+            let admin = Self.auth(fixture.adminToken)
+            for path in ["other/key", "gated/key"] {
+                try await client.execute(
+                    uri: "/v1/secrets/tenant-a/\(path)", method: .put, headers: admin, body: ByteBuffer(bytes: Self.secret)
+                ) {
+                    #expect($0.status == .created)
+                }
+            }
+            func launchBody(_ paths: [String]) -> JSONValue {
+                guard case .object(var members) = Self.launchBody(fw, tee: "sev", policy: 0x3) else { return .null }
+                // Distinct GUIDs (a secret table holds each once): luks-key, then fixed ones.
+                let guids = ["luks-key", "0a2c7f3e-5b1d-4e8a-9c6f-2d4b8e1a7c35"]
+                members["secrets"] = .array(paths.enumerated().map { ["guid": .string(guids[$0.offset]), "path": .string($0.element)] })
+                return .object(members)
+            }
+            // Not listed: refused before anything is made.
+            try await client.execute(uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(launchBody(["other/key"]))) {
+                #expect($0.status == .forbidden)
+                #expect(Self.json($0)["type"] == "urn:custos:problem:policy-denied")
+                #expect(Self.json($0)["detail"]?.stringValue?.contains("other/key") == true)
+            }
+            // Listed, but its rule fails on the appraisal; and a path named twice past its limit of one.
+            for (paths, reason) in [
+                (["gated/key"], "denies gated/key"), (["disk/root-key", "disk/root-key"], "1 time(s) per attestation"),
+            ] {
+                var created: JSONValue = .null
+                try await client.execute(uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(launchBody(paths))) {
+                    #expect($0.status == .created)
+                    created = Self.json($0)
+                }
+                let launchID = try #require(created["launch_id"]?.stringValue)
+                let (_, measurement) = try Self.hostLaunch(fw, created: created, boot: boot)
+                try await client.execute(
+                    uri: "/v1/launches/\(launchID)/measurement", method: .post, headers: launcher,
+                    body: Self.body(Self.measurementBody(fw, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
+                ) { response in
+                    #expect(response.status == .forbidden)
+                    let detail = Self.json(response)["detail"]?.stringValue ?? ""
+                    #expect(detail.contains(reason), "\(detail)")
+                    #expect(Self.json(response)["secret"] == nil)
+                }
+                let launch = try await fixture.store.launch(tenantId: "tenant-a", id: launchID)
+                #expect(launch.state == .denied)
+                await #expect(throws: StoreError.self) {
+                    try await fixture.store.openLaunchSessionSecret(tenantId: "tenant-a", id: launchID)
+                }
             }
         }
     }

@@ -270,6 +270,20 @@ struct LaunchService: Sendable {
         guard let policy = policies.current.launchPolicy(tee: request.tee) else {
             throw Problem.unavailable("no LaunchPolicy for tee \"\(request.tee)\" is loaded", retryAfter: 60)
         }
+        // The launcher names the secrets, but it is the host: the tenant's ReleasePolicy must list each path (default
+        // deny), and decides again on the launch's appraisal when it is measured.
+        if !request.secrets.isEmpty {
+            guard let release = policies.current.releasePolicy(tenant: tenant) else {
+                throw Problem(
+                    .forbidden, "policy-denied", "tenant \(tenant) has no release policy (default deny): no secret can be injected")
+            }
+            for (index, secret) in request.secrets.enumerated() where release.secret(for: secret.path) == nil {
+                throw Problem(
+                    .forbidden, "policy-denied",
+                    "secrets[\(index)]: the release policy \(release.id) of tenant \(tenant) does not list \"\(secret.path)\" (default deny)"
+                )
+            }
+        }
         // Every named secret must exist now (its releasable version is chosen at injection).
         for (index, secret) in request.secrets.enumerated() {
             do { _ = try await store.listSecretVersions(tenantId: tenant, path: secret.path) } catch {
@@ -323,9 +337,10 @@ struct LaunchService: Sendable {
         guard let policy = set.policy(id: launch.policyId)?.launch, policy.tee == launch.tee else {
             throw Problem.unavailable("the launch policy \(launch.policyId) is no longer loaded", retryAfter: 60)
         }
+        let release = set.releasePolicy(tenant: tenant)
         let tenantSets: [CustosPolicy.ReferenceValueSet]
-        do { tenantSets = try await self.referenceValues.sets(tenant: tenant, names: Self.names(policy, request).sorted(), now: now) } catch
-        {
+        let setNames = Self.names(policy, request).union(release?.referenceValueNames ?? []).sorted()
+        do { tenantSets = try await self.referenceValues.sets(tenant: tenant, names: setNames, now: now) } catch {
             throw Problem.unavailable("the tenant's reference values cannot be read: \(error.reason)", retryAfter: 5)
         }
         let referenceValues = set.referenceValues(overriddenBy: tenantSets)
@@ -389,7 +404,13 @@ struct LaunchService: Sendable {
         // denial, never into an allowed launch without its secret.
         var packet: SecretPacket? = nil
         var released: [JSONValue] = []
-        if verdict.allowed, let verified {
+        if verdict.allowed, verified != nil, !record.secrets.isEmpty,
+            let refusal = Self.releaseRefusal(
+                release, tenant: tenant, paths: record.secrets.map(\.path), status: verdict.status, claims: claims,
+                referenceValues: referenceValues, now: now)
+        {
+            verdict.reason = refusal
+        } else if verdict.allowed, let verified {
             do {
                 var entries: [SecretEntry] = []
                 for reference in record.secrets {
@@ -447,6 +468,28 @@ struct LaunchService: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Why the tenant's ReleasePolicy refuses the launch's secrets on its appraisal (`status`, `claims`), or nil when
+    /// it allows every one; `maxReleasesPerAttestation` counts the paths the launch names (one appraisal per launch).
+    static func releaseRefusal(
+        _ release: ReleasePolicy?, tenant: String, paths: [String], status: TrustTier, claims: JSONValue,
+        referenceValues: [String: CustosPolicy.ReferenceValueSet], now: Date
+    ) -> String? {
+        guard let release else { return "tenant \(tenant) has no release policy (default deny)" }
+        var counts: [String: Int] = [:]
+        for path in paths {
+            counts[path, default: 0] += 1
+            let result = release.evaluate(path: path, status: status, claims: claims, referenceValues: referenceValues, at: now)
+            guard result.decision == .allow else {
+                let failed = result.trace.first { !$0.passed }.map { "\($0.rule): \($0.claim) \($0.operator)" } ?? "no rule allows it"
+                return "the release policy \(release.id) denies \(path) (\(failed))"
+            }
+            if let maximum = release.secret(for: path)?.maxReleasesPerAttestation, counts[path, default: 0] > maximum {
+                return "the release policy \(release.id) allows \(path) \(maximum) time(s) per attestation; the launch names it more often"
+            }
+        }
+        return nil
+    }
 
     /// The outcome of the checks, before the secret packet is built.
     struct Verdict {
