@@ -455,30 +455,60 @@ import Testing
         }
     }
 
-    /// The launcher (the host) names the secrets, the tenant's ReleasePolicy decides: a path it does not list is 403
-    /// at creation; a listed path whose rule fails on the launch's appraisal turns an allowed measurement into a
-    /// denial (403, nothing injected, TEK/TIK erased); a path named twice past `maxReleasesPerAttestation` too.
-    @Test func theReleasePolicyDecidesWhichSecretsALaunchGets() async throws {
+    /// A SEV launch setup (guest policy 0x3, one vCPU): a fresh fixture, tenant-a with its tokens, and the boot's
+    /// digest in tenant-a's `sev_launch_digest`; `body` gets the client, the fixture, the launcher's header and the boot.
+    static func withSEVTenant(
+        _ body: @Sendable (any TestClientProtocol, Fixture, HTTPFields, Boot) async throws -> Void
+    ) async throws {
         let fixture = try await Self.fixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
-        let fw = fixture.firmware
         let boot = Boot(policy: 0x3, vcpus: 1)
         let digest = try boot.digest().digest
         try await fixture.app.test(.live) { client in
             let tokens = try await Self.prepareTenant(
                 client, fixture, tenant: "tenant-a", referenceSet: "sev_launch_digest", digests: [digest])
-            let launcher = Self.auth(try #require(tokens["launcher"]))
+            try await body(client, fixture, Self.auth(try #require(tokens["launcher"])), boot)
+        }
+    }
+
+    /// `POST /v1/launches` with `body`, expecting 201: the launch id and the answer.
+    static func createLaunch(
+        _ client: any TestClientProtocol, _ launcher: HTTPFields, _ body: JSONValue
+    ) async throws -> (id: String, created: JSONValue) {
+        let created = try await client.execute(uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(body)) {
+            response -> JSONValue in
+            #expect(response.status == .created)
+            return Self.json(response)
+        }
+        return (try #require(created["launch_id"]?.stringValue), created)
+    }
+
+    /// The host's measurement of `created` sent for the reference set `sev_launch_digest`; `check` sees the answer.
+    static func measure(
+        _ client: any TestClientProtocol, _ fixture: Fixture, _ launcher: HTTPFields, _ launch: (id: String, created: JSONValue),
+        boot: Boot, check: @escaping @Sendable (TestResponse) -> Void
+    ) async throws {
+        let (_, measurement) = try Self.hostLaunch(fixture.firmware, created: launch.created, boot: boot)
+        try await client.execute(
+            uri: "/v1/launches/\(launch.id)/measurement", method: .post, headers: launcher,
+            body: Self.body(Self.measurementBody(fixture.firmware, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1)),
+            testCallback: check)
+    }
+
+    /// The launcher (the host) names the secrets, the tenant's ReleasePolicy decides: a path it does not list is 403
+    /// at creation; a listed path whose rule fails on the launch's appraisal turns an allowed measurement into a
+    /// denial (403, nothing injected, TEK/TIK erased); a path named twice past `maxReleasesPerAttestation` too.
+    @Test func theReleasePolicyDecidesWhichSecretsALaunchGets() async throws {
+        try await Self.withSEVTenant { client, fixture, launcher, boot in
             let admin = Self.auth(fixture.adminToken)
             for path in ["other/key", "gated/key"] {
                 try await client.execute(
                     uri: "/v1/secrets/tenant-a/\(path)", method: .put, headers: admin, body: ByteBuffer(bytes: Self.secret)
-                ) {
-                    #expect($0.status == .created)
-                }
+                ) { #expect($0.status == .created) }
             }
             func launchBody(_ paths: [String]) -> JSONValue {
-                guard case .object(var members) = Self.launchBody(fw, tee: "sev", policy: 0x3) else { return .null }
-                // Distinct GUIDs (a secret table holds each once): luks-key, then fixed ones.
+                guard case .object(var members) = Self.launchBody(fixture.firmware, tee: "sev", policy: 0x3) else { return .null }
+                // Distinct GUIDs (a secret table holds each once): luks-key, then a fixed one.
                 let guids = ["luks-key", "0a2c7f3e-5b1d-4e8a-9c6f-2d4b8e1a7c35"]
                 members["secrets"] = .array(paths.enumerated().map { ["guid": .string(guids[$0.offset]), "path": .string($0.element)] })
                 return .object(members)
@@ -493,26 +523,16 @@ import Testing
             for (paths, reason) in [
                 (["gated/key"], "denies gated/key"), (["disk/root-key", "disk/root-key"], "1 time(s) per attestation"),
             ] {
-                var created: JSONValue = .null
-                try await client.execute(uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(launchBody(paths))) {
-                    #expect($0.status == .created)
-                    created = Self.json($0)
-                }
-                let launchID = try #require(created["launch_id"]?.stringValue)
-                let (_, measurement) = try Self.hostLaunch(fw, created: created, boot: boot)
-                try await client.execute(
-                    uri: "/v1/launches/\(launchID)/measurement", method: .post, headers: launcher,
-                    body: Self.body(Self.measurementBody(fw, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
-                ) { response in
+                let launch = try await Self.createLaunch(client, launcher, launchBody(paths))
+                try await Self.measure(client, fixture, launcher, launch, boot: boot) { response in
                     #expect(response.status == .forbidden)
                     let detail = Self.json(response)["detail"]?.stringValue ?? ""
                     #expect(detail.contains(reason), "\(detail)")
                     #expect(Self.json(response)["secret"] == nil)
                 }
-                let launch = try await fixture.store.launch(tenantId: "tenant-a", id: launchID)
-                #expect(launch.state == .denied)
+                #expect(try await fixture.store.launch(tenantId: "tenant-a", id: launch.id).state == .denied)
                 await #expect(throws: StoreError.self) {
-                    try await fixture.store.openLaunchSessionSecret(tenantId: "tenant-a", id: launchID)
+                    try await fixture.store.openLaunchSessionSecret(tenantId: "tenant-a", id: launch.id)
                 }
             }
         }
@@ -521,37 +541,18 @@ import Testing
     /// The launch policy is fixed at creation by id: after a reload that renames it, the launch is not judged by
     /// whatever policy for its TEE is loaded now (it was, by the first one); the measurement gets 503 and stays unspent.
     @Test func aRenamedLaunchPolicyLeavesTheLaunchUndecided() async throws {
-        let fixture = try await Self.fixture()
-        defer { try? FileManager.default.removeItem(at: fixture.directory) }
-        let fw = fixture.firmware
-        let boot = Boot(policy: 0x3, vcpus: 1)
-        let digest = try boot.digest().digest
-        try await fixture.app.test(.live) { client in
-            let tokens = try await Self.prepareTenant(
-                client, fixture, tenant: "tenant-a", referenceSet: "sev_launch_digest", digests: [digest])
-            let launcher = Self.auth(try #require(tokens["launcher"]))
-            var created: JSONValue = .null
-            try await client.execute(
-                uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(Self.launchBody(fw, tee: "sev", policy: 0x3))
-            ) { response in
-                #expect(response.status == .created)
-                created = Self.json(response)
-            }
-            let launchID = try #require(created["launch_id"]?.stringValue)
+        try await Self.withSEVTenant { client, fixture, launcher, boot in
+            let launch = try await Self.createLaunch(client, launcher, Self.launchBody(fixture.firmware, tee: "sev", policy: 0x3))
             let renamed = Self.sevPolicy.replacingOccurrences(of: "id: sev-test", with: "id: sev-test-renamed")
             try Data(renamed.utf8).write(to: fixture.directory.appendingPathComponent("policies/sev/test.yaml"))
             try await client.execute(uri: "/v1/policies:reload", method: .post, headers: Self.auth(fixture.adminToken)) {
                 #expect($0.status == .ok)
             }
-            let (_, measurement) = try Self.hostLaunch(fw, created: created, boot: boot)
-            try await client.execute(
-                uri: "/v1/launches/\(launchID)/measurement", method: .post, headers: launcher,
-                body: Self.body(Self.measurementBody(fw, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
-            ) { response in
+            try await Self.measure(client, fixture, launcher, launch, boot: boot) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(Self.json(response)["detail"]?.stringValue?.contains("sev-test") == true)
             }
-            try await client.execute(uri: "/v1/launches/\(launchID)", method: .get, headers: launcher) {
+            try await client.execute(uri: "/v1/launches/\(launch.id)", method: .get, headers: launcher) {
                 #expect(Self.json($0)["state"] == "created")
             }
         }
