@@ -14,6 +14,10 @@ public struct PolicySet: Sendable {
     /// The policy with this id.
     public func policy(id: String) -> LoadedPolicy? { policies.first { $0.id == id } }
 
+    /// The file-defined sets marked `examples: true`, by name: measurements of public images that any TD booting
+    /// those images matches. The service and `custos policy lint` warn while they are loaded.
+    public var exampleSets: [ReferenceValueSet] { referenceValues.values.filter(\.isExample).sorted { $0.name < $1.name } }
+
     /// The release policy of a tenant.
     public func releasePolicy(tenant: String) -> ReleasePolicy? { policies.lazy.compactMap(\.release).first { $0.tenant == tenant } }
 
@@ -190,9 +194,10 @@ struct PolicyLoader {
     /// ```
     mutating func loadReferenceValues(_ root: YNode) {
         guard let reader = MappingReader(root, context: "a ReferenceValues file", diagnostics: &diagnostics) else { return }
-        reader.checkKeys(["apiVersion", "kind", "description", "sets"], diagnostics: &diagnostics)
+        reader.checkKeys(["apiVersion", "kind", "description", "examples", "sets"], diagnostics: &diagnostics)
         checkHeader(reader)
         if let description = reader.optional("description") { _ = description.string("description", diagnostics: &diagnostics) }
+        let examples = reader.optional("examples").flatMap { $0.bool("examples", diagnostics: &diagnostics) } ?? false
         guard let setsNode = reader.required("sets", diagnostics: &diagnostics),
             let sets = MappingReader(setsNode, context: "sets", diagnostics: &diagnostics)
         else { return }
@@ -239,7 +244,7 @@ struct PolicyLoader {
             }
             let parsed = ReferenceValueSet(
                 name: name, values: values.map(\.json), expires: expires, provenance: provenance, description: description,
-                file: root.location.file)
+                file: root.location.file, isExample: examples)
             fileSets[name] = (parsed, values, member.keyLocation)
         }
     }

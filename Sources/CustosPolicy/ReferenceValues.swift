@@ -16,12 +16,14 @@ public struct ReferenceValueSet: Sendable, Hashable {
     public let description: String?
     /// The file that defined the set (relative to the policy directory), or `nil` for a set from the store.
     public let file: String?
+    /// Defined by a file marked `examples: true` (sample measurements of public images, not a deployment's own).
+    public let isExample: Bool
 
     private let lookup: Set<JSONValue>
 
     public init(
         name: String, values: [JSONValue], expires: Date? = nil, provenance: JSONValue? = nil, description: String? = nil,
-        file: String? = nil
+        file: String? = nil, isExample: Bool = false
     ) {
         self.name = name
         self.values = values
@@ -29,6 +31,7 @@ public struct ReferenceValueSet: Sendable, Hashable {
         self.provenance = provenance
         self.description = description
         self.file = file
+        self.isExample = isExample
         self.lookup = Set(values)
     }
 

@@ -18,6 +18,7 @@ extension CustosService {
         for problem in anchors.problems { logger.warning("trust anchor unavailable: \(problem)") }
         parts.anchors = anchors
         parts.policies = try PolicyRegistry(directory: URL(fileURLWithPath: configuration.policiesDirectory))
+        if let policies = parts.policies { PolicyRegistry.warnAboutExamples(policies.current, logger: logger) }
         let keyPath = LogKeyFile.defaultPath(forDatabase: DataDirectory(dataDirectory).databasePath)
         let key = try LogKeyFile.load(path: keyPath, create: true)
         let origin = auditOrigin(store: store)

@@ -30,6 +30,28 @@ import Testing
         #expect(run(["policy", "lint", "/nonexistent-\(UUID())"]) == 2)
     }
 
+    /// The shipped example sets (`examples: true`) are named in a note; a folder without examples gets none.
+    @Test("lint notes the example reference values", .enabled(if: CustosExecutable.isBuilt))
+    func lintNotesExamples() throws {
+        let shipped = try CustosExecutable.run(["policy", "lint", Fixture.policiesDirectory.path])
+        #expect(shipped.status == 0)
+        let note = shipped.stdout.split(separator: "\n").first { $0.hasPrefix("note: ") }
+        #expect(note?.contains("5 of the sets are examples (mr_config_id, mr_td, rtmr_1, rtmr_2, xfam)") == true, "\(shipped.stdout)")
+        let own = try directory([
+            "rv.yaml": "apiVersion: custos/v1\nkind: ReferenceValues\nsets:\n  mr_td:\n    values: [\"aabb\"]\n"
+        ])
+        defer { try? FileManager.default.removeItem(at: own) }
+        let result = try CustosExecutable.run(["policy", "lint", own.path])
+        #expect(result.status == 0)
+        #expect(!result.stdout.contains("note:"))
+        let set = try PolicySet.load(directory: own)
+        #expect(set.referenceValues["mr_td"]?.isExample == false && set.exampleSets.isEmpty)
+        #expect(
+            try PolicySet.load(directory: Fixture.policiesDirectory).exampleSets.allSatisfy {
+                $0.file?.hasSuffix("tdx-examples.yaml") == true
+            })
+    }
+
     @Test("lint prints one file:line:col: message per problem", .enabled(if: CustosExecutable.isBuilt))
     func lintOutput() throws {
         let bad = try directory([

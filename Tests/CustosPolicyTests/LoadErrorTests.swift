@@ -171,6 +171,11 @@ import Testing
             "an alias", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: *c")], "t.yaml:11:8",
             "anchors and aliases are not allowed"
         ),
+        (
+            "examples not a boolean",
+            [("rv.yaml", "apiVersion: custos/v1\nkind: ReferenceValues\nexamples: \"true\"\nsets:\n  mr_td:\n    values: [\"aabb\"]\n")],
+            "rv.yaml:3:11", "examples must be true or false, not a string"
+        ),
     ]
 
     @Test("strict-load errors carry file:line:column", arguments: cases)

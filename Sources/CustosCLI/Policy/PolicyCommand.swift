@@ -45,6 +45,12 @@ struct PolicyLint: ParsableCommand {
             try Output.printJSON(JSONValueBox(["ok": .bool(problems.isEmpty), "problems": .array(list)]))
         } else if let loaded {
             print("\(directory): \(loaded.policies.count) policies, \(loaded.referenceValues.count) reference-value sets, no problems")
+            let examples = loaded.exampleSets
+            if !examples.isEmpty {
+                print(
+                    "note: \(examples.count) of the sets are examples (\(examples.map(\.name).joined(separator: ", "))): they match public images; replace them before a service holds a real secret"
+                )
+            }
         } else {
             for problem in problems { print(PolicyCLI.display(problem, directory: directory)) }
         }

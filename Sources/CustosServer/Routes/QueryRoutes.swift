@@ -5,6 +5,7 @@ import CustosStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 
 /// Tenant queries (service.md §8.2): appraisals (paged, filtered), one appraisal with its audit entry and inclusion
 /// proof, a workload's latest status; and the policies: list, show, dry-run test, atomic reload.
@@ -31,7 +32,7 @@ struct QueryRoutes: Sendable {
             guard action.hasSuffix(":test") else { throw Problem.notFound() }
             return try await testPolicy(request, id: String(action.dropLast(":test".count)))
         }
-        router.post("/v1/policies:reload") { request, _ in try await reload(request) }
+        router.post("/v1/policies:reload") { request, context in try await reload(request, logger: context.logger) }
     }
 
     /// The tenant a query is about: the credential's own, or `?tenant=` (default `default`) for service-wide roles.
@@ -206,11 +207,12 @@ struct QueryRoutes: Sendable {
         return HTTPJSON.response(result.jsonValue)
     }
 
-    func reload(_ request: Request) async throws -> Response {
+    func reload(_ request: Request, logger: Logger) async throws -> Response {
         let principal = try await authenticator.require(request, roles: [.serviceAdmin])
         let actor: JSONValue = ["kind": "admin", "id": .string(principal.credentialID)]
         do {
             let set = try policies.reload()
+            PolicyRegistry.warnAboutExamples(set, logger: logger)
             try await audit.record(
                 "policy.loaded", tenant: Bootstrap.defaultTenant, actor: actor,
                 object: ["policies": .array(set.policies.map { .string($0.reference) })])

@@ -1,5 +1,6 @@
 public import CustosPolicy
 public import Foundation
+public import Logging
 import Synchronization
 
 /// The active policies of the service: loaded from the policies directory at start, replaced atomically by
@@ -28,6 +29,18 @@ public final class PolicyRegistry: Sendable {
         let fresh = try PolicySet.load(directory: directory, at: time)
         state.withLock { $0 = fresh }
         return fresh
+    }
+}
+
+extension PolicyRegistry {
+    /// Logs a warning naming the loaded example reference sets (files marked `examples: true`), if any.
+    public static func warnAboutExamples(_ set: PolicySet, logger: Logger) {
+        let examples = set.exampleSets
+        guard !examples.isEmpty else { return }
+        let files = Set(examples.compactMap(\.file)).sorted().joined(separator: ", ")
+        logger.warning(
+            "example reference values are loaded (\(examples.map(\.name).joined(separator: ", ")) from \(files)): they match public images; replace them, or store each tenant's sets, before the service holds a real secret"
+        )
     }
 }
 
