@@ -253,6 +253,17 @@ import Testing
             let unknown = try await early.attest(client, cookie: earlyCookie, body: try early.attestation(nonce: earlyNonce))
             #expect(unknown.0 == .unauthorized)
             #expect(unknown.1["detail"]?.stringValue?.contains("unknownTenant") == true)
+            // A TD whose quote does not verify learns nothing about which tenants exist: the tenant is looked up only
+            // once the quote verifies.
+            let otherBody = "version = \"0.1.0\"\nalgorithm = \"sha384\"\n\n[data]\ntenant = \"tenant-x\"\n"
+            let unverified = try Self.guest(fixture) { $0.mrConfigID = Digest.sha384(Array(otherBody.utf8)) }
+            var forged = TestGuest(key: unverified.key, hierarchy: try TDXTestHierarchy(), spec: unverified.spec)
+            forged.initData = KBSInitData(format: "toml", body: otherBody)
+            let (forgedCookie, forgedNonce) = try #require(try await forged.auth(client))
+            let unverifiable = try await forged.attest(client, cookie: forgedCookie, body: try forged.attestation(nonce: forgedNonce))
+            #expect(unverifiable.0 == .unauthorized)
+            let detail = unverifiable.1["detail"]?.stringValue ?? ""
+            #expect(!detail.contains("unknownTenant") && !detail.contains("tenant-x") && !detail.isEmpty, "\(detail)")
             try await client.execute(
                 uri: "/v1/tenants", method: .post, headers: fixture.admin, body: ByteBuffer(bytes: CanonicalJSON.encode(["id": "tenant-b"]))
             ) { #expect($0.status == .created) }
@@ -426,6 +437,7 @@ import Testing
                     var result = TestGuest.json($0)
                     if case .object(var members) = result {
                         members["_status"] = .integer(Int64($0.status.code))
+                        members["_challenge"] = .string(id)
                         result = .object(members)
                     }
                     return result
@@ -442,6 +454,12 @@ import Testing
             #expect(released.0 == .ok)
             let opened = try KBSResourceRelease.decrypt(responseBody: released.1, with: guest.key)
             #expect(opened.unsafeCopy() == Self.secret)
+            // The challenge id went out in a JSON body: it is no KBS session cookie, attested or not.
+            let challengeID = try #require(ok["_challenge"]?.stringValue)
+            try await client.execute(
+                uri: "/kbs/v0/resource/default/key/disk", method: .get,
+                headers: [.cookie: "\(KBSProtocol.sessionCookieName)=\(challengeID)"]
+            ) { #expect($0.status == .unauthorized) }
             // Another tenant's secret does not exist for this token.
             try await client.execute(uri: "/v1/secrets/tenant-b/key/disk", method: .get, headers: [.authorization: "Bearer \(token)"]) {
                 #expect($0.status == .notFound)

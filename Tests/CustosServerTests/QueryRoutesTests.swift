@@ -164,6 +164,12 @@ import Testing
             try await client.execute(uri: "/v1/policies:reload", method: .post, headers: fixture.admin) { #expect($0.status == .ok) }
             let reader = try await Self.token(client, fixture, tenant: "default", role: "tenant-reader")
             try await client.execute(uri: "/v1/policies:reload", method: .post, headers: reader) { #expect($0.status == .forbidden) }
+            // Readers list and show; only admins run dry runs (README: "readers; admins test").
+            try await client.execute(
+                uri: "/v1/policies/release-default:test", method: .post, headers: reader,
+                body: ByteBuffer(bytes: CanonicalJSON.encode(["claims": .object([:]), "path": "key/disk", "status": "affirming"]))
+            ) { #expect($0.status == .forbidden) }
+            try await client.execute(uri: "/v1/policies/release-default", method: .get, headers: reader) { #expect($0.status == .ok) }
         }
         let audit = try #require(fixture.parts.audit)
         #expect(try audit.log.reader.entries(type: "policy.rejected", limit: 10).records.count == 1)

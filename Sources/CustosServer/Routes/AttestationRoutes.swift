@@ -82,7 +82,8 @@ struct AttestationRoutes: Sendable {
         do {
             let outcome = try await attestation.attest(
                 parsed, nonce: challenge.nonce, hash: challenge.hash, workloadID: workload, requestID: context.requestID, now: now)
-            sessions.attach(outcome.attested, to: id)
+            // No sessions.attach here: the challenge id went out in a JSON body, not an HttpOnly cookie, and /v1
+            // releases take the EAR only. Attached, the id would work as a KBS session cookie for anyone who saw it.
             metrics.recordVerification(tee: "tdx", result: outcome.status.rawValue)
             return HTTPJSON.response([
                 "token": .string(outcome.token), "status": .string(outcome.status.rawValue), "appraisal_id": .string(outcome.appraisalID),

@@ -172,7 +172,7 @@ struct QueryRoutes: Sendable {
     /// A dry run: `{claims}` or `{appraisal_id}`, and for a release policy `{path, status}`; the trace, no token, no
     /// release, nothing recorded.
     func testPolicy(_ request: Request, id: String) async throws -> Response {
-        let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin, .tenantReader])
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin])
         let set = policies.current
         guard let policy = set.policy(id: id), visible(policy, to: principal) else { throw Problem.notFound() }
         let body = try await HTTPJSON.object(request, limit: Int(1 << 20))

@@ -139,15 +139,6 @@ public final class TDXAttestationService: Sendable {
             }
         }
         let tenant = initData?.tenant ?? Bootstrap.defaultTenant
-        if !knownTenants.withLock({ $0.contains(tenant) }) {
-            do { _ = try await store.tenant(id: tenant) } catch {
-                throw AttestationFailure(.rejected, "unknownTenant", "the init-data names tenant \"\(tenant)\", which does not exist")
-            }
-            knownTenants.withLock { known in
-                if known.count >= 100_000 { known.removeAll() }
-                known.insert(tenant)
-            }
-        }
 
         // 2. Quote verification against Intel's chain and the platform's collateral.
         guard let verifier else {
@@ -169,6 +160,19 @@ public final class TDXAttestationService: Sendable {
         {
         case .verified(let result): verified = result
         case .rejected(let error): throw AttestationFailure(.rejected, error.code.name, "the quote does not verify: \(error)")
+        }
+        // The tenant named by init-data must exist: checked only now, on a verified quote, so that no one without a
+        // genuine TD can learn which tenants exist from the answer. A store that cannot answer is "cannot decide".
+        if !knownTenants.withLock({ $0.contains(tenant) }) {
+            do { _ = try await store.tenant(id: tenant) } catch  where error.code == .notFound {
+                throw AttestationFailure(.rejected, "unknownTenant", "the init-data names tenant \"\(tenant)\", which does not exist")
+            } catch {
+                throw AttestationFailure(.unavailable, "store", "the tenant \"\(tenant)\" cannot be looked up: \(error.reason)")
+            }
+            knownTenants.withLock { known in
+                if known.count >= 100_000 { known.removeAll() }
+                known.insert(tenant)
+            }
         }
 
         // 3. The event log, when sent, must replay to the quote's RTMRs.
