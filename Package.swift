@@ -179,7 +179,7 @@ let package = Package(
                 "CustosSEV", "CustosAudit", "CustosTDX", "CustosVirt",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "Yams", package: "Yams"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

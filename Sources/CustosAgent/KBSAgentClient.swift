@@ -152,7 +152,7 @@ public struct KBSAgentClient: Sendable {
         var base = configuration.url
         while base.hasSuffix("/") { base.removeLast() }
         guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty,
-            url.path.isEmpty, url.query == nil
+            url.path.isEmpty, url.query == nil, url.fragment == nil, url.user == nil
         else {
             throw AgentError(.usage, .unusable, "--url \"\(configuration.url.prefix(200))\" is not http(s)://HOST[:PORT]")
         }
@@ -294,9 +294,9 @@ public struct KBSAgentClient: Sendable {
         do {
             challenge = try KBSChallenge(jsonBytes: auth.body)
             hash = try challenge.selectedHashAlgorithm()
-        } catch { throw AgentError(.auth, .rejected, "the challenge is not KBS 0.4.0: \(error.description)") }
+        } catch { throw AgentError(.auth, .unusable, "the challenge is not KBS 0.4.0: \(error.description)") }
         guard let cookie = Self.sessionCookie(auth.headers) else {
-            throw AgentError(.auth, .rejected, "the /auth answer set no \(KBSProtocol.sessionCookieName) cookie")
+            throw AgentError(.auth, .unusable, "the /auth answer set no \(KBSProtocol.sessionCookieName) cookie")
         }
 
         // attest: REPORTDATA = HASH(JCS({additional-evidence: "", nonce, tee-pubkey})) ‖ zeros (service.md §4.3).
@@ -317,7 +317,7 @@ public struct KBSAgentClient: Sendable {
         guard attest.status == 200 else { throw refusal(.attest, "POST /kbs/v0/attest", attest) }
         let token: String
         do { token = try KBSAttestationResponse(jsonBytes: attest.body).token } catch {
-            throw AgentError(.attest, .rejected, "the /attest answer is not {\"token\": …}: \(error.description)")
+            throw AgentError(.attest, .unusable, "the /attest answer is not {\"token\": …}: \(error.description)")
         }
         return Session(cookie: Self.sessionCookie(attest.headers) ?? cookie, token: token)
     }
@@ -381,11 +381,18 @@ public struct KBSAgentClient: Sendable {
     static let tlsHint = "the server certificate must verify against the system roots or --ca"
 
     /// The error for a non-200 answer: the Trustee error kind and detail when the body has them.
+    /// A refusal when the answer carries a KBS error body; anything else (a redirect, a web server's 404 page) means
+    /// the URL is not a KBS, which is the agent's input to fix, not a verdict (exit 2, not 1).
     func refusal(_ stage: AgentError.Stage, _ what: String, _ response: Response) -> AgentError {
         let parsed = (try? JSONValue.parse(response.body)).flatMap { try? KBSErrorBody(json: $0) }
         let detail = parsed.map { "\($0.kind): \($0.detail)" } ?? String(decoding: response.body.prefix(300), as: UTF8.self)
+        guard let parsed else {
+            return AgentError(
+                stage, .unusable, "\(what) answered \(response.status) without a KBS error body (is --url a KBS?): \(detail)",
+                httpStatus: response.status)
+        }
         return AgentError(
-            stage, .rejected, "\(what) answered \(response.status): \(detail)", serviceErrorKind: parsed?.kind, httpStatus: response.status)
+            stage, .rejected, "\(what) answered \(response.status): \(detail)", serviceErrorKind: parsed.kind, httpStatus: response.status)
     }
 
     static func errorKind(_ body: [UInt8]) -> String? {

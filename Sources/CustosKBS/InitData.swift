@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Custos reads the TOML form confidential-containers uses (`version`, `algorithm`, `[data]` with string values)
 /// through a deliberately small TOML subset: comments, `[table]` headers (one level), `key = value` where value is
-/// a basic `"…"` or literal `'…'` string, a multi-line `"""…"""` / `'''…'''` string, an integer or a boolean.
+/// a basic `"…"` or literal `'…'` string, a multi-line `"""…"""` / `'''…'''` string, an integer or a boolean, with
+/// the key bare or quoted (`"aa.toml" = '''…'''`: guest.md §4.7's documents name their files so).
 /// Anything else is refused (a 400), never guessed.
 public struct InitData: Sendable, Equatable {
     public let claims: JSONValue
@@ -79,10 +80,28 @@ public struct InitData: Sendable, Equatable {
                 current = table
                 continue
             }
-            guard let equals = line.firstIndex(of: "=") else { throw fail("expected key = value") }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            guard isBareKey(Substring(key)) else { throw fail("\"\(key)\" is not a bare key") }
-            var rest = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            // The key: bare, or quoted as a basic ("…", with escapes) or literal ('…') string, as the CoCo init-data
+            // documents name their files (`"aa.toml" = '''…'''`).
+            let key: String
+            let afterKey: Substring
+            if let quote = line.first, quote == "\"" || quote == "'" {
+                let body = line.dropFirst()
+                guard let close = quote == "'" ? body.firstIndex(of: "'") : closingQuote(body) else {
+                    throw fail("unterminated quoted key")
+                }
+                let raw = String(body[..<close])
+                key = quote == "'" ? raw : try unescape(raw, fail)
+                guard !key.isEmpty else { throw fail("an empty quoted key") }
+                afterKey = body[body.index(after: close)...]
+            } else {
+                guard let equals = line.firstIndex(of: "=") else { throw fail("expected key = value") }
+                key = line[..<equals].trimmingCharacters(in: .whitespaces)
+                guard isBareKey(Substring(key)) else { throw fail("\"\(key)\" is not a bare key") }
+                afterKey = line[equals...]
+            }
+            let assignment = afterKey.drop { $0 == " " || $0 == "\t" }
+            guard assignment.first == "=" else { throw fail("expected = after the key") }
+            var rest = assignment.dropFirst().trimmingCharacters(in: .whitespaces)
             let value: JSONValue
             if rest.hasPrefix("'''") || rest.hasPrefix("\"\"\"") {
                 let fence = String(rest.prefix(3))

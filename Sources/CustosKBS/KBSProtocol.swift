@@ -216,7 +216,16 @@ public struct KBSTEEEvidence: Sendable, Equatable {
         }
         primaryEvidence = primary
         additionalEvidence = try WireJSON.optionalString(members, "additional_evidence", in: field) ?? ""
+        guard additionalEvidence.utf8.count <= Self.maximumAdditionalEvidenceBytes else {
+            throw KBSError(
+                .serdeError, "additional_evidence exceeds \(Self.maximumAdditionalEvidenceBytes) bytes",
+                field: field + ".additional_evidence")
+        }
     }
+
+    /// The largest additional evidence accepted (other devices' evidence, e.g. a GPU's report and certificates); the
+    /// appraisal stores it, so a guest cannot make the service keep a request's whole megabyte.
+    public static let maximumAdditionalEvidenceBytes = 64 * 1024
 
     public var jsonValue: JSONValue { ["primary_evidence": primaryEvidence, "additional_evidence": .string(additionalEvidence)] }
 }

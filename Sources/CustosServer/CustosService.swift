@@ -63,7 +63,8 @@ public enum CustosService {
             let referenceValues = ReferenceValueCache(store: store)
             let authenticator = Authenticator(store: store)
             AdminRoutes(
-                store: store, authenticator: authenticator, jsonLimit: parts.configuration.jsonLimit, referenceValueCache: referenceValues
+                store: store, audit: parts.audit, authenticator: authenticator, jsonLimit: parts.configuration.jsonLimit,
+                referenceValueCache: referenceValues
             ).add(to: router)
             LaunchRoutes(
                 store: store, audit: parts.audit, policies: parts.policies, anchors: parts.anchors, referenceValues: referenceValues,

@@ -168,27 +168,86 @@ public struct ReferenceValueSet: Sendable, Hashable {
     public func isExpired(at now: Date) -> Bool { expiresAt.map { now >= $0 } ?? false }
 }
 
-/// The `If-Match` condition of a reference-value write.
+/// The conditional-request headers of a reference-value write (RFC 9110 §13.1.1, §13.1.2). A set's entity tag is its
+/// revision in quotes (`"3"`), compared as an exact string: `"03"` or `"+3"` name no revision.
 public enum RevisionCondition: Sendable, Hashable {
-    /// Write whatever is stored (no `If-Match`).
+    /// Write whatever is stored (no condition).
     case any
+    /// Only replace an existing set (`If-Match: *`).
+    case exists
     /// Only create (`If-None-Match: *`).
     case absent
-    /// Only replace this revision (`If-Match: "<revision>"`).
-    case revision(Int64)
+    /// Only replace one of these revisions (`If-Match: "2", "3"`); empty when every tag listed was weak or named no
+    /// revision, so that nothing matches.
+    case revisions(Set<Int64>)
+    /// Only write when the stored set is at none of these revisions (`If-None-Match: "2"`; weak tags count).
+    case noneOf(Set<Int64>)
 
-    /// Parses an `If-Match` header value: `*` → ``any``, `"7"` → ``revision(_:)``.
-    /// - Throws: ``StoreError/Code-swift.struct/invalidInput`` for anything else.
+    /// Only replace this revision (`If-Match: "<revision>"`).
+    public static func revision(_ revision: Int64) -> RevisionCondition { .revisions([revision]) }
+
+    /// Parses an `If-Match` header value: `*` → ``exists``, a list of entity tags → ``revisions(_:)`` (strong
+    /// comparison: a weak tag `W/"3"` never matches).
+    /// - Throws: ``StoreError/Code-swift.struct/invalidInput`` when the value is not `*` or an entity-tag list.
     public init(ifMatch header: String) throws(StoreError) {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
-        if trimmed == "*" {
-            self = .any
+        guard let tags = try Self.tags(header, field: "If-Match") else {
+            self = .exists
             return
         }
-        guard trimmed.count >= 3, trimmed.hasPrefix("\""), trimmed.hasSuffix("\""),
-            let revision = Int64(trimmed.dropFirst().dropLast()), revision >= 1
-        else { throw StoreError(.invalidInput, "If-Match must be * or a quoted revision such as \"3\"") }
-        self = .revision(revision)
+        self = .revisions(Set(tags.filter { !$0.weak }.compactMap { Self.revision(named: $0.opaque) }))
+    }
+
+    /// Parses an `If-None-Match` header value: `*` → ``absent``, a list of entity tags → ``noneOf(_:)`` (weak
+    /// comparison).
+    /// - Throws: ``StoreError/Code-swift.struct/invalidInput`` when the value is not `*` or an entity-tag list.
+    public init(ifNoneMatch header: String) throws(StoreError) {
+        guard let tags = try Self.tags(header, field: "If-None-Match") else {
+            self = .absent
+            return
+        }
+        self = .noneOf(Set(tags.compactMap { Self.revision(named: $0.opaque) }))
+    }
+
+    /// Whether a write may go ahead when the stored set is at `current` (nil: there is none).
+    public func holds(current: Int64?) -> Bool {
+        switch self {
+        case .any: true
+        case .exists: current != nil
+        case .absent: current == nil
+        case .revisions(let allowed): current.map(allowed.contains) ?? false
+        case .noneOf(let refused): current.map { !refused.contains($0) } ?? true
+        }
+    }
+
+    /// The revision an entity tag's opaque text names: canonical decimal digits only (the tag is compared as a
+    /// string with the one the service sends).
+    static func revision(named opaque: Substring) -> Int64? {
+        guard let revision = Int64(opaque), revision >= 1, String(revision) == opaque else { return nil }
+        return revision
+    }
+
+    /// The entity tags of a header value, or nil for `*`.
+    static func tags(_ header: String, field: String) throws(StoreError) -> [(weak: Bool, opaque: Substring)]? {
+        let invalid = StoreError(.invalidInput, "\(field) must be * or a list of entity tags such as \"3\"")
+        let value = header.trimmingCharacters(in: .whitespaces)
+        if value == "*" { return nil }
+        var tags: [(weak: Bool, opaque: Substring)] = []
+        var rest = Substring(value)
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            let weak = rest.hasPrefix("W/")
+            if weak { rest = rest.dropFirst(2) }
+            guard rest.first == "\"" else { throw invalid }
+            rest = rest.dropFirst()
+            guard let close = rest.firstIndex(of: "\"") else { throw invalid }
+            let opaque = rest[..<close]
+            guard opaque.unicodeScalars.allSatisfy({ $0.value == 0x21 || (0x23...0x7E).contains($0.value) }) else { throw invalid }
+            tags.append((weak, opaque))
+            rest = rest[rest.index(after: close)...].drop { $0 == " " || $0 == "\t" }
+            if rest.isEmpty { return tags }
+            guard rest.first == "," else { throw invalid }
+            rest = rest.dropFirst()
+        }
     }
 }
 

@@ -81,6 +81,22 @@ public struct SQLiteStore: Store {
         do { return try await pool.read(body) } catch { throw Self.map(error) }
     }
 
+    /// `body` as a step of another writer's transaction, in a savepoint of its own: when it throws, what it wrote is
+    /// rolled back and the step's value is the store's error (the other writer's transaction goes on).
+    func step<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) -> StoreStep<Result<T, StoreError>> {
+        StoreStep(database: ObjectIdentifier(pool)) { db in
+            var value: T?
+            do {
+                try db.inSavepoint {
+                    value = try body(db)
+                    return .commit
+                }
+            } catch { return .failure(Self.map(error)) }
+            guard let value else { return .failure(StoreError(.database, "the step made no value")) }
+            return .success(value)
+        }
+    }
+
     // MARK: - Tenants
 
     public func createTenant(id: String, displayName: String, now: Date) async throws(StoreError) -> Tenant {
@@ -274,29 +290,60 @@ public struct SQLiteStore: Store {
         }
     }
 
+    public func secretPut(tenantId: String, path: String, value: SecretBytes, now: Date) -> StoreStep<Result<SecretVersion, StoreError>> {
+        let keys = keys
+        return step { db in
+            try StoreValidation.tenantId(tenantId)
+            try StoreValidation.secretPath(path)
+            try StoreValidation.secretValue(value)
+            return try Self.addSecretVersion(tenantId: tenantId, path: path, value: value, now: now, keys: keys, in: db)
+        }
+    }
+
     public func rotateSecret(tenantId: String, path: String, value: SecretBytes, retireAfter: Date?, now: Date) async throws(StoreError)
         -> SecretRotation
     {
         try StoreValidation.tenantId(tenantId)
         try StoreValidation.secretPath(path)
         try StoreValidation.secretValue(value)
-        let retire = max(retireAfter ?? now, now)
         let keys = keys
         return try await write { db in
-            guard
-                try Bool.fetchOne(
-                    db, sql: "SELECT EXISTS(SELECT 1 FROM secret WHERE tenant_id = ? AND path = ?)", arguments: [tenantId, path]) == true
-            else { throw StoreError(.notFound, "no secret \(path)") }
-            // Earlier active versions keep their earlier retirement if they already had one.
-            try db.execute(
-                sql: """
-                    UPDATE secret_version SET retire_after = min(coalesce(retire_after, ?), ?)
-                    WHERE tenant_id = ? AND path = ? AND state = 'active'
-                    """,
-                arguments: [retire.storeMillis, retire.storeMillis, tenantId, path])
-            let version = try Self.addSecretVersion(tenantId: tenantId, path: path, value: value, now: now, keys: keys, in: db)
-            return SecretRotation(newVersion: version, retireAfter: Date(storeMillis: retire.storeMillis))
+            try Self.rotateSecret(tenantId: tenantId, path: path, value: value, retireAfter: retireAfter, now: now, keys: keys, in: db)
         }
+    }
+
+    public func secretRotation(
+        tenantId: String, path: String, value: SecretBytes, retireAfter: Date?, now: Date
+    ) -> StoreStep<Result<SecretRotation, StoreError>> {
+        let keys = keys
+        return step { db in
+            try StoreValidation.tenantId(tenantId)
+            try StoreValidation.secretPath(path)
+            try StoreValidation.secretValue(value)
+            return try Self.rotateSecret(
+                tenantId: tenantId, path: path, value: value, retireAfter: retireAfter, now: now, keys: keys, in: db)
+        }
+    }
+
+    /// A new version of an existing secret; every earlier active version retires at `retireAfter` (now when nil or
+    /// past) unless it was already to retire sooner; in db.
+    static func rotateSecret(
+        tenantId: String, path: String, value: SecretBytes, retireAfter: Date?, now: Date, keys: MasterKeyRing, in db: Database
+    ) throws -> SecretRotation {
+        let retire = max(retireAfter ?? now, now)
+        guard
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS(SELECT 1 FROM secret WHERE tenant_id = ? AND path = ?)", arguments: [tenantId, path]) == true
+        else { throw StoreError(.notFound, "no secret \(path)") }
+        // Earlier active versions keep their earlier retirement if they already had one.
+        try db.execute(
+            sql: """
+                UPDATE secret_version SET retire_after = min(coalesce(retire_after, ?), ?)
+                WHERE tenant_id = ? AND path = ? AND state = 'active'
+                """,
+            arguments: [retire.storeMillis, retire.storeMillis, tenantId, path])
+        let version = try Self.addSecretVersion(tenantId: tenantId, path: path, value: value, now: now, keys: keys, in: db)
+        return SecretRotation(newVersion: version, retireAfter: Date(storeMillis: retire.storeMillis))
     }
 
     /// Adds the next version of a secret, sealed under the tenant's current DEK; in db.
@@ -347,11 +394,20 @@ public struct SQLiteStore: Store {
     }
 
     public func deleteSecretVersion(tenantId: String, path: String, version: Int64) async throws(StoreError) {
-        try await write { db in
-            try db.execute(
-                sql: "DELETE FROM secret_version WHERE tenant_id = ? AND path = ? AND version = ?", arguments: [tenantId, path, version])
-            guard db.changesCount == 1 else { throw StoreError(.notFound, "no version \(version) of secret \(path)") }
+        try await write { db in try Self.deleteSecretVersion(tenantId: tenantId, path: path, version: version, in: db) }
+    }
+
+    public func secretVersionDeletion(tenantId: String, path: String, version: Int64) -> StoreStep<Result<Int64, StoreError>> {
+        step { db in
+            try Self.deleteSecretVersion(tenantId: tenantId, path: path, version: version, in: db)
+            return version
         }
+    }
+
+    static func deleteSecretVersion(tenantId: String, path: String, version: Int64, in db: Database) throws {
+        try db.execute(
+            sql: "DELETE FROM secret_version WHERE tenant_id = ? AND path = ? AND version = ?", arguments: [tenantId, path, version])
+        guard db.changesCount == 1 else { throw StoreError(.notFound, "no version \(version) of secret \(path)") }
     }
 
     public func listSecretVersions(tenantId: String, path: String) async throws(StoreError) -> [SecretVersion] {
@@ -468,37 +524,55 @@ public struct SQLiteStore: Store {
     ) async throws(StoreError) -> ReferenceValueSet {
         try StoreValidation.tenantId(tenantId)
         try StoreValidation.name(name, field: "reference-value set name")
+        return try await write { db in
+            try Self.putReferenceValues(
+                tenantId: tenantId, name: name, values: values, expiresAt: expiresAt, provenance: provenance, condition: condition,
+                now: now, in: db)
+        }
+    }
+
+    public func referenceValuesPut(
+        tenantId: String, name: String, values: [JSONValue], expiresAt: Date?, provenance: JSONValue?, condition: RevisionCondition,
+        now: Date
+    ) -> StoreStep<Result<ReferenceValueSet, StoreError>> {
+        step { db in
+            try StoreValidation.tenantId(tenantId)
+            try StoreValidation.name(name, field: "reference-value set name")
+            return try Self.putReferenceValues(
+                tenantId: tenantId, name: name, values: values, expiresAt: expiresAt, provenance: provenance, condition: condition,
+                now: now, in: db)
+        }
+    }
+
+    /// Writes a named set if `condition` holds; in db.
+    static func putReferenceValues(
+        tenantId: String, name: String, values: [JSONValue], expiresAt: Date?, provenance: JSONValue?, condition: RevisionCondition,
+        now: Date, in db: Database
+    ) throws -> ReferenceValueSet {
         let valuesJSON = CanonicalJSON.string(.array(values))
         let provenanceJSON = provenance.map(CanonicalJSON.string)
-        return try await write { db in
-            try Self.requireTenant(tenantId, in: db)
-            let current = try Int64.fetchOne(
-                db, sql: "SELECT revision FROM reference_value_set WHERE tenant_id = ? AND name = ?", arguments: [tenantId, name])
-            switch (condition, current) {
-            case (.any, _), (.absent, nil): break
-            case (.absent, .some(let revision)):
-                throw StoreError(.preconditionFailed, "reference values \(name) already exist (revision \(revision))")
-            case (.revision(let expected), let actual):
-                guard actual == expected else {
-                    throw StoreError(
-                        .preconditionFailed,
-                        "reference values \(name) are at revision \(actual.map(String.init) ?? "none"), not \(expected)")
-                }
-            }
-            let revision = (current ?? 0) + 1
-            try db.execute(
-                sql: """
-                    INSERT INTO reference_value_set (tenant_id, name, revision, values_json, expires_at, provenance_json, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (tenant_id, name) DO UPDATE SET revision = excluded.revision, values_json = excluded.values_json,
-                        expires_at = excluded.expires_at, provenance_json = excluded.provenance_json, updated_at = excluded.updated_at
-                    """,
-                arguments: [tenantId, name, revision, valuesJSON, expiresAt?.storeMillis, provenanceJSON, now.storeMillis])
-            return ReferenceValueSet(
-                tenantId: tenantId, name: name, revision: revision, values: values,
-                expiresAt: expiresAt.map { Date(storeMillis: $0.storeMillis) }, provenance: provenance,
-                updatedAt: Date(storeMillis: now.storeMillis))
+        try Self.requireTenant(tenantId, in: db)
+        let current = try Int64.fetchOne(
+            db, sql: "SELECT revision FROM reference_value_set WHERE tenant_id = ? AND name = ?", arguments: [tenantId, name])
+        guard condition.holds(current: current) else {
+            throw StoreError(
+                .preconditionFailed,
+                current.map { "reference values \(name) are at revision \($0), which the request's condition excludes" }
+                    ?? "reference values \(name) do not exist, and the request's condition needs them to")
         }
+        let revision = (current ?? 0) + 1
+        try db.execute(
+            sql: """
+                INSERT INTO reference_value_set (tenant_id, name, revision, values_json, expires_at, provenance_json, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tenant_id, name) DO UPDATE SET revision = excluded.revision, values_json = excluded.values_json,
+                    expires_at = excluded.expires_at, provenance_json = excluded.provenance_json, updated_at = excluded.updated_at
+                """,
+            arguments: [tenantId, name, revision, valuesJSON, expiresAt?.storeMillis, provenanceJSON, now.storeMillis])
+        return ReferenceValueSet(
+            tenantId: tenantId, name: name, revision: revision, values: values,
+            expiresAt: expiresAt.map { Date(storeMillis: $0.storeMillis) }, provenance: provenance,
+            updatedAt: Date(storeMillis: now.storeMillis))
     }
 
     public func referenceValues(tenantId: String, name: String) async throws(StoreError) -> ReferenceValueSet {

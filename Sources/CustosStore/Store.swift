@@ -44,6 +44,15 @@ public protocol Store: Sendable {
     func retireSecretVersion(tenantId: String, path: String, version: Int64, now: Date) async throws(StoreError) -> SecretVersion
     /// Deletes one version's row, ciphertext included; its number is never reused.
     func deleteSecretVersion(tenantId: String, path: String, version: Int64) async throws(StoreError)
+    /// ``putSecret(tenantId:path:value:now:)``, ``rotateSecret(tenantId:path:value:retireAfter:now:)`` and
+    /// ``deleteSecretVersion(tenantId:path:version:)`` as steps another writer of the same database runs inside its
+    /// own transaction (the service records each change and its audit entry together). A step that fails writes
+    /// nothing (its own savepoint) and its value carries the store's error (the deletion's value is the version).
+    func secretPut(tenantId: String, path: String, value: SecretBytes, now: Date) -> StoreStep<Result<SecretVersion, StoreError>>
+    func secretRotation(
+        tenantId: String, path: String, value: SecretBytes, retireAfter: Date?, now: Date
+    ) -> StoreStep<Result<SecretRotation, StoreError>>
+    func secretVersionDeletion(tenantId: String, path: String, version: Int64) -> StoreStep<Result<Int64, StoreError>>
     /// The versions of a secret, metadata only, oldest first.
     func listSecretVersions(tenantId: String, path: String) async throws(StoreError) -> [SecretVersion]
     /// Opens the latest releasable version (`version == nil`) or the given one, if releasable at `now`.
@@ -65,6 +74,12 @@ public protocol Store: Sendable {
         tenantId: String, name: String, values: [JSONValue], expiresAt: Date?, provenance: JSONValue?,
         condition: RevisionCondition, now: Date
     ) async throws(StoreError) -> ReferenceValueSet
+    /// ``putReferenceValues(tenantId:name:values:expiresAt:provenance:condition:now:)`` as a step of another writer's
+    /// transaction (as ``secretPut(tenantId:path:value:now:)``).
+    func referenceValuesPut(
+        tenantId: String, name: String, values: [JSONValue], expiresAt: Date?, provenance: JSONValue?, condition: RevisionCondition,
+        now: Date
+    ) -> StoreStep<Result<ReferenceValueSet, StoreError>>
     /// - Throws: `notFound`.
     func referenceValues(tenantId: String, name: String) async throws(StoreError) -> ReferenceValueSet
 

@@ -24,6 +24,9 @@ public protocol Hypervisor: Sendable {
     func destroyAndUndefine(_ domain: DomainRef) async throws(VirtError)
     /// The domain's state.
     func state(_ domain: DomainRef) async throws(VirtError) -> DomainState
+    /// The SEV and SEV-ES guests that hold an ASID now (running or paused: every active domain with
+    /// `<launchSecurity type='sev'>`, split by the policy's ES bit), for the ASID limits.
+    func runningSEVGuests() async throws(VirtError) -> RunningGuests
 }
 
 // MARK: - Values
@@ -165,4 +168,37 @@ public struct RunningGuests: Sendable, Equatable {
         self.sevES = sevES
     }
     public static let none = RunningGuests(sev: 0, sevES: 0)
+
+    /// Counts the active domains of `connection` with SEV launch security (SEV-ES when the policy's bit 2 is set).
+    /// - Throws: ``VirtError`` from libvirt, or `malformedReply` for a domain description that does not parse.
+    public static func count(on connection: LibvirtConnection) async throws(VirtError) -> RunningGuests {
+        var running = RunningGuests.none
+        for domain in try await connection.domains() {
+            switch try await connection.state(domain) {
+            case .shutOff, .crashed, .noState: continue
+            default: break
+            }
+            switch try sevKind(ofDomainXML: try await connection.xmlDescription(domain)) {
+            case true?: running.sevES += 1
+            case false?: running.sev += 1
+            case nil: break
+            }
+        }
+        return running
+    }
+
+    /// Whether a domain description asks for SEV-ES (true), plain SEV (false) or neither (nil: no launch security, or
+    /// another kind such as `sev-snp` or `tdx`).
+    /// - Throws: `malformedReply` for a document that does not parse or an SEV policy that is not a number.
+    public static func sevKind(ofDomainXML xml: String) throws(VirtError) -> Bool? {
+        let root = try XMLReader.parse(xml, code: .malformedReply)
+        guard let security = root.element(named: "launchSecurity"), security.attribute("type") == "sev" else { return nil }
+        // libvirt writes the policy as hex (`0x0007`); a missing one is 0 (no ES).
+        let text = security.element(named: "policy")?.text ?? "0"
+        let hex = text.lowercased().hasPrefix("0x")
+        guard let policy = UInt32(hex ? String(text.dropFirst(2)) : text, radix: hex ? 16 : 10) else {
+            throw VirtError(.malformedReply, "the SEV policy \"\(text.prefix(40))\" is not a number")
+        }
+        return policy & 0x4 != 0
+    }
 }

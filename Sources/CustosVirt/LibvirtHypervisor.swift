@@ -30,6 +30,8 @@ public struct LibvirtHypervisor: Hypervisor {
 
     public func resume(_ domain: DomainRef) async throws(VirtError) { try await connection.resume(domain) }
 
+    public func runningSEVGuests() async throws(VirtError) -> RunningGuests { try await RunningGuests.count(on: connection) }
+
     public func destroyAndUndefine(_ domain: DomainRef) async throws(VirtError) {
         do {
             try await connection.destroy(domain)

@@ -10,15 +10,17 @@ import Testing
 #endif
 
 /// A TCP listener that accepts connections and closes them at once, counting them: a service that is "up" at the
-/// socket level but never answers.
+/// socket level but never answers (or, with `answer`, reads the request and sends those bytes before closing).
 final class ClosingListener: Sendable {
     let fd: Int32
     let port: Int
+    let answer: [UInt8]?
     let accepted = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let done = DispatchSemaphore(value: 0)
 
-    init() throws {
+    init(answer: String? = nil) throws {
+        self.answer = answer.map { Array($0.utf8) }
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw AgentTestError("socket failed") }
         var address = sockaddr_in()
@@ -46,6 +48,11 @@ final class ClosingListener: Sendable {
                 let client = accept(fd, nil, nil)
                 if client >= 0 {
                     accepted.add(1, ordering: .relaxed)
+                    if let answer {
+                        var request = [UInt8](repeating: 0, count: 65_536)
+                        _ = recv(client, &request, request.count, 0)
+                        _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
                     close(client)
                 }
             }
@@ -97,6 +104,33 @@ struct AgentNetworkTests {
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         #expect(FakeGuest.error(result)?["code"] == "authUnreachable")
         #expect(listener.accepted.load(ordering: .relaxed) == 5)
+    }
+
+    /// A server that is not a KBS (a redirect, a plain 404 page) or a URL with a fragment or user: exit 2, the
+    /// agent's input is unusable; exit 1 stays for a service's refusal.
+    @Test(.timeLimit(.minutes(10)))
+    func answersThatAreNotKBSAreUnusableNotRefusals() throws {
+        let guest = try FakeGuest(spec: try ServiceProcess.spec())
+        defer { guest.cleanUp() }
+        for answer in [
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here.",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\nConnection: close\r\n\r\n<html>",
+        ] {
+            let listener = try ClosingListener(answer: answer)
+            listener.start()
+            defer { listener.stop() }
+            let result = try guest.agent(
+                ["fetch", "--url", "http://127.0.0.1:\(listener.port)", "--resource", "default/key/disk", "--out", guest.output.path],
+                environment: Self.fastRetries)
+            #expect(result.status == 2, "\(answer.prefix(20)): \(result.stdout) \(result.stderr)")
+            #expect(FakeGuest.error(result)?["code"] == "authUnusable", "\(answer.prefix(20))")
+        }
+        for url in ["http://127.0.0.1:9#fragment", "http://user@127.0.0.1:9"] {
+            let result = try guest.agent(["fetch", "--url", url, "--resource", "default/key/disk", "--out", guest.output.path])
+            #expect(result.status == 2, "\(url)")
+            #expect(FakeGuest.error(result)?["code"] == "usageUnusable", "\(url)")
+        }
     }
 
     /// Plain HTTP to a host that is not loopback is refused before any connection; `--insecure-http` lifts that.

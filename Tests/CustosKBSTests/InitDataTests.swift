@@ -16,8 +16,31 @@ import Testing
             tenant = 'acme'
             "policy.rego" = "x"
             """
-        // A quoted key is outside the subset: refused, not guessed.
-        #expect(throws: InitData.Invalid.self) { try InitData(KBSInitData(format: "toml", body: body)) }
+        // Quoted keys (basic, with escapes, and literal), as CoCo's init-data names its files (guest.md §4.7).
+        let quoted = try InitData(KBSInitData(format: "toml", body: body))
+        #expect(quoted.claims["data"]?["policy.rego"] == "x" && quoted.tenant == "acme")
+        let coco = #"""
+            algorithm = "sha384"
+            version = "0.1.0"
+            [data]
+            "aa.toml" = '''
+            [token_configs]
+            '''
+            'cdh.toml'    = '''
+            socket = 'unix:///run/cdh.sock'
+            '''
+            "a = b" = 'key with an equals sign'
+            "esc\"aped" = 1
+            """#
+        let cocoData = try InitData(KBSInitData(format: "toml", body: coco))
+        #expect(cocoData.claims["data"]?["aa.toml"] == "[token_configs]\n")
+        #expect(cocoData.claims["data"]?["cdh.toml"] == "socket = 'unix:///run/cdh.sock'\n")
+        #expect(cocoData.claims["data"]?["a = b"] == "key with an equals sign")
+        #expect(cocoData.claims["data"]?["esc\"aped"] == 1)
+        #expect(cocoData.mrConfigID == Digest.sha384(Array(coco.utf8)))
+        for refused in [#""" = 1"#, #""open = 1"#, #""k" 1"#, #""k\u0041" = 1"#, #"'k' = 1"# + "\n" + #""k" = 2"#] {
+            #expect(throws: InitData.Invalid.self, "\(refused)") { try InitData(KBSInitData(format: "toml", body: refused)) }
+        }
         let accepted = """
             version = "0.1.0"
             algorithm = "sha256"

@@ -126,6 +126,20 @@ struct EmulatedLaunchTests {
                     "launch.created", "launch.measurement.allowed", "launch.secret.injected",
                 ])
             #expect(entries.first?.value(atPath: "object.launch")?.stringValue == result.launchID)
+            // The guest now holds the host's only ASID of its kind: the next launch is refused at the checks, before
+            // the service is asked for a session (the flow counts running guests through the hypervisor).
+            #expect(
+                try await hypervisor.runningSEVGuests()
+                    == (policy & 4 != 0 ? RunningGuests(sev: 0, sevES: 1) : RunningGuests(sev: 1, sevES: 0)))
+            var full = try Self.capabilities()
+            full.sev?.maxGuests = 1
+            full.sev?.maxESGuests = 1
+            let refused = await #expect(throws: LaunchFlowError.self) {
+                try await SEVLaunchFlow(hypervisor: hypervisor, service: service, capabilities: full).launch(
+                    Self.options(files, policy: policy, vcpus: vcpus))
+            }
+            #expect(refused?.step == .checks && refused?.code == "asidLimitReached")
+            #expect(try LaunchRoutesTests.auditEntries(fixture.log, tenant: "tenant-a").count == entries.count)
             // The service's record agrees.
             let launch = try await fixture.store.launch(tenantId: "tenant-a", id: result.launchID)
             #expect(launch.state == .injected)

@@ -105,6 +105,8 @@ struct TestGuest {
     let hierarchy: TDXTestHierarchy
     var spec: TDXQuoteSpec
     var initData: KBSInitData? = nil
+    /// `tee-evidence.additional_evidence` (bound into REPORTDATA).
+    var additionalEvidence = ""
 
     static func json(_ response: TestResponse) -> JSONValue { (try? JSONValue.parse(Array(buffer: response.body))) ?? .null }
 
@@ -128,11 +130,13 @@ struct TestGuest {
     func attestation(nonce: String, bindTo: String? = nil) throws -> JSONValue {
         let runtime = KBSRuntimeData(nonce: nonce, teePubkey: key.publicJWK)
         var spec = self.spec
-        spec.reportData = KBSBinding.reportData(nonce: bindTo ?? nonce, teePubkey: runtime.teePubkeyJSON, additionalEvidence: "")
+        spec.reportData = KBSBinding.reportData(
+            nonce: bindTo ?? nonce, teePubkey: runtime.teePubkeyJSON, additionalEvidence: additionalEvidence)
         let quote = try hierarchy.make(spec).quote
         let attestation = KBSAttestation(
             initData: initData, runtimeData: runtime,
-            teeEvidence: KBSTEEEvidence(primaryEvidence: TDXPrimaryEvidence(quote: quote, ccEventlog: nil).jsonValue))
+            teeEvidence: KBSTEEEvidence(
+                primaryEvidence: TDXPrimaryEvidence(quote: quote, ccEventlog: nil).jsonValue, additionalEvidence: additionalEvidence))
         return attestation.jsonValue
     }
 

@@ -330,11 +330,17 @@ import Testing
         try await fixture.app.test(.live) { client in
             let guest = try Self.guest(fixture)
             let (cookie, _) = try #require(try await guest.auth(client))
+            // Too large under /kbs/v0: 413 with the KBS error body, not a problem document.
             try await client.execute(
                 uri: "/kbs/v0/attest", method: .post, headers: [.cookie: cookie], body: ByteBuffer(repeating: 0x20, count: (1 << 20) + 1)
-            ) { #expect($0.status == .contentTooLarge) }
+            ) {
+                #expect($0.status == .contentTooLarge)
+                #expect($0.headers[.contentType] == "application/json")
+                #expect(Self.kind(Array(buffer: $0.body)) == "SerdeError")
+            }
             try await client.execute(uri: "/kbs/v0/auth", method: .post, body: ByteBuffer(repeating: 0x20, count: (64 << 10) + 1)) {
                 #expect($0.status == .contentTooLarge)
+                #expect(Self.kind(Array(buffer: $0.body)) == "SerdeError")
             }
             try await client.execute(uri: "/kbs/v0/auth", method: .post, body: ByteBuffer(string: "{\"version\": ")) {
                 #expect($0.status == .unauthorized)
@@ -355,6 +361,65 @@ import Testing
             try await client.execute(uri: "/v1/challenges", method: .post, body: ByteBuffer(repeating: 0x20, count: (64 << 10) + 1)) {
                 #expect($0.status == .contentTooLarge)
             }
+        }
+    }
+
+    /// Guest-sized data (another device's evidence, a long init-data policy) is appraised and stored whole but goes
+    /// into the token by digest, so the token stays under 8 KiB and the guest still gets one; more than 64 KiB of
+    /// additional evidence is refused before anything is verified or recorded.
+    @Test func largeGuestDataReachesTheTokenByDigest() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        let policy = "package agent_policy\n" + String(repeating: "default allow := true\n", count: 300)
+        let body = "algorithm = \"sha384\"\nversion = \"0.1.0\"\n[data]\n\"policy.rego\" = '''\n" + policy + "'''\n"
+        let digest = Digest.sha384(Array(body.utf8))
+        try await fixture.app.test(.live) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            try await client.execute(
+                uri: "/v1/reference-values/default/mr_config_id", method: .put, headers: fixture.admin,
+                body: ByteBuffer(bytes: CanonicalJSON.encode(["values": [.string(Hex.encode(digest))]]))
+            ) { #expect($0.status == .ok) }
+            var guest = try Self.guest(fixture) { $0.mrConfigID = digest }
+            guest.initData = KBSInitData(format: "toml", body: body)
+            guest.additionalEvidence = #"{"gpu0":""# + String(repeating: "e", count: 6000) + #""}"#
+            let (cookie, token) = try #require(try await guest.handshake(client))
+            #expect(token.utf8.count <= EARIssuer.maximumTokenBytes)
+            let payload = try JSONValue.parse(Base64URL.decode(String(token.split(separator: ".")[1])))
+            let evidence = payload["submods"]?["cpu0"]?["ear.veraison.annotated-evidence"]
+            #expect(evidence?["runtime_data_claims"]?["additional-evidence"] == nil)
+            #expect(
+                evidence?["runtime_data_claims"]?["additional-evidence-sha384"]
+                    == .string(Hex.encode(Digest.sha384(Array(guest.additionalEvidence.utf8)))))
+            #expect(evidence?["runtime_data_claims"]?["tee-pubkey"] != nil)
+            #expect(evidence?["init_data_claims"] == nil && evidence?["init_data"] == .string(Hex.encode(digest)))
+            let (status, jwe) = try await guest.resource(client, path: "default/key/disk", headers: [.cookie: cookie])
+            #expect(status == .ok)
+            #expect(try KBSResourceRelease.decrypt(responseBody: jwe, with: guest.key).unsafeCopy() == Self.secret)
+            // The appraisal keeps both whole.
+            let appraisalID = try #require(payload["custos.appraisal_id"]?.stringValue)
+            try await client.execute(uri: "/v1/appraisals/\(appraisalID)", method: .get, headers: fixture.admin) { response in
+                let claims = TestGuest.json(response)["claims"]
+                #expect(claims?["init_data_claims"]?["data"]?["policy.rego"] == .string(policy))
+                #expect(claims?["runtime_data_claims"]?["additional-evidence"] == .string(guest.additionalEvidence))
+            }
+            // Small ones stay in the token verbatim.
+            var small = try Self.guest(fixture)
+            small.additionalEvidence = #"{"gpu0":"short"}"#
+            let (_, smallToken) = try #require(try await small.handshake(client))
+            let smallPayload = try JSONValue.parse(Base64URL.decode(String(smallToken.split(separator: ".")[1])))
+            #expect(
+                smallPayload["submods"]?["cpu0"]?["ear.veraison.annotated-evidence"]?["runtime_data_claims"]?["additional-evidence"]
+                    == .string(small.additionalEvidence))
+            // More than 64 KiB of additional evidence: a SerdeError, and no appraisal.
+            var flooding = try Self.guest(fixture)
+            flooding.additionalEvidence = String(repeating: "f", count: KBSTEEEvidence.maximumAdditionalEvidenceBytes + 1)
+            let (floodCookie, floodNonce) = try #require(try await flooding.auth(client))
+            let refused = try await flooding.attest(client, cookie: floodCookie, body: try flooding.attestation(nonce: floodNonce))
+            #expect(refused.0 == .unauthorized && Self.kind(refused.1) == "SerdeError")
+            let count = try await client.execute(uri: "/v1/appraisals", method: .get, headers: fixture.admin) {
+                TestGuest.json($0)["items"]?.arrayValue?.count
+            }
+            #expect(count == 2)
         }
     }
 

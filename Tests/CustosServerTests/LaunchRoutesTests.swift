@@ -196,8 +196,9 @@ import Testing
     }
 
     /// The audit entries of `tenant`, as JSON.
+    /// The tenant's `launch.*` entries (its preparation — tenant, tokens, secrets, reference values — is audited too).
     static func auditEntries(_ log: AuditLog, tenant: String) throws -> [JSONValue] {
-        try log.entries(tenant: tenant, limit: 1000).records.map(\.entry)
+        try log.entries(tenant: tenant, limit: 1000).records.map(\.entry).filter { $0["type"]?.stringValue?.hasPrefix("launch.") == true }
     }
 
     // MARK: Tests

@@ -5,6 +5,7 @@ import CustosServer
 import CustosStore
 import CustosTestSupport
 import Foundation
+import GRDB
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -174,5 +175,48 @@ import Testing
         let audit = try #require(fixture.parts.audit)
         #expect(try audit.log.reader.entries(type: "policy.rejected", limit: 10).records.count == 1)
         #expect(try audit.log.reader.entries(type: "policy.loaded", limit: 10).records.count == 1)
+    }
+
+    @Test func aReloadIsInForceOnlyOnceItsAuditEntryIsDurable() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        let registry = try #require(fixture.parts.policies)
+        let pool = try #require(fixture.parts.store as? SQLiteStore).pool
+        let policies = URL(fileURLWithPath: fixture.parts.configuration.policiesDirectory)
+        try Data(
+            """
+            apiVersion: custos/v1
+            kind: ReleasePolicy
+            id: release-reload-probe
+            tenant: probe
+            default: deny
+            secrets:
+              - path: "a/*"
+                allow: { status: affirming }
+            """.utf8
+        ).write(to: policies.appendingPathComponent("release/reload-probe.yaml"))
+        try await fixture.app.test(.live) { client in
+            try await pool.write { db in
+                try db.execute(sql: "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            }
+            try await client.execute(uri: "/v1/policies:reload", method: .post, headers: fixture.admin) {
+                #expect($0.status == .internalServerError)
+            }
+            #expect(registry.current.policy(id: "release-reload-probe") == nil)
+            try await pool.write { db in try db.execute(sql: "DROP TRIGGER refuse_audit") }
+            try await client.execute(uri: "/v1/policies:reload", method: .post, headers: fixture.admin) { #expect($0.status == .ok) }
+            #expect(registry.current.policy(id: "release-reload-probe") != nil)
+            let loaded = try #require(fixture.parts.audit).log.reader.entries(type: "policy.loaded", limit: 10).records
+            #expect(loaded.count == 1)
+            #expect(
+                loaded.first?.entry["object"]?["policies"]?.arrayValue?.contains {
+                    $0.stringValue?.hasPrefix("release-reload-probe@") == true
+                }
+                    == true)
+            // An API token that is not valid is a 401 on any secret path, before the values-versus-versions rule.
+            try await client.execute(
+                uri: "/v1/secrets/default/key/disk", method: .get, headers: [.authorization: "Bearer custos_AAAA"]
+            ) { #expect($0.status == .unauthorized) }
+        }
     }
 }

@@ -189,10 +189,19 @@ import Testing
         #expect(try await store.referenceValues(tenantId: "acme", name: "tdx-prod") == third)
         #expect(third.isExpired(at: t0))
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.referenceValues(tenantId: "acme", name: "other") }
-        for header in ["", "1", "\"x\"", "\"0\"", "W/\"1\""] {
-            #expect(throws: StoreError(.invalidInput, "")) { _ = try RevisionCondition(ifMatch: header) }
+        for header in ["", "1", "\"1", "\"1\" \"2\"", "\"1\",", "W/1", "\"a b\""] {
+            #expect(throws: StoreError(.invalidInput, ""), "\(header)") { _ = try RevisionCondition(ifMatch: header) }
+            #expect(throws: StoreError(.invalidInput, ""), "\(header)") { _ = try RevisionCondition(ifNoneMatch: header) }
         }
-        #expect(try RevisionCondition(ifMatch: "*") == .any)
+        // RFC 9110: `*`, lists, strong comparison for If-Match (weak tags and non-canonical numbers name nothing).
+        #expect(try RevisionCondition(ifMatch: " * ") == .exists)
+        #expect(try RevisionCondition(ifNoneMatch: "*") == .absent)
+        #expect(try RevisionCondition(ifMatch: #""x", "0", "03", W/"1", "2" ,"5""#) == .revisions([2, 5]))
+        #expect(try RevisionCondition(ifNoneMatch: #"W/"1", "4""#) == .noneOf([1, 4]))
+        #expect(RevisionCondition.exists.holds(current: 1) && !RevisionCondition.exists.holds(current: nil))
+        #expect(RevisionCondition.absent.holds(current: nil) && !RevisionCondition.absent.holds(current: 3))
+        #expect(!RevisionCondition.revisions([]).holds(current: 1) && !RevisionCondition.revision(1).holds(current: nil))
+        #expect(RevisionCondition.noneOf([1]).holds(current: nil) && !RevisionCondition.noneOf([1]).holds(current: 1))
     }
 }
 

@@ -24,6 +24,25 @@ struct LaunchChecksTests {
             launchSecurity: .tdx(.init()))
     }
 
+    /// Counting running guests for the ASID limits reads each active domain's description: libvirt's own captures
+    /// (SEV, SEV-SNP, TDX, s390 PV) and ours (the ES bit of the policy).
+    @Test func runningGuestsAreClassifiedFromTheirDomainXML() throws {
+        let directory = "libvirt/qemuxml/"
+        #expect(try RunningGuests.sevKind(ofDomainXML: try TestData.text(directory + "launch-security-sev.xml")) == false)
+        #expect(try RunningGuests.sevKind(ofDomainXML: try TestData.text(directory + "launch-security-sev-direct.xml")) == false)
+        for other in ["launch-security-sev-snp.xml", "launch-security-tdx.xml", "launch-security-s390-pv.xml"] {
+            #expect(try RunningGuests.sevKind(ofDomainXML: try TestData.text(directory + other)) == nil, "\(other)")
+        }
+        for (policy, es) in [(UInt32(0x0007), true), (0x0003, false), (0x0004, true)] {
+            let xml = try DomainDefinition(spec: Self.sevSpec(policy: policy), capabilities: try Self.sevHost).xml
+            #expect(try RunningGuests.sevKind(ofDomainXML: xml) == es, "\(policy)")
+        }
+        #expect(try RunningGuests.sevKind(ofDomainXML: "<domain><launchSecurity type='sev'/></domain>") == false)
+        for bad in ["<domain><launchSecurity type='sev'><policy>0xZZ</policy></launchSecurity></domain>", "<domain>"] {
+            #expect(throws: VirtError.self) { try RunningGuests.sevKind(ofDomainXML: bad) }
+        }
+    }
+
     static func refusal(_ spec: DomainSpec, _ caps: DomainCapabilities, running: RunningGuests = .none) -> VirtError? {
         #expect(throws: VirtError.self) { try DomainDefinition(spec: spec, capabilities: caps, running: running) }
     }

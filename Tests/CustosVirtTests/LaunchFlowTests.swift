@@ -75,27 +75,41 @@ struct LaunchFlowTests {
     }
 
     @Test(
-        "TDX: a service failure at the reference values stops the launch before define",
+        "TDX: a service failure at the reference values undefines the domain; a taken name fails at define before the service",
         Requirement.skipOrFail(unless: UKIFixtures.canBuild, UKIFixtures.skipReason))
-    func serviceFailureBeforeDefine() async throws {
+    func serviceFailureAndTakenName() async throws {
         let hypervisor = try await EmulatedHypervisor(
             firmware: try Self.firmware.get(), capabilities: try DomainCapabilities(xml: try Captures.text(Captures.tdxHost)))
-        let service = RecordingService()
         let variant = try UKIFixtures.variant("ukify-254")
         let db = try Certificate.parsePEMChain(try String(contentsOf: variant.dbCertificate, encoding: .utf8))
         let name = "custos-td-\(UUID().uuidString.prefix(8).lowercased())"
         let options = TDXLaunchFlow.Options(
             name: name, tenant: "t", firmwarePath: "/fw/OVMF.inteltdx.fd", ukiPath: "/uki.efi", uki: try variant.bytes("uki-signed.efi"),
             dbCertificates: db)
-        // The service refuses the reference values: nothing is defined (they come before define).
+        // The service refuses the reference values: the domain defined just before is removed again, never started.
+        let service = RecordingService()
         let error = await #expect(throws: LaunchFlowError.self) {
             try await TDXLaunchFlow(hypervisor: hypervisor, service: service).launch(options)
         }
         #expect(error?.step == .referenceValues)
         #expect(error?.code == "serviceError")
         #expect(error?.kind == .failed)
+        #expect(error?.domainRemoved == true)
         #expect(service.calls.withLock { $0 } == ["putReferenceValues"])
         #expect(try await hypervisor.definedDomains().contains { $0.name == name } == false)
+
+        // A name already taken (a running TD's): define fails, and the service's reference values (the running TD's
+        // `<name>-uki-…` sets) are never replaced.
+        let capabilities = try DomainCapabilities(xml: try Captures.text(Captures.tdxHost))
+        let existing = try await hypervisor.define(try DomainDefinition(spec: options.spec, capabilities: capabilities))
+        let untouched = RecordingService()
+        let taken = await #expect(throws: LaunchFlowError.self) {
+            try await TDXLaunchFlow(hypervisor: hypervisor, service: untouched).launch(options)
+        }
+        #expect(taken?.step == .define)
+        #expect(untouched.calls.withLock { $0 }.isEmpty)
+        #expect(try await hypervisor.definedDomains().contains { $0.uuid == existing.uuid } == true)
+        try await hypervisor.destroyAndUndefine(existing)
     }
 
     // MARK: CLI
@@ -254,6 +268,13 @@ struct LaunchTDXCLITests {
         let sets = try #require(object["reference_values"])
         // The signed UKI's Authenticode SHA-384 is the same for both signed copies (the digest excludes the signature).
         #expect(sets["td-uki-authenticode-sha384"] == [.string(peer.calculated.lowercased())])
+
+        // Init-data that is not UTF-8 (a 0xFF byte in a comment) is refused: its repaired text's digest would be an
+        // MRCONFIGID no guest could match.
+        try Data(Array("# ".utf8) + [0xFF, 0x0A] + initData).write(to: initDataFile)
+        let invalid = try LaunchFlowTests.run(arguments + ["--json"])
+        #expect(invalid.status == 2)
+        #expect(try JSONValue.parse(invalid.stdout)["error"]?["code"] == "initDataMalformed")
     }
 
     @Test(

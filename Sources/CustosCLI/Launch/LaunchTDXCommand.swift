@@ -45,7 +45,12 @@ struct LaunchTDXCommand: AsyncParsableCommand {
         var mrConfigID: [UInt8]?
         var initTenant: String?
         if let initData {
-            let text = String(decoding: try InputFile.read(initData, kind: .policy, what: "init-data"), as: UTF8.self)
+            // The exact bytes are digested into MRCONFIGID: text that is not UTF-8 is refused, never repaired (a repaired
+            // text's digest would match no init-data the guest could send).
+            let bytes = try InputFile.read(initData, kind: .policy, what: "init-data")
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw CLIError("init-data \(initData) is not UTF-8 text", code: "initDataMalformed", field: "initData")
+            }
             do {
                 let parsed = try InitData(KBSInitData(format: "toml", body: text))
                 mrConfigID = parsed.mrConfigID

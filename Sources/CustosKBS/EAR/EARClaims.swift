@@ -91,18 +91,34 @@ public struct EARSubmod: Sendable, Equatable {
         self.extensions = extensions
     }
 
+    /// The most bytes (as canonical JSON) of each guest-sized member a token carries verbatim: the additional
+    /// evidence and the init-data claims. Larger ones go by digest (service.md §10: keep the token under ~8 KiB, keep
+    /// hashes), so that a guest with GPU evidence or a long init-data policy still gets a token; the appraisal keeps
+    /// them whole.
+    public static let inlineGuestDataBytes = 768
+
     /// Annotated evidence in Trustee's layout for a TDX appraisal: the TDX claims, the runtime data (with the TEE
-    /// key where Trustee's KBS looks for it) and the init-data digest when there is one.
+    /// key where Trustee's KBS looks for it) and the init-data digest when there is one. An additional evidence over
+    /// ``inlineGuestDataBytes`` becomes `additional-evidence-sha384` (hex of its UTF-8), and init-data claims over it
+    /// are left out (`init_data`, the digest bound in MRCONFIGID, names them).
     public static func trusteeAnnotatedEvidence(
         tdxClaims: JSONValue, runtimeData: KBSRuntimeData, additionalEvidence: String? = "", reportDataHex: String? = nil,
         initDataHex: String? = nil, initDataClaims: JSONValue? = nil
     ) -> JSONValue {
         var runtime: [String: JSONValue] = ["nonce": .string(runtimeData.nonce), "tee-pubkey": runtimeData.teePubkeyJSON]
-        if let additionalEvidence { runtime["additional-evidence"] = .string(additionalEvidence) }
+        if let additionalEvidence {
+            if CanonicalJSON.encode(.string(additionalEvidence)).count <= inlineGuestDataBytes {
+                runtime["additional-evidence"] = .string(additionalEvidence)
+            } else {
+                runtime["additional-evidence-sha384"] = .string(Hex.encode(Digest.sha384(Array(additionalEvidence.utf8))))
+            }
+        }
         var members: [String: JSONValue] = ["tdx": tdxClaims, "runtime_data_claims": .object(runtime)]
         if let reportDataHex { members["report_data"] = .string(reportDataHex) }
         if let initDataHex { members["init_data"] = .string(initDataHex) }
-        if let initDataClaims { members["init_data_claims"] = initDataClaims }
+        if let initDataClaims, CanonicalJSON.encode(initDataClaims).count <= inlineGuestDataBytes {
+            members["init_data_claims"] = initDataClaims
+        }
         return .object(members)
     }
 

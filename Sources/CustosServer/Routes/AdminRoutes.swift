@@ -1,3 +1,4 @@
+import CustosAudit
 import CustosCrypto
 import CustosStore
 import Foundation
@@ -5,8 +6,14 @@ import Hummingbird
 
 /// `/v1` tenants, credentials, secrets (admin side) and reference values: the parts of the native API that only
 /// need the store. Every object is scoped by tenant; another tenant's object is a 404.
+///
+/// Every change is an audit entry (service.md §11.1) naming the credential that made it: `secret.created`,
+/// `secret.rotated`, `secret.deleted` and `refvalue.changed` commit in one transaction with the change (neither
+/// without the other); a new tenant, a credential issued or revoked are `config.changed` entries recorded right after
+/// the change. Without an audit log the changing routes answer 503.
 struct AdminRoutes: Sendable {
     let store: any Store
+    let audit: AuditRecorder?
     let authenticator: Authenticator
     let jsonLimit: Int
     /// Forgotten for a tenant when its reference values change.
@@ -15,13 +22,17 @@ struct AdminRoutes: Sendable {
     static let secretLimit = 64 << 10
 
     func add(to router: Router<CustosRequestContext>) {
-        router.post("/v1/tenants") { request, _ in try await createTenant(request) }
+        router.post("/v1/tenants") { request, context in try await createTenant(request, requestID: context.requestID) }
         router.post("/v1/tenants/{tenant}/tokens") { request, context in
-            try await createToken(request, tenant: try context.parameters.require("tenant"))
+            try await createToken(request, tenant: try context.parameters.require("tenant"), requestID: context.requestID)
         }
         router.delete("/v1/tenants/{tenant}/tokens/{id}") { request, context in
             try await revokeToken(
-                request, tenant: try context.parameters.require("tenant"), id: try context.parameters.require("id"))
+                request, tenant: try context.parameters.require("tenant"), id: try context.parameters.require("id"),
+                requestID: context.requestID)
+        }
+        router.delete("/v1/tokens/{id}") { request, context in
+            try await revokeAnyToken(request, id: try context.parameters.require("id"), requestID: context.requestID)
         }
         router.on("/v1/secrets/{tenant}/**", method: .put) { request, context in
             try await secretRoute(request, context: context)
@@ -34,7 +45,8 @@ struct AdminRoutes: Sendable {
         }
         router.put("/v1/reference-values/{tenant}/{name}") { request, context in
             try await putReferenceValues(
-                request, tenant: try context.parameters.require("tenant"), name: try context.parameters.require("name"))
+                request, tenant: try context.parameters.require("tenant"), name: try context.parameters.require("name"),
+                requestID: context.requestID)
         }
         router.get("/v1/reference-values/{tenant}/{name}") { request, context in
             try await getReferenceValues(
@@ -44,14 +56,38 @@ struct AdminRoutes: Sendable {
 
     // MARK: Tenants and credentials
 
-    func createTenant(_ request: Request) async throws -> Response {
-        _ = try await authenticator.require(request, roles: [.serviceAdmin])
+    /// The audit recorder, or 503: a change that cannot be logged is not made.
+    func recorder() throws -> AuditRecorder {
+        guard let audit else { throw Problem.unavailable("the audit log is not open; no change can be recorded", retryAfter: 5) }
+        return audit
+    }
+
+    static func actor(_ principal: Principal) -> JSONValue {
+        ["kind": "admin", "id": .string(principal.credentialID), "role": .string(principal.role.rawValue)]
+    }
+
+    /// A `config.changed` entry for a change already made (tenants, credentials).
+    func recordConfigChange(_ change: String, tenant: String, by principal: Principal, object: [String: JSONValue], requestID: String)
+        async throws
+    {
+        var members = object
+        members["change"] = .string(change)
+        try await recorder().record(
+            "config.changed", tenant: tenant, actor: Self.actor(principal), object: .object(members),
+            requestID: requestID)
+    }
+
+    func createTenant(_ request: Request, requestID: String) async throws -> Response {
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin])
+        _ = try recorder()
         let body = try await HTTPJSON.object(request, limit: jsonLimit)
         try HTTPJSON.checkKeys(body, allowed: ["id", "display_name"])
         let id = try HTTPJSON.string(body, "id")
         let tenant = try await mapped {
             try await store.createTenant(id: id, displayName: try HTTPJSON.optionalString(body, "display_name") ?? id, now: Date())
         }
+        try await recordConfigChange(
+            "tenant.created", tenant: tenant.id, by: principal, object: ["tenant": .string(tenant.id)], requestID: requestID)
         return HTTPJSON.response(
             [
                 "id": .string(tenant.id), "display_name": .string(tenant.displayName),
@@ -60,7 +96,7 @@ struct AdminRoutes: Sendable {
             status: .created)
     }
 
-    func createToken(_ request: Request, tenant: String) async throws -> Response {
+    func createToken(_ request: Request, tenant: String, requestID: String) async throws -> Response {
         let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
         let body = try await HTTPJSON.object(request, limit: jsonLimit)
         try HTTPJSON.checkKeys(body, allowed: ["role", "label", "expires_at"])
@@ -71,12 +107,20 @@ struct AdminRoutes: Sendable {
         if principal.role == .tenantAdmin, !role.requiresTenant {
             throw Problem.forbidden("a tenant-admin may not create \(role.rawValue) tokens")
         }
+        let now = Date()
         let expires = try HTTPJSON.optionalDate(body, "expires_at")
+        if let expires, expires <= now { throw Problem.badRequest("\"expires_at\" is in the past") }
+        _ = try recorder()
+        // A service-wide credential has no tenant, but the tenant in the path must still exist.
+        if !role.requiresTenant { _ = try await mapped { try await store.tenant(id: tenant) } }
         let issued = try await mapped {
             try await store.createCredential(
                 tenantId: role.requiresTenant ? tenant : nil, role: role, label: try HTTPJSON.optionalString(body, "label") ?? "",
-                expiresAt: expires, now: Date())
+                expiresAt: expires, now: now)
         }
+        try await recordConfigChange(
+            "credential.issued", tenant: issued.credential.tenantId ?? Bootstrap.defaultTenant, by: principal,
+            object: ["credential": .string(issued.credential.id), "role": .string(role.rawValue)], requestID: requestID)
         var document: [String: JSONValue] = [
             "id": .string(issued.credential.id), "role": .string(role.rawValue), "token": .string(issued.token),
         ]
@@ -85,11 +129,27 @@ struct AdminRoutes: Sendable {
         return HTTPJSON.response(.object(document), status: .created)
     }
 
-    func revokeToken(_ request: Request, tenant: String, id: String) async throws -> Response {
-        _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+    func revokeToken(_ request: Request, tenant: String, id: String, requestID: String) async throws -> Response {
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+        _ = try recorder()
         let credentials = try await mapped { try await store.listCredentials(tenantId: tenant) }
         guard credentials.contains(where: { $0.id == id }) else { throw Problem.notFound() }
-        _ = try await mapped { try await store.revokeCredential(id: id, now: Date()) }
+        return try await revoke(id, by: principal, requestID: requestID)
+    }
+
+    /// `DELETE /v1/tokens/{id}`: the service admin revokes any credential, the service-wide ones (service-admin,
+    /// auditor) included, which have no tenant to name in the path.
+    func revokeAnyToken(_ request: Request, id: String, requestID: String) async throws -> Response {
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin])
+        _ = try recorder()
+        return try await revoke(id, by: principal, requestID: requestID)
+    }
+
+    func revoke(_ id: String, by principal: Principal, requestID: String) async throws -> Response {
+        let credential = try await mapped { try await store.revokeCredential(id: id, now: Date()) }
+        try await recordConfigChange(
+            "credential.revoked", tenant: credential.tenantId ?? Bootstrap.defaultTenant, by: principal,
+            object: ["credential": .string(credential.id), "role": .string(credential.role.rawValue)], requestID: requestID)
         return Response(status: .noContent)
     }
 
@@ -99,12 +159,27 @@ struct AdminRoutes: Sendable {
     func secretRoute(_ request: Request, context: CustosRequestContext) async throws -> Response {
         let tenant = try context.parameters.require("tenant")
         let tail = context.parameters.getCatchAll().map(String.init)
-        _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+        let audit = try recorder()
+        let actor = Self.actor(principal)
+        let requestID = context.requestID
+        /// The entry of a change that was made (none for a refused one).
+        @Sendable func event<Value>(_ type: AuditEventType, _ object: @escaping @Sendable (Value) -> JSONValue)
+            -> @Sendable (Result<Value, StoreError>) -> AuditEvent?
+        {
+            { result in
+                guard case .success(let value) = result else { return nil }
+                return AuditEvent(tenant: tenant, type: type, actor: actor, object: object(value), requestId: requestID)
+            }
+        }
         switch request.method {
         case .put:
             let path = tail.joined(separator: "/")
             let value = try await secretBody(request)
-            let version = try await mapped { try await store.putSecret(tenantId: tenant, path: path, value: value, now: Date()) }
+            let outcome = try await audit.record(
+                after: store.secretPut(tenantId: tenant, path: path, value: value, now: Date()),
+                event: event(.secretCreated) { ["secret": .string("\(tenant)/\($0.path)"), "version": .integer($0.version)] })
+            let version = try await mapped { try outcome.value.get() }
             return HTTPJSON.response(Self.versionDocument(version), status: .created)
         case .post:
             guard let last = tail.last, last.hasSuffix(":rotate") else { throw Problem.notFound() }
@@ -114,9 +189,15 @@ struct AdminRoutes: Sendable {
                 guard let date = RFC3339.parse(text) else { throw Problem.badRequest("retire_after must be an RFC 3339 time") }
                 return date
             }
-            let rotation = try await mapped {
-                try await store.rotateSecret(tenantId: tenant, path: path, value: value, retireAfter: retireAfter, now: Date())
-            }
+            let outcome = try await audit.record(
+                after: store.secretRotation(tenantId: tenant, path: path, value: value, retireAfter: retireAfter, now: Date()),
+                event: event(.secretRotated) {
+                    [
+                        "secret": .string("\(tenant)/\($0.newVersion.path)"), "version": .integer($0.newVersion.version),
+                        "retire_after": .string(RFC3339.format($0.retireAfter, milliseconds: true)),
+                    ]
+                })
+            let rotation = try await mapped { try outcome.value.get() }
             return HTTPJSON.response(
                 [
                     "new_version": Self.versionDocument(rotation.newVersion),
@@ -127,7 +208,10 @@ struct AdminRoutes: Sendable {
                 throw Problem.notFound()
             }
             let path = tail.dropLast(2).joined(separator: "/")
-            try await mapped { try await store.deleteSecretVersion(tenantId: tenant, path: path, version: version) }
+            let outcome = try await audit.record(
+                after: store.secretVersionDeletion(tenantId: tenant, path: path, version: version),
+                event: event(.secretDeleted) { ["secret": .string("\(tenant)/\(path)"), "version": .integer($0)] })
+            _ = try await mapped { try outcome.value.get() }
             return Response(status: .noContent)
         default:
             throw Problem.notFound()
@@ -152,24 +236,45 @@ struct AdminRoutes: Sendable {
 
     // MARK: Reference values
 
-    func putReferenceValues(_ request: Request, tenant: String, name: String) async throws -> Response {
-        _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+    func putReferenceValues(_ request: Request, tenant: String, name: String, requestID: String) async throws -> Response {
+        let principal = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin], tenant: tenant)
+        let audit = try recorder()
         let body = try await HTTPJSON.object(request, limit: jsonLimit)
         try HTTPJSON.checkKeys(body, allowed: ["values", "expires_at", "provenance"])
         guard case .array(let values)? = body["values"] else { throw Problem.badRequest("\"values\" must be an array") }
-        let condition: RevisionCondition
-        if let ifMatch = request.headers[.ifMatch] {
-            do { condition = try RevisionCondition(ifMatch: ifMatch) } catch { throw Problem.badRequest(error.reason) }
-        } else {
-            condition = .any
+        let condition = try Self.condition(request.headers)
+        let expiresAt = try HTTPJSON.optionalDate(body, "expires_at")
+        let actor = Self.actor(principal)
+        let outcome = try await audit.record(
+            after: store.referenceValuesPut(
+                tenantId: tenant, name: name, values: values, expiresAt: expiresAt, provenance: body["provenance"], condition: condition,
+                now: Date())
+        ) { result -> AuditEvent? in
+            guard case .success(let set) = result else { return nil }
+            // The values themselves are not secret, but can be long: the entry names them by digest.
+            return AuditEvent(
+                tenant: tenant, type: .refvalueChanged, actor: actor,
+                object: [
+                    "reference_values": .string(set.name), "revision": .integer(set.revision), "count": .integer(Int64(set.values.count)),
+                    "values_sha256": .string(Hex.encode(Digest.sha256(CanonicalJSON.encode(.array(set.values))))),
+                ],
+                requestId: requestID)
         }
-        let set = try await mapped {
-            try await store.putReferenceValues(
-                tenantId: tenant, name: name, values: values, expiresAt: try HTTPJSON.optionalDate(body, "expires_at"),
-                provenance: body["provenance"], condition: condition, now: Date())
-        }
+        let set = try await mapped { try outcome.value.get() }
         referenceValueCache?.invalidate(tenant: tenant)
         return HTTPJSON.response(referenceDocument(set), headers: [.eTag: set.etag])
+    }
+
+    /// The write's condition from `If-Match` / `If-None-Match` (RFC 9110 §13.1.1–2); one of the two at most.
+    static func condition(_ headers: HTTPFields) throws -> RevisionCondition {
+        do {
+            switch (headers[.ifMatch], headers[.ifNoneMatch]) {
+            case (nil, nil): return .any
+            case (let ifMatch?, nil): return try RevisionCondition(ifMatch: ifMatch)
+            case (nil, let ifNoneMatch?): return try RevisionCondition(ifNoneMatch: ifNoneMatch)
+            case (.some, .some): throw Problem.badRequest("send If-Match or If-None-Match, not both")
+            }
+        } catch let error as StoreError { throw Problem.badRequest(error.reason) }
     }
 
     func getReferenceValues(_ request: Request, tenant: String, name: String) async throws -> Response {

@@ -111,10 +111,11 @@ struct AttestationRoutes: Sendable {
             throw Problem.unauthorized("an attestation token (EAR) or an API token is required")
         }
         if token.hasPrefix("custos_") {
+            // Authenticated first: a token that is not valid is a 401 whatever the path.
+            _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin, .tenantReader], tenant: tenant)
             guard tail.count >= 2, tail.last == "versions" else {
                 throw Problem.forbidden("API tokens never read secret values; list versions at …/versions")
             }
-            _ = try await authenticator.require(request, roles: [.serviceAdmin, .tenantAdmin, .tenantReader], tenant: tenant)
             let versions = try await mapped {
                 try await store.listSecretVersions(tenantId: tenant, path: tail.dropLast().joined(separator: "/"))
             }

@@ -100,6 +100,14 @@ struct KBSRoutes: Sendable {
         return Response(status: .ok, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: CanonicalJSON.encode(value))))
     }
 
+    /// The request body, at most `limit` bytes; a larger one is a 413 with the KBS error body (not a problem document:
+    /// a KBS client reads `{type, detail}` everywhere under `/kbs/v0`).
+    static func collect(_ request: Request, limit: Int) async throws -> [UInt8] {
+        do { return Array(buffer: try await RequestBodies.collect(request, limit: limit)) } catch let problem as Problem {
+            throw KBSErrorResponse("SerdeError", problem.detail, status: problem.status, headers: problem.headers)
+        }
+    }
+
     func auth(_ request: Request, context: CustosRequestContext) async throws -> Response {
         // Unthrottled, /auth would let one client churn the pending-session table (Trustee #1536) and evict other
         // guests' challenges. Trustee has no 429; the body keeps its error shape.
@@ -108,7 +116,7 @@ struct KBSRoutes: Sendable {
                 "TooManyRequests", "too many new sessions; retry in \(wait) s", status: .tooManyRequests,
                 headers: [.retryAfter: "\(wait)"])
         }
-        let bytes = Array(buffer: try await RequestBodies.collect(request, limit: jsonLimit))
+        let bytes = try await Self.collect(request, limit: jsonLimit)
         let kbsRequest: KBSRequest
         do {
             kbsRequest = try KBSRequest(jsonBytes: bytes)
@@ -118,7 +126,9 @@ struct KBSRoutes: Sendable {
         let selected: KBSHashAlgorithm? = supported.isEmpty || supported.contains(.sha384) ? nil : supported.first
         let session: (id: String, challenge: KBSChallenge)
         // Only a failure of the random source.
-        do { session = try sessions.create(hash: selected, now: Date()) } catch { throw Problem.internalError() }
+        do { session = try sessions.create(hash: selected, now: Date()) } catch {
+            throw KBSErrorResponse("InternalError", "the service failed; the request id is in the logs", status: .internalServerError)
+        }
         return Self.json(session.challenge.jsonValue, headers: [.setCookie: cookie(session.id)])
     }
 
@@ -126,7 +136,7 @@ struct KBSRoutes: Sendable {
         guard let id = Self.sessionID(request) else {
             throw KBSErrorResponse("AttestationError", "no kbs-session-id cookie: call /kbs/v0/auth first")
         }
-        let bytes = Array(buffer: try await RequestBodies.collect(request, limit: evidenceLimit))
+        let bytes = try await Self.collect(request, limit: evidenceLimit)
         let now = Date()
         guard let challenge = sessions.consumeChallenge(id: id, now: now) else {
             throw KBSErrorResponse("AttestationError", "the session is unknown, expired or already attested: call /kbs/v0/auth again")

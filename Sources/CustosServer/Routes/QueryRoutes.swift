@@ -210,21 +210,27 @@ struct QueryRoutes: Sendable {
     func reload(_ request: Request, logger: Logger) async throws -> Response {
         let principal = try await authenticator.require(request, roles: [.serviceAdmin])
         let actor: JSONValue = ["kind": "admin", "id": .string(principal.credentialID)]
-        do {
-            let set = try policies.reload()
-            PolicyRegistry.warnAboutExamples(set, logger: logger)
+        // Load, record, then install: a set goes into force only once its `policy.loaded` entry is durable (a
+        // decision that is not logged is not taken), and one reload at a time.
+        let outcome = try await policies.exclusively { () async throws -> Response in
+            let set: PolicySet
+            do throws(PolicyLoadError) { set = try policies.load() } catch {
+                try await audit.record(
+                    "policy.rejected", tenant: Bootstrap.defaultTenant, actor: actor,
+                    object: ["problems": .integer(Int64(error.problems.count))])
+                throw Problem(
+                    .conflict, "policy-invalid",
+                    "the policies were not reloaded: \(error.problems.count) problem(s); the previous set stays active",
+                    extensions: ["errors": .array(error.problems.map { .string($0.description) })])
+            }
             try await audit.record(
                 "policy.loaded", tenant: Bootstrap.defaultTenant, actor: actor,
                 object: ["policies": .array(set.policies.map { .string($0.reference) })])
+            policies.install(set)
+            PolicyRegistry.warnAboutExamples(set, logger: logger)
             return HTTPJSON.response(["policies": .array(set.policies.map(Self.summary))])
-        } catch let error as PolicyLoadError {
-            try await audit.record(
-                "policy.rejected", tenant: Bootstrap.defaultTenant, actor: actor,
-                object: ["problems": .integer(Int64(error.problems.count))])
-            throw Problem(
-                .conflict, "policy-invalid",
-                "the policies were not reloaded: \(error.problems.count) problem(s); the previous set stays active",
-                extensions: ["errors": .array(error.problems.map { .string($0.description) })])
         }
+        guard let outcome else { throw Problem.conflict("another policy reload is running; retry when it has finished") }
+        return outcome
     }
 }

@@ -25,7 +25,7 @@ public struct Principal: Sendable, Hashable {
     }
 }
 
-/// Turns `Authorization: Bearer custos_…` into a ``Principal`` through the store.
+/// Turns `Authorization: Bearer custos_…` into a ``Principal`` through the store (503 when the store cannot answer).
 ///
 /// Tokens are looked up by their SHA-256 (an index lookup), so the comparison of secrets is done by the hash
 /// function, not by a byte comparison that could leak timing; an unknown, revoked or expired token are the same 401.
@@ -53,8 +53,10 @@ public struct Authenticator: Sendable {
     public func authenticate(token: String, now: Date = Date()) async throws -> Principal {
         guard token.hasPrefix("custos_") else { throw Problem.unauthorized("the API token is not valid") }
         let lookup: CredentialLookup
+        // A store that cannot answer is not a verdict on the token: 503 (service.md §8.3 "cannot decide"), so that a
+        // client does not throw a good token away.
         do { lookup = try await store.lookupCredential(token: token, now: now) } catch {
-            throw Problem.unauthorized("the API token is not valid")
+            throw Problem.unavailable("the credential store cannot be read", retryAfter: 5)
         }
         guard case .valid(let credential) = lookup else { throw Problem.unauthorized("the API token is not valid") }
         return Principal(credentialID: credential.id, role: credential.role, tenantID: credential.tenantId)

@@ -26,10 +26,33 @@ public final class PolicyRegistry: Sendable {
     /// Re-reads the directory and swaps the set in one step; on error the old set stays.
     @discardableResult
     public func reload(at time: Date = Date()) throws(PolicyLoadError) -> PolicySet {
-        let fresh = try PolicySet.load(directory: directory, at: time)
-        state.withLock { $0 = fresh }
+        let fresh = try load(at: time)
+        install(fresh)
         return fresh
     }
+
+    /// Reads the directory without putting the set in force (see ``install(_:)``).
+    public func load(at time: Date = Date()) throws(PolicyLoadError) -> PolicySet {
+        try PolicySet.load(directory: directory, at: time)
+    }
+
+    /// Puts `set` in force.
+    public func install(_ set: PolicySet) { state.withLock { $0 = set } }
+
+    /// Runs `body` (a reload: load, record, install) unless another one is running, in which case it returns nil:
+    /// two reloads never interleave, so the audit log's order of `policy.loaded` entries is the order the sets went
+    /// into force.
+    public func exclusively<T: Sendable>(_ body: () async throws -> T) async throws -> T? {
+        let acquired = reloading.withLock { busy -> Bool in
+            if busy { return false }
+            busy = true
+            return true
+        }
+        guard acquired else { return nil }
+        defer { reloading.withLock { $0 = false } }
+        return try await body()
+    }
+    private let reloading = Mutex(false)
 }
 
 extension PolicyRegistry {

@@ -215,6 +215,20 @@ public final class EmulatedHypervisor: Hypervisor {
 
     public func state(_ domain: DomainRef) async throws(VirtError) -> DomainState { try await connection.state(domain) }
 
+    /// Counted from the emulator's own record (the test driver may hold the domain without its launch security) of
+    /// the domains the test driver has active.
+    public func runningSEVGuests() async throws(VirtError) -> RunningGuests {
+        var running = RunningGuests.none
+        for domain in try await connection.domains() {
+            guard let guest = guest(domain), case .sev(let sev) = guest.definition.spec.launchSecurity else { continue }
+            switch try await connection.state(domain) {
+            case .shutOff, .crashed, .noState: continue
+            default: if sev.isES { running.sevES += 1 } else { running.sev += 1 }
+            }
+        }
+        return running
+    }
+
     private static func noDomain(_ domain: DomainRef) -> VirtError {
         VirtError(
             .libvirt, "no domain \(domain.name)",

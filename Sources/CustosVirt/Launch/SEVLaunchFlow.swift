@@ -72,11 +72,11 @@ public struct SEVLaunchFlow: Sendable {
     public let service: any LaunchServiceAPI
     /// The host's domain capabilities; nil asks the hypervisor (x86_64, q35, kvm).
     public let capabilities: DomainCapabilities?
-    /// SEV guests already running (for the ASID limits).
-    public let running: RunningGuests
+    /// SEV guests already running (for the ASID limits); nil asks the hypervisor at the checks.
+    public let running: RunningGuests?
 
     public init(
-        hypervisor: any Hypervisor, service: any LaunchServiceAPI, capabilities: DomainCapabilities? = nil, running: RunningGuests = .none
+        hypervisor: any Hypervisor, service: any LaunchServiceAPI, capabilities: DomainCapabilities? = nil, running: RunningGuests? = nil
     ) {
         self.hypervisor = hypervisor
         self.service = service
@@ -111,9 +111,12 @@ public struct SEVLaunchFlow: Sendable {
             completed: { info in ("PDH and PEK/OCA/CEK read (cbitpos \(info.cbitpos))", ["cbitpos": String(info.cbitpos)]) }
         ) { try await hypervisor.sevInfo() }
         let capabilities = try await readCapabilities(self.capabilities, from: hypervisor, progress: progress)
-        let running = self.running
-        _ = try await runStep(.checks, "checking the domain against the host before anything is created", progress: progress) {
-            try Self.dryRun(options, capabilities: capabilities, running: running)
+        let given = self.running
+        let running = try await runStep(.checks, "checking the domain against the host before anything is created", progress: progress) {
+            let running: RunningGuests
+            if let given { running = given } else { running = try await hypervisor.runningSEVGuests() }
+            _ = try Self.dryRun(options, capabilities: capabilities, running: running)
+            return running
         }
         let creation = LaunchCreation(
             workloadID: options.name, tee: options.tee, guestPolicy: options.policy, pdh: platform.pdh, certChain: platform.certChain,

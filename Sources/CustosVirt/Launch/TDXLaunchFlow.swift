@@ -148,19 +148,21 @@ public struct TDXLaunchFlow: Sendable {
             "source": "custos launch tdx", "uki": .string(options.ukiPath), "uki_sha256": .string(Hex.encode(Digest.sha256(options.uki))),
             "signer": .string(measurements.signer ?? ""),
         ]
-        for set in sets {
-            try await runStep(
-                .referenceValues, "registering reference set \(set.name) of tenant \(options.tenant)", progress: progress,
-                completed: { _ in ("registered \(set.name)", ["set": set.name, "value": set.values.joined(separator: ",")]) }
-            ) {
-                try await service.putReferenceValues(tenant: options.tenant, name: set.name, values: set.values, provenance: provenance)
-            }
-        }
+        // Defined first (nothing runs yet): a name already taken fails here, before the service's reference values
+        // are touched; the values are registered before the TD starts, and a failure from here on undefines it.
         let domain = try await runStep(
             .define, "defining \(options.name)", progress: progress,
             completed: { domain in ("defined \(domain)", ["domain": domain.name, "uuid": domain.uuid]) }
         ) { try await hypervisor.define(definition) }
         return try await cleaningUp(domain, on: hypervisor, progress: progress) { () async throws(LaunchFlowError) -> Result in
+            for set in sets {
+                try await runStep(
+                    .referenceValues, "registering reference set \(set.name) of tenant \(options.tenant)", progress: progress,
+                    completed: { _ in ("registered \(set.name)", ["set": set.name, "value": set.values.joined(separator: ",")]) }
+                ) {
+                    try await service.putReferenceValues(tenant: options.tenant, name: set.name, values: set.values, provenance: provenance)
+                }
+            }
             try await runStep(.startPaused, "starting \(domain.name)", progress: progress) { try await hypervisor.startPaused(domain) }
             try await runStep(.resume, "resuming \(domain.name)", progress: progress) { try await hypervisor.resume(domain) }
             var registered: [String: [String]] = [:]
