@@ -160,8 +160,11 @@ public struct AuditLogReader: Sendable {
         tenant: String? = nil, type: String? = nil, since: Date? = nil, limit: Int = 100, cursor: UInt64? = nil
     ) throws(AuditError) -> AuditPage {
         let limit = min(max(limit, 1), 10_000)
+        // Seqs are below 2^63 (SQLite integers): a cursor past that has nothing after it (bitPattern wrapped it to a
+        // negative seq, which listed the log from its start).
+        guard let first = Int64(exactly: cursor ?? 0) else { return AuditPage(records: [], nextCursor: nil) }
         var conditions = ["seq >= ?"]
-        var arguments: StatementArguments = [Int64(bitPattern: cursor ?? 0)]
+        var arguments: StatementArguments = [first]
         if let tenant {
             conditions.append("tenant = ?")
             arguments += [tenant]

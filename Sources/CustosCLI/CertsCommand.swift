@@ -76,6 +76,14 @@ struct CertsInstall: AsyncParsableCommand {
             results = await downloadAll(store)
         } else {
             let mirror = from.map { URL(fileURLWithPath: $0) } ?? AnchorStore.defaultMirror()
+            // A mirror that is not there is input Custos cannot use (exit 2); exit 1 stays for anchors refused by pin.
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: mirror.path, isDirectory: &isDirectory) else {
+                throw CLIError("the mirror \(mirror.path) does not exist", code: InputFileError.Code.fileNotFound.rawValue, field: "from")
+            }
+            guard isDirectory.boolValue else {
+                throw CLIError("the mirror \(mirror.path) is not a directory", code: InputFileError.Code.notAFile.rawValue, field: "from")
+            }
             results = store.install(fromMirror: mirror)
         }
         let failed = results.filter { !$0.installed }

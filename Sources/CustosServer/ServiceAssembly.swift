@@ -10,6 +10,11 @@ extension CustosService {
     /// Tests call this too, so the service they exercise is the one that ships.
     public static func assemble(configuration: ServerConfiguration, logger: Logger) async throws -> Parts {
         var parts = Parts(configuration: configuration, logger: logger)
+        if !["127.0.0.1", "localhost", "::1"].contains(configuration.host.lowercased()), !configuration.servedOverHTTPS {
+            logger.warning(
+                "listening on \(configuration.host) over plain HTTP: API tokens, KBS cookies and EARs cross the network in clear; terminate TLS at a proxy and set issuer to its https:// URL"
+            )
+        }
         let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory)
         parts.lock = try DataDirectoryLock(directory: dataDirectory)
         let store = try SQLiteStore.open(dataDirectory: dataDirectory)
@@ -33,7 +38,8 @@ extension CustosService {
             // Fetched on a miss into the on-disk cache (the layout `custos tdx collateral fetch --out
             // DATA/collateral/<FMSPC>` writes, so a cache can also be filled offline).
             parts.collateral = PCSCollateralProvider(
-                cacheDirectory: dataDirectory.appendingPathComponent("collateral"), base: url, logger: logger)
+                cacheDirectory: dataDirectory.appendingPathComponent("collateral"), base: url, trustedRoot: anchors.tdxRoot,
+                logger: logger)
         }
         _ = try await Bootstrap.prepare(store: store, dataDirectory: dataDirectory, logger: logger)
         return parts

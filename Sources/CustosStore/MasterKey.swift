@@ -103,8 +103,8 @@ enum MasterKeyFile {
     /// Writes `key` to `path` atomically: a temporary file (O_EXCL, 0600, fsync) renamed over `path`, then the
     /// directory is fsynced. With `replace == false` an existing `path` is an error (link instead of rename).
     static func write(_ key: MasterKey, to path: String, replace: Bool) throws(StoreError) {
-        let temporary = path + ".tmp"
-        _ = unlink(temporary)
+        // A name of this writer's own: two processes writing the first key never share (or unlink) a temporary file.
+        let temporary = path + ".tmp-\(getpid())-\(StoreIDs.randomHex(8))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(.masterKey, "cannot create \(temporary): \(errnoText())") }
         var ok = fchmod(fd, 0o600) == 0

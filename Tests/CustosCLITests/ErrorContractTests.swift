@@ -191,4 +191,65 @@ struct ErrorContractTests {
             #expect(!result.stderr.isEmpty)
         }
     }
+
+    /// Found by a review run against the binary: each case was a trap, a wrong status or a lost code.
+    @Test("numbers, stdin, mirrors, URLs and config files keep the contract")
+    func reviewedCases() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-contract-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let garbage = directory.appendingPathComponent("garbage.bin")
+        try Data([UInt8](repeating: 0xFF, count: 100)).write(to: garbage)
+        let big = directory.appendingPathComponent("big.bin")
+        try Data([UInt8](repeating: 0x41, count: (64 << 10) + 1)).write(to: big)
+        let tdxArguments = [
+            "tdx", "verify", "--quote", Self.tdx("quotes/q01_dcapqvl_tdx_v4.bin"), "--collateral",
+            Self.tdx("collateral/c1_dcapqvl_2025-06_B0C06F"), "--json",
+        ]
+        let cases: [(arguments: [String], status: Int32, code: String)] = [
+            // NaN and ∞ trapped converting the time for OpenSSL.
+            (tdxArguments + ["--at", "nan"], 2, "usage"),
+            (tdxArguments + ["--at", "inf"], 2, "usage"),
+            // A garbage PDH is malformed evidence, as a short one is.
+            (["sev", "verify-chain", "--pdh", garbage.path, "--cert-chain", garbage.path, "--json"], 1, "invalidValue"),
+            // Collateral that does not load: 2 in every command that takes it.
+            (["bench", "tdx-verify", "--quote", Self.tdx("quotes/q01_dcapqvl_tdx_v4.bin"), "--collateral", garbage.path, "--json"], 2, ""),
+            (["certs", "install", "--from", directory.appendingPathComponent("none").path, "--json"], 2, "fileNotFound"),
+            (
+                ["tdx", "collateral", "fetch", "--fmspc", "00906ED50000", "--pccs", "not a url", "--out", directory.path, "--json"], 2,
+                "usage"
+            ),
+            (
+                ["tdx", "collateral", "fetch", "--fmspc", "00906ED50000", "--pccs", "ftp://x", "--out", directory.path, "--json"], 2,
+                "usage"
+            ),
+            (["serve", "--config", directory.appendingPathComponent("none.yaml").path, "--json"], 2, "fileNotFound"),
+            (["serve", "--config", directory.path, "--json"], 2, "notAFile"),
+            (
+                [
+                    "launch", "tdx", "--name", "t", "--firmware", garbage.path, "--uki", garbage.path, "--db-cert", garbage.path, "--vcpus",
+                    "4294967295", "--dry-run", "--json",
+                ], 2, "usage"
+            ),
+            (["audit", "export", "--db", directory.appendingPathComponent("none.db").path, "--json"], 2, ""),
+            (["audit", "tail", "--db", garbage.path, "--limit", "0", "--json"], 2, "usage"),
+        ]
+        for testCase in cases {
+            let result = try CustosExecutable.run(testCase.arguments)
+            let label = testCase.arguments.joined(separator: " ")
+            #expect(result.status == testCase.status, "\(label): \(result.stdout) \(result.stderr)")
+            let object = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            let error = object?["error"] as? [String: Any]
+            #expect(error != nil, "\(label): one JSON error object, got \(result.stdout)")
+            if !testCase.code.isEmpty { #expect(error?["code"] as? String == testCase.code, "\(label): \(result.stdout)") }
+            #expect(!result.stderr.contains("Fatal error"), "\(label)")
+        }
+        // `sev secret` reads a secret with the key limit (64 KiB), not the kernel's 1 GiB.
+        let secret = try CustosExecutable.run([
+            "sev", "secret", "--tek", garbage.path, "--tik", garbage.path, "--measurement", String(repeating: "A", count: 64),
+            "--secret", "luks-key:\(big.path)", "--json",
+        ])
+        #expect(secret.status == 2)
+        #expect(secret.stdout.contains("tooLarge") || secret.stdout.contains("65536"), "\(secret.stdout)")
+    }
 }

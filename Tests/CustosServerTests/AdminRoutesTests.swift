@@ -61,6 +61,33 @@ import Testing
         #expect(credential.role == .serviceAdmin)
     }
 
+    /// A start that cannot write the token file (one is left from an earlier database) fails and leaves no unreadable
+    /// admin behind: once the file is gone the next start writes a token that works. With every admin revoked, a start
+    /// writes a new one.
+    @Test func bootstrapRecoversFromAnUnwritableTokenFileAndRevokedAdmins() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("custos-bootstrap-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore.open(dataDirectory: directory, environment: [:])
+        let tokenFile = directory.appendingPathComponent(Bootstrap.tokenFileName)
+        try Data("stale\n".utf8).write(to: tokenFile)
+        await #expect(throws: BootstrapError.self) {
+            _ = try await Bootstrap.prepare(store: store, dataDirectory: directory, logger: Logger(label: "test"))
+        }
+        try FileManager.default.removeItem(at: tokenFile)
+        let second = try await Bootstrap.prepare(store: store, dataDirectory: directory, logger: Logger(label: "test"))
+        #expect(second.adminTokenFile == tokenFile.path)
+        let token = try String(contentsOf: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard case .valid(let admin) = try await store.lookupCredential(token: token, now: Date()) else {
+            Issue.record("the new bootstrap token does not look up")
+            return
+        }
+        _ = try await store.revokeCredential(id: admin.id, now: Date())
+        try FileManager.default.removeItem(at: tokenFile)
+        let third = try await Bootstrap.prepare(store: store, dataDirectory: directory, logger: Logger(label: "test"))
+        #expect(third.adminTokenFile == tokenFile.path)
+        #expect(try await Bootstrap.prepare(store: store, dataDirectory: directory, logger: Logger(label: "test")) == Bootstrap.Outcome())
+    }
+
     @Test func tenantsTokensAndScoping() async throws {
         let fixture = try await Self.fixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }

@@ -423,6 +423,26 @@ import Testing
         }
     }
 
+    /// Collateral that has expired is the platform's state, not the evidence's fault: 503 (cannot decide), so the
+    /// guest retries once the collateral is refreshed, rather than 401 as for evidence that does not verify.
+    @Test func expiredCollateralIsServiceUnavailable() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        var expired = KBSFixture.spec()
+        expired.issueDate = RFC3339Seconds.format(Date().addingTimeInterval(-40 * 86_400))
+        expired.nextUpdate = RFC3339Seconds.format(Date().addingTimeInterval(-86_400))
+        var parts = fixture.parts
+        parts.collateral = InMemoryCollateral([try fixture.hierarchy.make(expired).collateral])
+        try await CustosService.makeApplication(parts).test(.router) { client in
+            try await fixture.provision(client, secret: Self.secret)
+            let guest = try Self.guest(fixture)
+            let (cookie, nonce) = try #require(try await guest.auth(client))
+            let (status, body) = try await guest.attest(client, cookie: cookie, body: try guest.attestation(nonce: nonce))
+            #expect(status == .serviceUnavailable, "\(body)")
+            #expect(body["detail"]?.stringValue?.contains("collateral") == true, "\(body)")
+        }
+    }
+
     @Test func expiredChallengesAreRefused() async throws {
         let fixture = try await KBSFixture.make { $0.challengeLifetimeSeconds = 1 }
         defer { fixture.cleanUp() }

@@ -127,4 +127,84 @@ struct PCSCollateralTests {
         #expect(collateral.tcbInfo.nextUpdate > Date(), "the cache now holds the fresh TCB Info")
         #expect(fresh.fetchCount == 0)
     }
+
+    /// Collateral files for a spec valid from `issued` to `next` (offsets from now, in seconds).
+    static func files(_ hierarchy: TDXTestHierarchy, issued: TimeInterval, next: TimeInterval) throws -> [(String, [UInt8])] {
+        var spec = KBSFixture.spec()
+        spec.issueDate = RFC3339Seconds.format(Date().addingTimeInterval(issued))
+        spec.nextUpdate = RFC3339Seconds.format(Date().addingTimeInterval(next))
+        return try hierarchy.collateralFiles(spec)
+    }
+
+    static func writeCache(_ files: [(String, [UInt8])], in root: URL) throws {
+        let directory = root.appendingPathComponent(fmspc)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, bytes) in files { try Data(bytes).write(to: directory.appendingPathComponent(name)) }
+    }
+
+    /// What a PCCS serves is verified against the trust anchor, and must not be older than the cache, before it
+    /// replaces anything: a forged TCB Info (bad signature, `nextUpdate` in 2099) or an older signed one is refused,
+    /// the cache is kept, and the next attempt waits for the retry interval.
+    @Test func fetchedCollateralIsVerifiedAndNeverOlderBeforeItReplacesTheCache() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let fmspc = try Hex.decode(Self.fmspc)
+        // The cache: valid, but within the one-hour refresh margin, so the provider fetches.
+        let cached = try Self.files(hierarchy, issued: -86_400, next: 1800)
+        var forged = try Self.files(hierarchy, issued: -3600, next: 30 * 86_400)
+        let index = try #require(forged.firstIndex { $0.0 == "tcb_info.json" })
+        var text = String(decoding: forged[index].1, as: UTF8.self)
+        let signature = try #require(text.range(of: "\"signature\":\""))
+        let first = text[signature.upperBound]
+        text.replaceSubrange(signature.upperBound...signature.upperBound, with: first == "0" ? "1" : "0")
+        forged[index].1 = Array(text.utf8)
+        let older = try Self.files(hierarchy, issued: -2 * 86_400, next: 30 * 86_400)
+        for (label, served) in [("forged", forged), ("older", older)] {
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-pcs-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: root) }
+            try Self.writeCache(cached, in: root)
+            let pccs = try await CannedHTTPServer.start(routes: Self.routes(served))
+            defer { Task { await pccs.stop() } }
+            let provider = PCSCollateralProvider(
+                cacheDirectory: root, base: pccs.base, trustedRoot: hierarchy.root, logger: .init(label: "test"))
+            for _ in 0..<2 {
+                let collateral = try await provider.collateral(fmspc: fmspc, now: Date())
+                #expect(collateral.tcbInfo.nextUpdate < Date().addingTimeInterval(3600), "\(label): the cached collateral is kept")
+            }
+            #expect(provider.fetchCount == 1, "\(label): one fetch, then the back-off")
+            let onDisk = try Data(contentsOf: root.appendingPathComponent("\(Self.fmspc)/tcb_info.json"))
+            #expect(Array(onDisk) == cached.first { $0.0 == "tcb_info.json" }?.1, "\(label): the cache file is unchanged")
+        }
+    }
+
+    /// A source whose collateral is itself about to expire: it is used, but not fetched again for every attestation.
+    @Test func collateralThatIsStillStaleAfterAFetchBacksOff() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-pcs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let pccs = try await CannedHTTPServer.start(routes: Self.routes(try Self.files(hierarchy, issued: -86_400, next: 600)))
+        defer { Task { await pccs.stop() } }
+        let provider = PCSCollateralProvider(
+            cacheDirectory: root, base: pccs.base, trustedRoot: hierarchy.root, logger: .init(label: "test"))
+        for _ in 0..<3 { _ = try await provider.collateral(fmspc: try Hex.decode(Self.fmspc), now: Date()) }
+        #expect(provider.fetchCount == 1)
+        #expect(Self.tcbRequests(pccs) == 1)
+    }
+
+    /// The refresh is due when any part expires: the CRLs' nextUpdate and the issuer certificates' notAfter count, not
+    /// only the TCB Info and QE Identity.
+    @Test func theRefreshIsDueWhenTheFirstPartExpires() throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let collateral = try hierarchy.collateral(KBSFixture.spec())
+        var dates = [collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate]
+        dates += [collateral.pckCRL.nextUpdate, collateral.rootCACRL.nextUpdate].compactMap { $0 }
+        dates += (collateral.tcbInfoIssuerChain + collateral.qeIdentityIssuerChain + collateral.pckCRLIssuerChain).map(\.notAfter)
+        #expect(PCSCollateralProvider.earliestNextUpdate(collateral) == dates.min())
+        // In the test hierarchy the CRLs and certificates outlive the TCB Info; a TCB Info valid for years makes a
+        // certificate or CRL the first to expire.
+        var longLived = KBSFixture.spec()
+        longLived.nextUpdate = "2999-01-01T00:00:00Z"
+        let later = try hierarchy.collateral(longLived)
+        #expect(PCSCollateralProvider.earliestNextUpdate(later) < later.tcbInfo.nextUpdate)
+        #expect(PCSCollateralProvider.earliestNextUpdate(later) < later.qeIdentity.nextUpdate)
+    }
 }

@@ -56,6 +56,25 @@ struct StoreCLITests {
         #expect(human.status == 0 && human.stdout.contains(rotated.newKeyId))
     }
 
+    /// Maintenance refuses to run beside a `custos serve` on the same directory (its lock, `DATA/custos.lock`): a
+    /// rotation under a running service wrapped new tenant keys under a key the rotation then deleted.
+    @Test func maintenanceRefusesALockedDataDirectory() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.path("data")
+        #expect(try CustosExecutable.run(["store", "init", "--data", data], environment: Self.cleanEnvironment).status == 0)
+        // Holding the lock as `custos serve` does (flock on DATA/custos.lock).
+        let fd = open(data + "/custos.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        for arguments in [["store", "rotate-master-key", "--data", data, "--json"], ["store", "init", "--data", data, "--json"]] {
+            let result = try CustosExecutable.run(arguments, environment: Self.cleanEnvironment)
+            #expect(result.status == 2, "\(arguments): \(result.stdout) \(result.stderr)")
+            #expect(result.stdout.contains("dataDirectoryInUse"), "\(arguments): \(result.stdout)")
+        }
+        close(fd)
+        let released = try CustosExecutable.run(["store", "rotate-master-key", "--data", data], environment: Self.cleanEnvironment)
+        #expect(released.status == 0, "\(released.stdout) \(released.stderr)")
+    }
+
     @Test func badInputExitsWithTwoAndOneLine() throws {
         let dir = try TemporaryDirectory()
         let data = dir.path("data")

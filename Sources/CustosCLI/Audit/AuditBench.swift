@@ -38,6 +38,7 @@ struct AuditBenchAppend: AsyncParsableCommand {
     func validate() throws {
         guard entries >= 0, entries <= 100_000_000 else { throw ValidationError("--entries must be 0…100000000") }
         guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1…4096") }
+        guard checkpointEvery >= 1 else { throw ValidationError("--checkpoint-every must be at least 1") }
     }
 
     func run() async throws {

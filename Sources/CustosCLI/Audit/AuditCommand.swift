@@ -40,7 +40,7 @@ enum AuditCLI {
     /// audit error travels as one (same message, same status); once the handler handles ``CustosReportableError``,
     /// return `error` itself here.
     static func reportable(_ error: AuditError) -> any Error {
-        CLIError(error.description, exitCode: error.exitStatus)
+        CLIError(error.description, code: error.errorCode, field: error.errorField, offset: error.errorOffset, exitCode: error.exitStatus)
     }
 
     /// Opens an existing database (never creates one: a mistyped path is a usage error, exit 2).
@@ -154,6 +154,10 @@ struct AuditTailCommand: ParsableCommand {
     @Option(name: .long, help: "How many entries (1…10000).") var limit: Int = 10
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1…10000, not \(limit)") }
+    }
+
     func run() throws {
         let reader = try AuditCLI.openReader(database.db)
         let records = try AuditCLI.run { () throws(AuditError) in
@@ -175,6 +179,10 @@ struct AuditShowCommand: ParsableCommand {
     @Option(name: .long, help: "The first seq to consider.") var from: UInt64 = 0
     @Option(name: .long, help: "How many entries at most (1…10000).") var limit: Int = 100
     @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1…10000, not \(limit)") }
+    }
 
     func run() throws {
         let reader = try AuditCLI.openReader(database.db)
@@ -288,8 +296,12 @@ struct AuditConsistencyCommand: ParsableCommand {
 /// entry text that was hashed and `proof` the inclusion path (hex, leaf-upward) against that checkpoint.
 struct AuditExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write the log as JSON lines with inclusion proofs against the latest checkpoint.")
+        commandName: "export", abstract: "Write the log as JSON lines with inclusion proofs against the latest checkpoint.",
+        discussion:
+            "The output is JSON lines with or without --json (which makes a failure print the contract's JSON error object); a failure partway through a very large log leaves the lines already written."
+    )
     @OptionGroup var database: AuditDatabaseOptions
+    @OptionGroup var global: GlobalOptions
 
     func run() throws {
         let reader = try AuditCLI.openReader(database.db)

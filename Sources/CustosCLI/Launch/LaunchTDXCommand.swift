@@ -31,7 +31,7 @@ struct LaunchTDXCommand: AsyncParsableCommand {
 
     func validate() throws {
         try launch.validateLaunch()
-        guard vcpus >= 1 else { throw ValidationError("--vcpus must be at least 1") }
+        guard vcpus >= 1, vcpus <= 4096 else { throw ValidationError("--vcpus must be 1…4096") }
     }
 
     func run() async throws {

@@ -90,7 +90,7 @@ struct PolicyBenchEval: ParsableCommand {
             throw CLIError("no --claims and no vendor test data at \(root.path) (set CUSTOS_TESTDATA)")
         }
         let quote = try readInputFile(tdx.appendingPathComponent("quotes/q01_dcapqvl_tdx_v4.bin").path, kind: .quote)
-        let collateral = try TDXCollateralLoader.load(path: tdx.appendingPathComponent("collateral/c1_dcapqvl_2025-06_B0C06F").path)
+        let collateral = try loadCollateralInput(tdx.appendingPathComponent("collateral/c1_dcapqvl_2025-06_B0C06F").path)
         let anchor: Certificate
         do {
             anchor = try Certificate(

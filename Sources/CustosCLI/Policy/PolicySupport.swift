@@ -99,13 +99,8 @@ enum PolicyCLI {
     /// Reads a claims document from a file or `-` (stdin). Accepts the claims object itself or the output of
     /// `custos tdx verify --json` (its `"claims"` member).
     static func readClaims(_ path: String) throws -> JSONValue {
-        let bytes: [UInt8]
-        if path == "-" {
-            bytes = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
-        } else {
-            bytes = try readInputFile(path, kind: .claims)
-        }
-        guard bytes.count <= 16 << 20 else { throw CLIError("claims \(path): larger than 16 MiB") }
+        // stdin through the same reader: read until EOF, never past the claims limit.
+        let bytes = try readInputFile(path == "-" ? "/dev/stdin" : path, kind: .claims)
         let parsed: JSONValue
         do { parsed = try JSONValue.parse(bytes) } catch { throw CLIError("claims \(path): \(error)") }
         guard case .object(let members) = parsed else { throw CLIError("claims \(path): the claims document must be a JSON object") }

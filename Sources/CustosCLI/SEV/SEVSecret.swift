@@ -32,7 +32,7 @@ struct SEVSecret: ParsableCommand {
                 guard let colon = spec.firstIndex(of: ":") else {
                     throw ValidationError("--secret must be GUID:FILE or luks-key:FILE, got \(spec)")
                 }
-                var data = try SEVFiles.read(String(spec[spec.index(after: colon)...]), what: "secret")
+                var data = try SEVFiles.read(String(spec[spec.index(after: colon)...]), what: "secret", kind: .key)
                 defer { secureZero(&data) }
                 return SecretEntry(guid: try SecretEntry.guid(named: String(spec[..<colon])), data: SecretBytes(data))
             }

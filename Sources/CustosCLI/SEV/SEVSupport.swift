@@ -24,8 +24,11 @@ enum SEVFiles {
         let bytes = try read(path, what: what, kind: .certificate)
         if bytes.count == rawSize { return bytes }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Malformed evidence (exit 1, as a short certificate is): the file was read, its bytes are not a certificate.
         guard let decoded = try? Base64.decode(text) else {
-            throw CLIError("\(what) \(path) is neither \(rawSize) raw bytes nor base64 (\(bytes.count) bytes)")
+            throw CLIError(
+                "\(what) \(path) is neither \(rawSize) raw bytes nor base64 (\(bytes.count) bytes)", code: "invalidValue", field: what,
+                exitCode: 1)
         }
         return decoded
     }
@@ -235,6 +238,7 @@ struct LaunchOptions: ParsableArguments {
     func inputs(readFirmware: Bool = true) throws -> LaunchInputs {
         let policy = try SEVFiles.parsePolicy(policy)
         guard let variant = VMSAVariant(rawValue: vmsaVariant) else { throw ValidationError("--vmsa-variant must be legacy or init2") }
+        guard (1...4096).contains(vcpus) else { throw ValidationError("--vcpus must be 1…4096") }
         var signature: CPUSignature? = nil
         if let cpuFamily, let cpuModel, let cpuStepping {
             do { signature = try CPUSignature(family: cpuFamily, model: cpuModel, stepping: cpuStepping) } catch {

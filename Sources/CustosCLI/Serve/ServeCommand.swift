@@ -41,9 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration()
         do {
             if let config {
-                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
-                    throw CLIError("cannot read the configuration file \(config)")
-                }
+                // The CLI's one file reader (its size limit and fileNotFound / notAFile / unreadable codes).
+                guard let text = String(validating: try InputFile.read(config, kind: .policy, what: "configuration file"), as: UTF8.self)
+                else { throw CLIError("the configuration file \(config) is not UTF-8 text", field: "config") }
                 try configuration.apply(yaml: text, file: config)
             }
             if let listen { try configuration.setListen(listen) }

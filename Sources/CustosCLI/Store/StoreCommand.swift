@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosServer
 public import CustosStore
 import Foundation
 
@@ -14,6 +15,14 @@ struct DataDirectoryOptions: ParsableArguments {
     @Option(name: .long, help: "The data directory (custos.sqlite, master.key).") var data: String
 
     var directory: DataDirectory { DataDirectory(path: data) }
+
+    /// The data directory's lock (`DATA/custos.lock`): maintenance refuses to run beside a `custos serve` on the same
+    /// directory, whose in-memory master key and audit head a second writer would invalidate.
+    func lock() throws -> DataDirectoryLock {
+        do { return try DataDirectoryLock(directory: directory.url) } catch let error as ConfigurationError {
+            throw CLIError(error.message, code: "dataDirectoryInUse", field: "data")
+        }
+    }
 }
 
 extension StoreError: CustosReportableError {
@@ -25,19 +34,17 @@ extension StoreError: CustosReportableError {
 }
 
 enum StoreCLI {
-    /// Runs a store operation and maps its ``StoreError`` to a one-line ``CLIError`` with exit status 2.
-    ///
-    /// `StoreError` conforms to ``CustosReportableError``; once the shared top-level handler lands, this mapping can
-    /// go and the error can be thrown as is (its code becomes `store<Code>` under `--json`).
+    /// Runs a store operation and maps its ``StoreError`` to a one-line ``CLIError`` with exit status 2, keeping its
+    /// code (`store<Code>`) for `--json`.
     static func run<T>(_ body: () throws(StoreError) -> T) throws -> T {
         do throws(StoreError) { return try body() } catch {
-            throw CLIError("\(error.errorCode): \(error.reason)", exitCode: error.exitStatus)
+            throw CLIError("\(error.errorCode): \(error.reason)", code: error.errorCode, exitCode: error.exitStatus)
         }
     }
 
     static func runAsync<T>(_ body: () async throws(StoreError) -> T) async throws -> T {
         do throws(StoreError) { return try await body() } catch {
-            throw CLIError("\(error.errorCode): \(error.reason)", exitCode: error.exitStatus)
+            throw CLIError("\(error.errorCode): \(error.reason)", code: error.errorCode, exitCode: error.exitStatus)
         }
     }
 }

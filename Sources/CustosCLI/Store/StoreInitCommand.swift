@@ -13,6 +13,8 @@ struct StoreInitCommand: AsyncParsableCommand {
 
     func run() async throws {
         let directory = location.directory
+        let lock = try location.lock()
+        defer { withExtendedLifetime(lock) {} }
         let report = try await StoreCLI.runAsync { () async throws(StoreError) in try await directory.initialize() }
         if global.json {
             try Output.printJSON(report)

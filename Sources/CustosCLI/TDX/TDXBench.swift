@@ -38,13 +38,14 @@ struct TDXBenchVerify: AsyncParsableCommand {
 
     func validate() throws {
         guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1…1024") }
     }
 
     func run() async throws {
         let time = try parseVerificationTime(at)
         let anchor = try TDXTrustAnchor.load(root: root)
         let bytes = try readInputFile(quote, kind: .quote)
-        let loaded = try TDXCollateralLoader.load(path: collateral)
+        let loaded = try loadCollateralInput(collateral)
         let options = VerificationOptions(allowDebug: allowDebug)
         let cache = VerificationCache()
         let verifier = QuoteVerifier(trustedRoot: anchor.certificate, cache: cache)

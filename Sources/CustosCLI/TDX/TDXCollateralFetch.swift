@@ -28,6 +28,11 @@ struct TDXCollateralFetch: AsyncParsableCommand {
         guard fmspc.utf8.count == 12, (try? Hex.decode(fmspc)) != nil else { throw ValidationError("--fmspc must be 12 hex digits") }
         guard (pccs != nil) != pcs else { throw ValidationError("give exactly one of --pccs URL or --pcs") }
         guard ca == "platform" || ca == "processor" else { throw ValidationError("--ca must be platform or processor") }
+        for (name, value) in [("--pccs", pccs), ("--root-crl-url", rootCrlUrl)] {
+            guard let value else { continue }
+            guard let url = URL(string: value), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false
+            else { throw ValidationError("\(name) must be an http(s) URL with a host, not \(value)") }
+        }
     }
 
     func run() async throws {

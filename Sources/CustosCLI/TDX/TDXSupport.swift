@@ -41,6 +41,14 @@ public enum TDXCollateralLoader {
 /// ``InputFileError`` (exit 2).
 func readInputFile(_ path: String, kind: InputKind) throws(InputFileError) -> [UInt8] { try InputFile.read(path, kind: kind) }
 
+/// `--collateral` for a command: collateral that does not load is input Custos could not use (exit 2, with the
+/// loader's code), the same for every command that takes it.
+func loadCollateralInput(_ path: String) throws -> Collateral {
+    do { return try TDXCollateralLoader.load(path: path) } catch let error as TDXError {
+        throw CLIError("collateral \(path): \(error)", code: error.code.name, field: error.field ?? path, offset: error.offset)
+    }
+}
+
 /// The trust anchor: `--root PEM` or the pinned Intel SGX Root CA.
 struct TDXTrustAnchor {
     let certificate: Certificate
@@ -72,7 +80,13 @@ struct TDXTrustAnchor {
 /// Parses `--at` (ISO 8601, or seconds since the epoch).
 func parseVerificationTime(_ text: String?) throws -> Date {
     guard let text else { return Date() }
-    if let seconds = Double(text) { return Date(timeIntervalSince1970: seconds) }
+    if let seconds = Double(text) {
+        // Finite and within years 0…9999 (OpenSSL takes the time as a time_t; NaN or ∞ trapped in the conversion).
+        guard seconds.isFinite, (-62_135_596_800...253_402_300_799).contains(seconds) else {
+            throw CLIError("--at \(text) is not a time between the years 1 and 9999", code: "usage", field: "at")
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
     let formatter = ISO8601DateFormatter()
     if let date = formatter.date(from: text) { return date }
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -20,11 +20,7 @@ struct TDXVerify: ParsableCommand {
         let time = try parseVerificationTime(at)
         let anchor = try TDXTrustAnchor.load(root: root)
         let bytes = try readInputFile(quote, kind: .quote)
-        let loaded: Collateral
-        do { loaded = try TDXCollateralLoader.load(path: collateral) } catch let error as TDXError {
-            throw CLIError(
-                "collateral \(collateral): \(error)", code: error.code.name, field: error.field ?? collateral, offset: error.offset)
-        }
+        let loaded = try loadCollateralInput(collateral)
         var checks: [CheckJSON] = []
         let result = QuoteVerifier(trustedRoot: anchor.certificate).verify(
             quote: bytes, collateral: loaded, at: time, options: .init(allowDebug: allowDebug),

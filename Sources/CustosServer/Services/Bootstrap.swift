@@ -3,7 +3,9 @@ public import Foundation
 public import Logging
 
 /// First start on an empty data directory: tenant `default` and one `service-admin` token, written once to
-/// `DATA/bootstrap-admin.token` (mode 0600). The log says where the token is, never the token.
+/// `DATA/bootstrap-admin.token` (mode 0600). The log says where the token is, never the token. A start that finds no
+/// usable service-admin credential (every one revoked or expired) writes a new one the same way; an existing token
+/// file is never overwritten (the start fails, naming it).
 public enum Bootstrap {
     public static let tokenFileName = "bootstrap-admin.token"
     public static let defaultTenant = "default"
@@ -26,12 +28,20 @@ public enum Bootstrap {
             _ = try await store.createTenant(id: defaultTenant, displayName: "Default tenant", now: now)
             outcome.createdDefaultTenant = true
         }
-        let admins = try await store.listCredentials(tenantId: nil).filter { $0.role == .serviceAdmin }
+        // Only a usable admin counts: with none (never made, or every one revoked or expired), this start writes a new
+        // token — the way back in for whoever holds the data directory.
+        let admins = try await store.listCredentials(tenantId: nil).filter {
+            $0.role == .serviceAdmin && $0.revokedAt == nil && ($0.expiresAt.map { now < $0 } ?? true)
+        }
         guard admins.isEmpty else { return outcome }
         let issued = try await store.createCredential(
             tenantId: nil, role: .serviceAdmin, label: "bootstrap", expiresAt: nil, now: now)
         let path = dataDirectory.appendingPathComponent(tokenFileName).path
-        try writeOnce(Array((issued.token + "\n").utf8), to: path)
+        do { try writeOnce(Array((issued.token + "\n").utf8), to: path) } catch {
+            // A token nobody can read must not stand in for the admin the next start would make.
+            _ = try? await store.revokeCredential(id: issued.credential.id, now: now)
+            throw error
+        }
         logger.notice("first start: the service-admin token is in \(path) (mode 0600); move it somewhere safe")
         outcome.adminTokenFile = path
         return outcome

@@ -1,5 +1,5 @@
 public import AsyncHTTPClient
-import CustosCrypto
+public import CustosCrypto
 public import CustosTDX
 public import Foundation
 public import Logging
@@ -48,6 +48,8 @@ public enum TDXCollateralFetcher {
             public static let fmspcMismatch = Code(name: "fmspcMismatch")
             /// The output directory could not be written.
             public static let output = Code(name: "output")
+            /// The collateral parses but the caller's check refused it (signatures, dates, a downgrade).
+            public static let refused = Code(name: "refused")
         }
         public let code: Code
         public let message: String
@@ -73,10 +75,13 @@ public enum TDXCollateralFetcher {
     ///   - base: PCS or PCCS base URL (paths `/sgx/certification/v4/…`, `/tdx/certification/v4/…` are appended).
     ///   - rootCRLURL: where the Root CA CRL is (PCS: Intel's CDP; PCCS: `<base>/sgx/certification/v4/rootcacrl`).
     ///   - ca: `platform` or `processor`.
+    ///   - check: runs on the parsed collateral before anything is written (the service verifies signatures and dates
+    ///     against its trust anchor and refuses a downgrade); what it throws becomes ``Code/refused``.
     /// - Returns: a summary of what was fetched (also written to `fetch.json`).
     /// - Throws: ``FetchError``.
     public static func fetch(
-        fmspc: String, base: String, rootCRLURL: String, ca: String, out: URL, client: HTTPClient
+        fmspc: String, base: String, rootCRLURL: String, ca: String, out: URL, client: HTTPClient,
+        check: (@Sendable (Collateral) throws -> Void)? = nil
     ) async throws(FetchError) -> Summary {
         func get(_ url: String, chainHeaders: [String]) async throws(FetchError) -> (body: [UInt8], chain: String?) {
             var request = HTTPClientRequest(url: url)
@@ -137,6 +142,9 @@ public enum TDXCollateralFetcher {
         guard Hex.encode(collateral.tcbInfo.fmspc).uppercased() == fmspc.uppercased() else {
             throw FetchError(.fmspcMismatch, "the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)")
         }
+        if let check {
+            do { try check(collateral) } catch { throw FetchError(.refused, "the collateral from \(base) is refused: \(error)") }
+        }
         let iso = ISO8601DateFormatter()
         let files: [(String, [UInt8])] = [
             ("tcb_info.json", tcb.body), ("tcb_info_issuer_chain.pem", Array((tcb.chain ?? "").utf8)), ("qe_identity.json", qe.body),
@@ -192,12 +200,14 @@ public enum TDXCollateralFetcher {
 /// Collateral from Intel PCS or a PCCS with an on-disk cache (`DATA/collateral/<FMSPC>/`, the PCS layout that
 /// `custos tdx collateral fetch` writes), the service's default source.
 ///
-/// A platform's collateral is fetched on its first attestation and again once its TCB Info or QE Identity has passed
-/// `nextUpdate` (or is within ``refreshMargin`` of it): concurrent attestations of one platform share one fetch, and
-/// after a failed fetch the next attempt waits ``retryInterval`` (so a PCS outage is not hammered by every guest).
-/// When a refresh fails, the cached collateral is still used: the verifier then reports it as expired
-/// (`tdx.collateral_expiration_status`), and the appraisal policy decides. Without any cache, the attestation is
-/// answered 503 (the service cannot decide; the evidence may be fine).
+/// A platform's collateral is fetched on its first attestation and again once any part of it — TCB Info, QE Identity,
+/// either CRL, a certificate of the issuer chains — has expired or is within ``refreshMargin`` of it: concurrent
+/// attestations of one platform share one fetch, and after a failed fetch (or one whose collateral is no fresher) the
+/// next attempt waits ``retryInterval`` (so a PCS outage is not hammered by every guest). With a trust anchor, what is
+/// fetched is verified (signatures, chains, dates) and refused if it is older than the cache (a lower TCB evaluation
+/// data number or an earlier issue date) before it replaces anything. When a refresh fails, the cached collateral is
+/// still used; if it has expired, the verifier refuses it and the attestation is answered 503 (the service cannot
+/// decide; the evidence may be fine), as it is without any cache.
 public final class PCSCollateralProvider: CollateralProvider {
     /// The on-disk cache.
     public let cache: CollateralDirectory
@@ -209,6 +219,8 @@ public final class PCSCollateralProvider: CollateralProvider {
     public let refreshMargin: TimeInterval
     /// How long after a failed fetch the next one may start.
     public let retryInterval: TimeInterval
+    /// Verifies fetched collateral before it is cached (nil: parsed only, as `custos tdx collateral fetch` does).
+    public let trustedRoot: Certificate?
     let client: HTTPClient
     let logger: Logger
     private let state = Mutex<State>(State())
@@ -224,9 +236,10 @@ public final class PCSCollateralProvider: CollateralProvider {
     ///   - rootCRLURL: default: Intel's CRL distribution point for PCS, `<base>/sgx/certification/v4/rootcacrl` for a
     ///     PCCS.
     public init(
-        cacheDirectory: URL, base: String, rootCRLURL: String? = nil, client: HTTPClient = .shared, refreshMargin: TimeInterval = 3600,
-        retryInterval: TimeInterval = 30, logger: Logger
+        cacheDirectory: URL, base: String, rootCRLURL: String? = nil, trustedRoot: Certificate? = nil, client: HTTPClient = .shared,
+        refreshMargin: TimeInterval = 3600, retryInterval: TimeInterval = 30, logger: Logger
     ) {
+        self.trustedRoot = trustedRoot
         self.cache = CollateralDirectory(root: cacheDirectory, refreshInterval: 60)
         let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
         self.base = trimmed
@@ -253,10 +266,20 @@ public final class PCSCollateralProvider: CollateralProvider {
         let cached: Collateral?
         do { cached = try await cache.collateral(fmspc: fmspc, now: now) } catch { cached = nil }
         if let cached, now < Self.earliestNextUpdate(cached).addingTimeInterval(-refreshMargin) { return cached }
-        switch await fetch(key, now: now) {
+        switch await fetch(key, now: now, replacing: cached) {
         case .success:
             cache.invalidate(fmspc: key)
-            do { return try await cache.collateral(fmspc: fmspc, now: now) } catch {
+            do {
+                let fresh = try await cache.collateral(fmspc: fmspc, now: now)
+                // The source had nothing fresher than the margin: back off as after a failure, or every attestation of
+                // this platform would fetch again.
+                if now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-refreshMargin) {
+                    remember(
+                        TDXCollateralFetcher.FetchError(.refused, "the source's collateral expires within the refresh margin"), for: key,
+                        at: now)
+                }
+                return fresh
+            } catch {
                 if let cached { return cached }
                 throw error
             }
@@ -272,13 +295,47 @@ public final class PCSCollateralProvider: CollateralProvider {
 
     public func readinessProblem() -> String? { nil }
 
-    /// The earlier of the TCB Info's and the QE Identity's `nextUpdate`.
-    static func earliestNextUpdate(_ collateral: Collateral) -> Date {
-        min(collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate)
+    /// Records a failure for the back-off (bounded: failures older than the retry interval no longer matter).
+    private func remember(_ error: TDXCollateralFetcher.FetchError, for key: String, at now: Date) {
+        let retryInterval = self.retryInterval
+        state.withLock { state in
+            if state.lastFailure.count >= Self.maximumRememberedFailures {
+                state.lastFailure = state.lastFailure.filter { now.timeIntervalSince($0.value.at) < retryInterval }
+                if state.lastFailure.count >= Self.maximumRememberedFailures { state.lastFailure.removeAll() }
+            }
+            state.lastFailure[key] = (now, error)
+        }
+    }
+
+    /// When the first part of the collateral expires: the TCB Info's and QE Identity's `nextUpdate`, both CRLs'
+    /// `nextUpdate` and the `notAfter` of every certificate of the issuer chains (the verifier refuses each past it).
+    public static func earliestNextUpdate(_ collateral: Collateral) -> Date {
+        var dates = [
+            collateral.tcbInfo.nextUpdate, collateral.qeIdentity.nextUpdate, collateral.pckCRL.nextUpdate ?? .distantPast,
+            collateral.rootCACRL.nextUpdate ?? .distantPast,
+        ]
+        for chain in [collateral.tcbInfoIssuerChain, collateral.qeIdentityIssuerChain, collateral.pckCRLIssuerChain] {
+            dates += chain.map(\.notAfter)
+        }
+        return dates.min() ?? .distantPast
+    }
+
+    /// The check a fetch runs before it writes: the collateral verifies against the trust anchor now, and is not
+    /// older than what it replaces.
+    static func check(_ fetched: Collateral, replacing cached: Collateral?, root: Certificate?, now: Date) throws {
+        if let root { _ = try QuoteVerifier(trustedRoot: root).verifyCollateral(fetched, at: now) }
+        guard let cached else { return }
+        let (new, old) = (fetched.tcbInfo, cached.tcbInfo)
+        guard new.tcbEvaluationDataNumber >= old.tcbEvaluationDataNumber, new.issueDate >= old.issueDate else {
+            throw TDXCollateralFetcher.FetchError(
+                .refused,
+                "TCB Info \(new.tcbEvaluationDataNumber) issued \(new.issueDate) is older than the cached \(old.tcbEvaluationDataNumber) issued \(old.issueDate)"
+            )
+        }
     }
 
     /// One fetch per FMSPC at a time; none within `retryInterval` of a failure.
-    private func fetch(_ key: String, now: Date) async -> Result<Void, TDXCollateralFetcher.FetchError> {
+    private func fetch(_ key: String, now: Date, replacing cached: Collateral?) async -> Result<Void, TDXCollateralFetcher.FetchError> {
         let task = state.withLock { state -> Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>? in
             if let running = state.inFlight[key] { return running }
             // The FMSPC comes from a PCK certificate that is not verified yet (its CRL is part of what is fetched):
@@ -289,11 +346,12 @@ public final class PCSCollateralProvider: CollateralProvider {
             }
             state.fetches += 1
             let directory = cache.root.appendingPathComponent(key)
-            let (base, rootCRLURL, client) = (self.base, self.rootCRLURL, self.client)
+            let (base, rootCRLURL, client, root) = (self.base, self.rootCRLURL, self.client, self.trustedRoot)
             let task = Task { () -> Result<Void, TDXCollateralFetcher.FetchError> in
                 do throws(TDXCollateralFetcher.FetchError) {
                     _ = try await TDXCollateralFetcher.fetch(
-                        fmspc: key, base: base, rootCRLURL: rootCRLURL, ca: "platform", out: directory, client: client)
+                        fmspc: key, base: base, rootCRLURL: rootCRLURL, ca: "platform", out: directory, client: client
+                    ) { fetched in try Self.check(fetched, replacing: cached, root: root, now: now) }
                     return .success(())
                 } catch { return .failure(error) }
             }
@@ -308,17 +366,9 @@ public final class PCSCollateralProvider: CollateralProvider {
         let result = await task.value
         state.withLock { state in
             state.inFlight[key] = nil
-            switch result {
-            case .success: state.lastFailure[key] = nil
-            case .failure(let error):
-                // Bounded: failures older than the retry interval no longer matter.
-                if state.lastFailure.count >= Self.maximumRememberedFailures {
-                    state.lastFailure = state.lastFailure.filter { now.timeIntervalSince($0.value.at) < retryInterval }
-                    if state.lastFailure.count >= Self.maximumRememberedFailures { state.lastFailure.removeAll() }
-                }
-                state.lastFailure[key] = (now, error)
-            }
+            if case .success = result { state.lastFailure[key] = nil }
         }
+        if case .failure(let error) = result { remember(error, for: key, at: now) }
         if case .success = result { logger.info("fetched TDX collateral", metadata: ["fmspc": "\(key)", "source": "\(base)"]) }
         return result
     }

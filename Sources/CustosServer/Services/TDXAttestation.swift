@@ -159,6 +159,10 @@ public final class TDXAttestationService: Sendable {
             parsed: quote, collateral: platformCollateral, at: now, options: VerificationOptions(allowDebug: allowDebug))
         {
         case .verified(let result): verified = result
+        case .rejected(let error) where error.code == .collateralExpired || error.code == .collateralNotYetValid:
+            // The platform's collateral, not the evidence, is out of date: the service cannot decide (503), and the
+            // evidence may be fine once the collateral is refreshed.
+            throw AttestationFailure(.unavailable, error.code.name, "the collateral is not valid now: \(error)")
         case .rejected(let error): throw AttestationFailure(.rejected, error.code.name, "the quote does not verify: \(error)")
         }
         // The tenant named by init-data must exist: checked only now, on a verified quote, so that no one without a
