@@ -90,6 +90,13 @@ struct AgentNetworkTests {
         #expect(guest.configfs.quotesIssued == 0)
     }
 
+    /// `custos agent fetch` of one resource from a local listener, with fast retries.
+    static func fetch(_ guest: FakeGuest, from listener: ClosingListener) throws -> CustosExecutable.Result {
+        try guest.agent(
+            ["fetch", "--url", "http://127.0.0.1:\(listener.port)", "--resource", "default/key/disk", "--out", guest.output.path],
+            environment: fastRetries)
+    }
+
     /// A listener that accepts and drops every connection: exactly 5 connections, then the same error.
     @Test(.timeLimit(.minutes(10)))
     func droppedConnectionsAreRetriedExactlyFiveTimes() throws {
@@ -98,9 +105,7 @@ struct AgentNetworkTests {
         let listener = try ClosingListener()
         listener.start()
         defer { listener.stop() }
-        let result = try guest.agent(
-            ["fetch", "--url", "http://127.0.0.1:\(listener.port)", "--resource", "default/key/disk", "--out", guest.output.path],
-            environment: Self.fastRetries)
+        let result = try Self.fetch(guest, from: listener)
         #expect(result.status == 2, "\(result.stdout) \(result.stderr)")
         #expect(FakeGuest.error(result)?["code"] == "authUnreachable")
         #expect(listener.accepted.load(ordering: .relaxed) == 5)
@@ -120,9 +125,7 @@ struct AgentNetworkTests {
             let listener = try ClosingListener(answer: answer)
             listener.start()
             defer { listener.stop() }
-            let result = try guest.agent(
-                ["fetch", "--url", "http://127.0.0.1:\(listener.port)", "--resource", "default/key/disk", "--out", guest.output.path],
-                environment: Self.fastRetries)
+            let result = try Self.fetch(guest, from: listener)
             #expect(result.status == 2, "\(answer.prefix(20)): \(result.stdout) \(result.stderr)")
             #expect(FakeGuest.error(result)?["code"] == "authUnusable", "\(answer.prefix(20))")
         }
