@@ -234,7 +234,9 @@ public enum RevisionCondition: Sendable, Hashable {
         var tags: [(weak: Bool, opaque: Substring)] = []
         var rest = Substring(value)
         while true {
-            rest = rest.drop { $0 == " " || $0 == "\t" }
+            // Empty list elements are allowed (RFC 9110 §5.6.1.2: `"1", , "2"`, a trailing comma).
+            rest = rest.drop { $0 == " " || $0 == "\t" || $0 == "," }
+            if rest.isEmpty, !tags.isEmpty { return tags }
             let weak = rest.hasPrefix("W/")
             if weak { rest = rest.dropFirst(2) }
             guard rest.first == "\"" else { throw invalid }

@@ -313,6 +313,23 @@ import Testing
             #expect(
                 try await guest.resource(client, path: "tenant-b/key/disk", headers: [.cookie: cookie]).0 == .ok,
                 "other paths are not limited")
+            // Init-data too long to travel in the token (its claims go by digest): a claim rule still decides on the
+            // appraisal's whole claims, for the Bearer token as for the cookie.
+            let longBody = body + "padding = \"" + String(repeating: "p", count: 2000) + "\"\n"
+            let longDigest = Digest.sha384(Array(longBody.utf8))
+            try await client.execute(
+                uri: "/v1/reference-values/tenant-b/mr_config_id", method: .put, headers: fixture.admin,
+                body: ByteBuffer(bytes: CanonicalJSON.encode(["values": [.string(Hex.encode(digest)), .string(Hex.encode(longDigest))]]))
+            ) { #expect($0.status == .ok) }
+            var long = try Self.guest(fixture) { $0.mrConfigID = longDigest }
+            long.initData = KBSInitData(format: "toml", body: longBody)
+            let (longCookie, longToken) = try #require(try await long.handshake(client))
+            let longPayload = try JSONValue.parse(Base64URL.decode(String(longToken.split(separator: ".")[1])))
+            #expect(longPayload["submods"]?["cpu0"]?["ear.veraison.annotated-evidence"]?["init_data_claims"] == nil)
+            for headers: HTTPFields in [[.cookie: longCookie], [.authorization: "Bearer \(longToken)"]] {
+                let released = try await long.resource(client, path: "tenant-b/pinned/ok", headers: headers)
+                #expect(released.0 == .ok, "\(headers.first?.name.rawName ?? ""): \(String(decoding: released.1, as: UTF8.self))")
+            }
 
             // Init-data whose digest is not the TD's MRCONFIGID.
             var liar = try Self.guest(fixture)

@@ -189,7 +189,7 @@ import Testing
         #expect(try await store.referenceValues(tenantId: "acme", name: "tdx-prod") == third)
         #expect(third.isExpired(at: t0))
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.referenceValues(tenantId: "acme", name: "other") }
-        for header in ["", "1", "\"1", "\"1\" \"2\"", "\"1\",", "W/1", "\"a b\""] {
+        for header in ["", ",", "1", "\"1", "\"1\" \"2\"", "W/1", "\"a b\""] {
             #expect(throws: StoreError(.invalidInput, ""), "\(header)") { _ = try RevisionCondition(ifMatch: header) }
             #expect(throws: StoreError(.invalidInput, ""), "\(header)") { _ = try RevisionCondition(ifNoneMatch: header) }
         }
@@ -198,6 +198,7 @@ import Testing
         #expect(try RevisionCondition(ifNoneMatch: "*") == .absent)
         #expect(try RevisionCondition(ifMatch: #""x", "0", "03", W/"1", "2" ,"5""#) == .revisions([2, 5]))
         #expect(try RevisionCondition(ifNoneMatch: #"W/"1", "4""#) == .noneOf([1, 4]))
+        #expect(try RevisionCondition(ifMatch: #""1", , "2","#) == .revisions([1, 2]))
         #expect(RevisionCondition.exists.holds(current: 1) && !RevisionCondition.exists.holds(current: nil))
         #expect(RevisionCondition.absent.holds(current: nil) && !RevisionCondition.absent.holds(current: 3))
         #expect(!RevisionCondition.revisions([]).holds(current: 1) && !RevisionCondition.revision(1).holds(current: nil))

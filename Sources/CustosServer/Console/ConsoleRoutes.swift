@@ -143,10 +143,20 @@ struct ConsoleRoutes: Sendable {
     }
 
     /// The viewer of a request: a live session whose token still authenticates with a console role; else nil (and a
-    /// session whose token was revoked is ended).
-    func viewer(_ request: Request) async -> Viewer? {
+    /// session whose token was revoked is ended). A credential store that cannot answer is a 503 (the session stays:
+    /// its token may be fine).
+    func viewer(_ request: Request) async throws -> Viewer? {
         guard let session = cookieSession(request), let token = session.token else { return nil }
-        guard let principal = try? await authenticator.authenticate(token: token), Self.roles.contains(principal.role) else {
+        let principal: Principal
+        do { principal = try await authenticator.authenticate(token: token) } catch let problem as Problem
+            where problem.status == .serviceUnavailable
+        {
+            throw problem
+        } catch {
+            sessions.remove(id: session.id)
+            return nil
+        }
+        guard Self.roles.contains(principal.role) else {
             sessions.remove(id: session.id)
             return nil
         }
@@ -154,7 +164,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     func withSession(_ request: Request, _ body: (Viewer) async throws -> Response) async throws -> Response {
-        guard let viewer = await viewer(request) else { return Self.redirect("/ui/") }
+        guard let viewer = try await viewer(request) else { return Self.redirect("/ui/") }
         return try await body(viewer)
     }
 
@@ -190,7 +200,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     func signInPage(_ request: Request, message: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
-        if message == nil, await viewer(request) != nil { return Self.redirect("/ui/appraisals") }
+        if message == nil, try await viewer(request) != nil { return Self.redirect("/ui/appraisals") }
         var session = cookieSession(request)
         if session?.token != nil { session = nil }
         let fresh = session == nil
@@ -252,7 +262,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     func errorPage(_ error: ConsoleError, request: Request) async -> Response {
-        let viewer = await viewer(request)
+        let viewer = (try? await viewer(request)) ?? nil
         return render(
             "error", title: error.heading, context: ["heading": error.heading, "message": error.message], viewer: viewer,
             status: error.status)

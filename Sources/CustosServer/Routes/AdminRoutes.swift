@@ -146,7 +146,12 @@ struct AdminRoutes: Sendable {
     }
 
     func revoke(_ id: String, by principal: Principal, requestID: String) async throws -> Response {
-        let credential = try await mapped { try await store.revokeCredential(id: id, now: Date()) }
+        let now = Date()
+        let credential = try await mapped { try await store.revokeCredential(id: id, now: now) }
+        // Revoking is idempotent (the first revocation time is kept): only the revocation that took effect is logged.
+        guard let revokedAt = credential.revokedAt, abs(revokedAt.timeIntervalSince(now)) < 0.002 else {
+            return Response(status: .noContent)
+        }
         try await recordConfigChange(
             "credential.revoked", tenant: credential.tenantId ?? Bootstrap.defaultTenant, by: principal,
             object: ["credential": .string(credential.id), "role": .string(credential.role.rawValue)], requestID: requestID)

@@ -5,7 +5,7 @@ public import Logging
 /// First start on an empty data directory: tenant `default` and one `service-admin` token, written once to
 /// `DATA/bootstrap-admin.token` (mode 0600). The log says where the token is, never the token. A start that finds no
 /// usable service-admin credential (every one revoked or expired) writes a new one the same way; an existing token
-/// file is never overwritten (the start fails, naming it).
+/// file is never overwritten (the start logs an error naming it and goes on without a new token).
 public enum Bootstrap {
     public static let tokenFileName = "bootstrap-admin.token"
     public static let defaultTenant = "default"
@@ -38,9 +38,11 @@ public enum Bootstrap {
             tenantId: nil, role: .serviceAdmin, label: "bootstrap", expiresAt: nil, now: now)
         let path = dataDirectory.appendingPathComponent(tokenFileName).path
         do { try writeOnce(Array((issued.token + "\n").utf8), to: path) } catch {
-            // A token nobody can read must not stand in for the admin the next start would make.
+            // A token nobody can read must not stand in for the admin the next start would make; the service still
+            // starts (attestation does not need an admin).
             _ = try? await store.revokeCredential(id: issued.credential.id, now: now)
-            throw error
+            logger.error("no service-admin token could be written: \(error); remove \(path) and restart to get one")
+            return outcome
         }
         logger.notice("first start: the service-admin token is in \(path) (mode 0600); move it somewhere safe")
         outcome.adminTokenFile = path
@@ -55,7 +57,9 @@ public enum Bootstrap {
         defer { close(fd) }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(fd) == 0 else {
-            throw BootstrapError("cannot write \(path): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            _ = unlink(path)  // ours (O_EXCL): a torn token file must not block the next start
+            throw BootstrapError("cannot write \(path): \(reason)")
         }
     }
 }

@@ -266,24 +266,15 @@ public final class PCSCollateralProvider: CollateralProvider {
         let cached: Collateral?
         do { cached = try await cache.collateral(fmspc: fmspc, now: now) } catch { cached = nil }
         if let cached, now < Self.earliestNextUpdate(cached).addingTimeInterval(-refreshMargin) { return cached }
-        switch await fetch(key, now: now, replacing: cached) {
+        switch await fetch(key, fmspc: fmspc, now: now, replacing: cached) {
         case .success:
-            cache.invalidate(fmspc: key)
-            do {
-                let fresh = try await cache.collateral(fmspc: fmspc, now: now)
-                // The source had nothing fresher than the margin: back off as after a failure, or every attestation of
-                // this platform would fetch again.
-                if now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-refreshMargin) {
-                    remember(
-                        TDXCollateralFetcher.FetchError(.refused, "the source's collateral expires within the refresh margin"), for: key,
-                        at: now)
-                }
-                return fresh
-            } catch {
+            do { return try await cache.collateral(fmspc: fmspc, now: now) } catch {
                 if let cached { return cached }
                 throw error
             }
         case .failure(let error):
+            // A fetch that wrote collateral still within the margin reports a failure (for the back-off): use it.
+            if let current = try? await cache.collateral(fmspc: fmspc, now: now) { return current }
             if let cached {
                 logger.warning(
                     "collateral refresh failed; using the cached collateral", metadata: ["fmspc": "\(key)", "error": "\(error)"])
@@ -295,16 +286,15 @@ public final class PCSCollateralProvider: CollateralProvider {
 
     public func readinessProblem() -> String? { nil }
 
-    /// Records a failure for the back-off (bounded: failures older than the retry interval no longer matter).
-    private func remember(_ error: TDXCollateralFetcher.FetchError, for key: String, at now: Date) {
-        let retryInterval = self.retryInterval
-        state.withLock { state in
-            if state.lastFailure.count >= Self.maximumRememberedFailures {
-                state.lastFailure = state.lastFailure.filter { now.timeIntervalSince($0.value.at) < retryInterval }
-                if state.lastFailure.count >= Self.maximumRememberedFailures { state.lastFailure.removeAll() }
-            }
-            state.lastFailure[key] = (now, error)
+    /// Records a failure for the back-off in `state` (bounded: failures older than the retry interval no longer matter).
+    private static func remember(
+        _ error: TDXCollateralFetcher.FetchError, for key: String, at now: Date, retryInterval: TimeInterval, in state: inout State
+    ) {
+        if state.lastFailure.count >= Self.maximumRememberedFailures {
+            state.lastFailure = state.lastFailure.filter { now.timeIntervalSince($0.value.at) < retryInterval }
+            if state.lastFailure.count >= Self.maximumRememberedFailures { state.lastFailure.removeAll() }
         }
+        state.lastFailure[key] = (now, error)
     }
 
     /// When the first part of the collateral expires: the TCB Info's and QE Identity's `nextUpdate`, both CRLs'
@@ -332,10 +322,22 @@ public final class PCSCollateralProvider: CollateralProvider {
                 "TCB Info \(new.tcbEvaluationDataNumber) issued \(new.issueDate) is older than the cached \(old.tcbEvaluationDataNumber) issued \(old.issueDate)"
             )
         }
+        // Every other part too: an older CRL could un-revoke a PCK certificate.
+        for (name, fresh, current) in [
+            ("QE Identity", fetched.qeIdentity.issueDate, cached.qeIdentity.issueDate),
+            ("PCK CRL", fetched.pckCRL.thisUpdate, cached.pckCRL.thisUpdate),
+            ("Root CA CRL", fetched.rootCACRL.thisUpdate, cached.rootCACRL.thisUpdate),
+        ] where fresh < current {
+            throw TDXCollateralFetcher.FetchError(.refused, "the \(name) issued \(fresh) is older than the cached one (\(current))")
+        }
     }
 
     /// One fetch per FMSPC at a time; none within `retryInterval` of a failure.
-    private func fetch(_ key: String, now: Date, replacing cached: Collateral?) async -> Result<Void, TDXCollateralFetcher.FetchError> {
+    /// The task writes what it fetched into the cache and reads it back: collateral that is itself within the refresh
+    /// margin is kept but reported as a failure, so that the back-off applies (or every attestation would fetch again).
+    private func fetch(
+        _ key: String, fmspc: [UInt8], now: Date, replacing cached: Collateral?
+    ) async -> Result<Void, TDXCollateralFetcher.FetchError> {
         let task = state.withLock { state -> Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>? in
             if let running = state.inFlight[key] { return running }
             // The FMSPC comes from a PCK certificate that is not verified yet (its CRL is part of what is fetched):
@@ -346,14 +348,22 @@ public final class PCSCollateralProvider: CollateralProvider {
             }
             state.fetches += 1
             let directory = cache.root.appendingPathComponent(key)
-            let (base, rootCRLURL, client, root) = (self.base, self.rootCRLURL, self.client, self.trustedRoot)
+            let (base, rootCRLURL, client, root, cache, margin) = (
+                self.base, self.rootCRLURL, self.client, self.trustedRoot, self.cache, self.refreshMargin
+            )
             let task = Task { () -> Result<Void, TDXCollateralFetcher.FetchError> in
                 do throws(TDXCollateralFetcher.FetchError) {
                     _ = try await TDXCollateralFetcher.fetch(
                         fmspc: key, base: base, rootCRLURL: rootCRLURL, ca: "platform", out: directory, client: client
                     ) { fetched in try Self.check(fetched, replacing: cached, root: root, now: now) }
-                    return .success(())
                 } catch { return .failure(error) }
+                cache.invalidate(fmspc: key)
+                if let fresh = try? await cache.collateral(fmspc: fmspc, now: now),
+                    now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-margin)
+                {
+                    return .failure(.init(.refused, "the source's collateral expires within the refresh margin"))
+                }
+                return .success(())
             }
             state.inFlight[key] = task
             return task
@@ -364,11 +374,15 @@ public final class PCSCollateralProvider: CollateralProvider {
                 error ?? TDXCollateralFetcher.FetchError(.transport, "too many collateral fetches in progress; retrying later"))
         }
         let result = await task.value
+        // Under the lock that ends the fetch: no other attestation can start a fetch between the two.
+        let interval = retryInterval
         state.withLock { state in
             state.inFlight[key] = nil
-            if case .success = result { state.lastFailure[key] = nil }
+            switch result {
+            case .success: state.lastFailure[key] = nil
+            case .failure(let error): Self.remember(error, for: key, at: now, retryInterval: interval, in: &state)
+            }
         }
-        if case .failure(let error) = result { remember(error, for: key, at: now) }
         if case .success = result { logger.info("fetched TDX collateral", metadata: ["fmspc": "\(key)", "source": "\(base)"]) }
         return result
     }

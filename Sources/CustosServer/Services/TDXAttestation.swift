@@ -97,9 +97,16 @@ public final class TDXAttestationService: Sendable {
         guard let cpu = verified.claims.submods["cpu0"], let tenant = verified.claims.tenant else {
             throw KBSError(.tokenVerifierError, "the token has no cpu0 appraisal or no tenant")
         }
+        // The token carries a summary of the claims (guest-sized members by digest, no UKI claims): a release rule on
+        // claims reads the appraisal it names from the store, as for a session; only a token naming no appraisal is
+        // judged on what it carries.
+        let appraisalID = verified.claims.extensions["custos.appraisal_id"]?.stringValue
+        // (Not a ternary: `nil` there would become JSONValue.null through its nil literal.)
+        var carried: JSONValue?
+        if appraisalID == nil { carried = cpu.annotatedEvidence ?? .object([:]) }
         return KBSSessions.Attested(
-            tenant: tenant, teePubkey: verified.teePubkey, status: cpu.status, claims: cpu.annotatedEvidence ?? .object([:]),
-            appraisalID: verified.claims.extensions["custos.appraisal_id"]?.stringValue, policy: cpu.appraisalPolicyID,
+            tenant: tenant, teePubkey: verified.teePubkey, status: cpu.status, claims: carried,
+            appraisalID: appraisalID, policy: cpu.appraisalPolicyID,
             expires: Date(timeIntervalSince1970: Double(verified.claims.expiresAt)))
     }
 
@@ -154,15 +161,20 @@ public final class TDXAttestationService: Sendable {
         }
         metrics?.setCollateralAge(
             fmspc: Hex.encode(fmspc).uppercased(), seconds: now.timeIntervalSince(platformCollateral.tcbInfo.issueDate))
+        // Collateral out of its validity is the platform's state, not the evidence's fault: the service cannot decide
+        // (503) and the evidence may be fine once the collateral is refreshed. Checked on the collateral alone, so that
+        // an expired certificate of the quote's own PCK chain stays a rejection. (Verified collateral is cached: the
+        // verification below does not check it again.)
+        do { _ = try verifier.verifyCollateral(platformCollateral, at: now) } catch {
+            if error.code == .collateralExpired || error.code == .collateralNotYetValid {
+                throw AttestationFailure(.unavailable, error.code.name, "the platform's collateral is not valid now: \(error)")
+            }
+        }
         let verified: VerifiedQuote
         switch verifier.verify(
             parsed: quote, collateral: platformCollateral, at: now, options: VerificationOptions(allowDebug: allowDebug))
         {
         case .verified(let result): verified = result
-        case .rejected(let error) where error.code == .collateralExpired || error.code == .collateralNotYetValid:
-            // The platform's collateral, not the evidence, is out of date: the service cannot decide (503), and the
-            // evidence may be fine once the collateral is refreshed.
-            throw AttestationFailure(.unavailable, error.code.name, "the collateral is not valid now: \(error)")
         case .rejected(let error): throw AttestationFailure(.rejected, error.code.name, "the quote does not verify: \(error)")
         }
         // The tenant named by init-data must exist: checked only now, on a verified quote, so that no one without a
