@@ -156,25 +156,30 @@ public struct QuoteVerifier: Sendable {
     }
 
     /// The FMSPC in the quote's PCK certificate (the first of its chain), to pick the platform's collateral before
-    /// verifying. Only the chain's signatures are checked here: the PCK certificate must be signed by a CA of the chain
-    /// that the trusted root signed (dates and revocation need the collateral, and are checked with it). Without this,
-    /// a self-made certificate with a made-up FMSPC had the service fetch collateral from Intel PCS for it. Cached by
-    /// the quote's certification data when the verifier has a cache.
+    /// verifying. See ``pckPlatform(of:)``.
+    public func platformFMSPC(of quote: Quote) throws(TDXError) -> [UInt8] { try pckPlatform(of: quote).fmspc }
+
+    /// The FMSPC in the quote's PCK certificate (the first of its chain) and the PCK CA that issued it, to pick the
+    /// platform's collateral before verifying. Only the chain's signatures are checked here: the PCK certificate must
+    /// be signed by a CA of the chain that the trusted root signed (dates and revocation need the collateral, and are
+    /// checked with it). Without this, a self-made certificate with a made-up FMSPC had the service fetch collateral
+    /// from Intel PCS for it. Cached by the quote's certification data when the verifier has a cache.
     /// - Throws: ``TDXError`` `invalidPCKCertificate` (no or unreadable PCK certificate), `pckChainInvalid` (not signed
     ///   by way of the trusted root).
-    public func platformFMSPC(of quote: Quote) throws(TDXError) -> [UInt8] {
+    public func pckPlatform(of quote: Quote) throws(TDXError) -> PCKPlatform {
         let key = Digest.sha256(quote.innerCertificationData)
-        if let hit = cache?.fmspc(key) { return hit }
+        if let hit = cache?.platform(key) { return hit }
         let chain = try quote.pckCertificateChain()
         guard let leaf = chain.first else {
             throw TDXError(.invalidPCKCertificate, "the quote carries no PCK certificate")
         }
-        guard chain.dropFirst().contains(where: { leaf.isSigned(by: $0) && $0.isSigned(by: trustedRoot) }) else {
+        guard let issuer = chain.dropFirst().first(where: { leaf.isSigned(by: $0) && $0.isSigned(by: trustedRoot) }) else {
             throw TDXError(.pckChainInvalid, "the PCK certificate is not signed by a CA of the trusted Intel SGX Root CA")
         }
-        let fmspc = try PCKExtension(certificate: leaf).fmspc
-        cache?.store(fmspc: fmspc, for: key)
-        return fmspc
+        let platform = PCKPlatform(
+            fmspc: try PCKExtension(certificate: leaf).fmspc, ca: PCKCertificateAuthority(commonName: issuer.commonName) ?? .platform)
+        cache?.store(platform: platform, for: key)
+        return platform
     }
 
     // MARK: Collateral (spec §2.2, §2.3)

@@ -11,7 +11,7 @@ public final class VerificationCache: Sendable {
         var collateral: [[UInt8]: VerifiedCollateral] = [:]
         var pcks: [[UInt8]: QuoteVerifier.CheckedPCK] = [:]
         var attestationKeys: [[UInt8]: ECPublicKey] = [:]
-        var fmspcs: [[UInt8]: [UInt8]] = [:]
+        var platforms: [[UInt8]: PCKPlatform] = [:]
         var qeReportSignatures: Set<[UInt8]> = []
     }
     private let state = Mutex(State())
@@ -49,14 +49,15 @@ public final class VerificationCache: Sendable {
         }
     }
 
-    /// The FMSPC read from a PCK certificate chain before (keyed by the SHA-256 of the quote's certification data: a
-    /// pure function of those bytes, never stale; it spares parsing the PEM chain to pick the platform's collateral).
-    func fmspc(_ key: [UInt8]) -> [UInt8]? { state.withLock { $0.fmspcs[key] } }
+    /// The FMSPC and PCK CA read from a PCK certificate chain before (keyed by the SHA-256 of the quote's
+    /// certification data: a pure function of those bytes, never stale; it spares parsing the PEM chain to pick the
+    /// platform's collateral).
+    func platform(_ key: [UInt8]) -> PCKPlatform? { state.withLock { $0.platforms[key] } }
 
-    func store(fmspc: [UInt8], for key: [UInt8]) {
+    func store(platform: PCKPlatform, for key: [UInt8]) {
         state.withLock {
-            if $0.fmspcs.count >= capacity { $0.fmspcs.removeAll() }
-            $0.fmspcs[key] = fmspc
+            if $0.platforms.count >= capacity { $0.platforms.removeAll() }
+            $0.platforms[key] = platform
         }
     }
 

@@ -161,7 +161,9 @@ public struct LaunchSecret: Sendable, Equatable {
 
 /// Confidential guests already running on the host, for the ASID limits (`maxGuests`, `maxESGuests`).
 public struct RunningGuests: Sendable, Equatable {
+    /// Guests holding a plain SEV ASID.
     public var sev: Int
+    /// Guests holding an SEV-ES ASID: SEV-ES and SEV-SNP guests.
     public var sevES: Int
     public init(sev: Int, sevES: Int) {
         self.sev = sev
@@ -169,7 +171,8 @@ public struct RunningGuests: Sendable, Equatable {
     }
     public static let none = RunningGuests(sev: 0, sevES: 0)
 
-    /// Counts the active domains of `connection` with SEV launch security (SEV-ES when the policy's bit 2 is set).
+    /// Counts the active domains of `connection` with SEV launch security (SEV-ES when the policy's bit 2 is set, and
+    /// SEV-SNP, against the SEV-ES ASIDs).
     /// - Throws: ``VirtError`` from libvirt, or `malformedReply` for a domain description that does not parse.
     public static func count(on connection: LibvirtConnection) async throws(VirtError) -> RunningGuests {
         var running = RunningGuests.none
@@ -187,12 +190,14 @@ public struct RunningGuests: Sendable, Equatable {
         return running
     }
 
-    /// Whether a domain description asks for SEV-ES (true), plain SEV (false) or neither (nil: no launch security, or
-    /// another kind such as `sev-snp` or `tdx`).
+    /// Whether a domain description holds an SEV-ES ASID (true: SEV-ES, or SEV-SNP, whose guests KVM gives ASIDs of
+    /// the same range), a plain SEV ASID (false) or none (nil: no launch security, or another kind such as `tdx`).
     /// - Throws: `malformedReply` for a document that does not parse or an SEV policy that is not a number.
     public static func sevKind(ofDomainXML xml: String) throws(VirtError) -> Bool? {
         let root = try XMLReader.parse(xml, code: .malformedReply)
-        guard let security = root.element(named: "launchSecurity"), security.attribute("type") == "sev" else { return nil }
+        guard let security = root.element(named: "launchSecurity") else { return nil }
+        if security.attribute("type") == "sev-snp" { return true }
+        guard security.attribute("type") == "sev" else { return nil }
         // libvirt writes the policy as hex (`0x0007`); a missing one is 0 (no ES).
         let text = security.element(named: "policy")?.text ?? "0"
         let hex = text.lowercased().hasPrefix("0x")

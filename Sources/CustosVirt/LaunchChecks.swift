@@ -64,7 +64,8 @@ public enum LaunchChecks {
             }
             guard running.sevES < Int(maxES) else {
                 throw VirtError(
-                    .asidLimitReached, "\(running.sevES) SEV-ES guests run and the host has \(maxES) SEV-ES ASIDs", field: "launchSecurity")
+                    .asidLimitReached, "\(running.sevES) SEV-ES or SEV-SNP guests run and the host has \(maxES) SEV-ES ASIDs",
+                    field: "launchSecurity")
             }
         } else if let maxGuests = host.maxGuests, running.sev >= Int(maxGuests) {
             throw VirtError(

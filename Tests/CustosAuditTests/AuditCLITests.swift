@@ -270,6 +270,18 @@ struct AuditCLITests {
         try Data(repeating: 0x41, count: 8192).write(to: garbage)
         let notSQLite = try CustosExecutable.run(["audit", "verify", "--db", garbage.path, "--json"])
         #expect(notSQLite.status == 2)
+        // An empty file is an empty database to SQLite: every command refuses it, and none writes to it (the commands
+        // open the database read-only; a read-write open made it a WAL database).
+        let zero = scratch.directory.appendingPathComponent("zero.sqlite")
+        FileManager.default.createFile(atPath: zero.path, contents: Data())
+        for command in [["verify"], ["key"], ["checkpoint"], ["tail"], ["show", "--from", "1"], ["export"], ["proof", "--index", "0"]] {
+            let result = try CustosExecutable.run(["audit"] + command + ["--db", zero.path, "--json"])
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+            let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any]
+            #expect(object?["error"] != nil, "\(command): \(result.stdout)")
+            #expect((try FileManager.default.attributesOfItem(atPath: zero.path)[.size] as? Int) == 0, "\(command) wrote to the file")
+            #expect(!FileManager.default.fileExists(atPath: zero.path + "-wal"), "\(command) made a WAL")
+        }
         let empty = try StoreDatabase.openPool(path: scratch.db)
         try empty.write { db in try db.execute(sql: "CREATE TABLE other (x)") }
         for command in [["verify"], ["key"], ["checkpoint"], ["tail"], ["proof", "--index", "0"]] {

@@ -32,6 +32,19 @@ struct PCSCollateralTests {
         ]
     }
 
+    /// The PCCS route of the PCK Processor CA's CRL (`pckcrl?ca=processor`) from a hierarchy's collateral files.
+    static func processorCRLRoute(_ files: [(String, [UInt8])]) -> (String, CannedResponse) {
+        let file = Dictionary(files, uniquingKeysWith: { first, _ in first })
+        return (
+            "/sgx/certification/v4/pckcrl?ca=processor&encoding=der",
+            CannedResponse(
+                headers: [
+                    ("SGX-PCK-CRL-Issuer-Chain", pcsURLEncode(String(decoding: file["pck_crl_issuer_chain.pem"] ?? [], as: UTF8.self)))
+                ],
+                body: file["pck_crl.der"] ?? [])
+        )
+    }
+
     static func tcbRequests(_ server: CannedHTTPServer) -> Int { server.log.all.filter { $0.hasPrefix("/tdx/certification/v4/tcb") }.count }
 
     @Test func firstAttestationFetchesOnceForConcurrentGuestsAndARestartUsesTheDiskCache() async throws {
@@ -174,6 +187,73 @@ struct PCSCollateralTests {
             let onDisk = try Data(contentsOf: root.appendingPathComponent("\(Self.fmspc)/tcb_info.json"))
             #expect(Array(onDisk) == cached.first { $0.0 == "tcb_info.json" }?.1, "\(label): the cache file is unchanged")
         }
+    }
+
+    /// A platform whose PCK certificate the PCK Processor CA issued gets that CA's CRL (`pckcrl?ca=processor`),
+    /// cached in `<FMSPC>-processor/` beside the Platform CA's `<FMSPC>/`: platforms of both CAs with one FMSPC attest
+    /// side by side. Before, the service fetched the Platform CA's CRL for every platform, and the verifier refused a
+    /// Processor CA platform's quote (the CRL's issuer is not the PCK certificate's).
+    @Test func aProcessorCAPlatformGetsItsCAsCRL() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let processor = try hierarchy.withProcessorCA()
+        let platformFiles = try hierarchy.collateralFiles(KBSFixture.spec())
+        let processorFiles = try processor.collateralFiles(KBSFixture.spec())
+        var routes = Self.routes(platformFiles)
+        let (path, response) = Self.processorCRLRoute(processorFiles)
+        routes[path] = response
+        let pccs = try await CannedHTTPServer.start(routes: routes)
+        defer { Task { await pccs.stop() } }
+        let fixture = try await KBSFixture.make(inMemoryCollateral: false) { $0.collateral = .service(url: pccs.base) }
+        defer { fixture.cleanUp() }
+        let processorGuest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: processor, spec: KBSFixture.spec())
+        let platformGuest = TestGuest(key: .ec(try ECPrivateKey(generating: .p256)), hierarchy: hierarchy, spec: KBSFixture.spec())
+        try await fixture.app.test(.router) { client in
+            try await fixture.provision(client, secret: Array("s3cret".utf8))
+            #expect(try await processorGuest.handshake(client) != nil, "the Processor CA platform attests")
+            #expect(try await platformGuest.handshake(client) != nil, "the Platform CA platform attests")
+            #expect(try await processorGuest.handshake(client) != nil, "again, from the cache")
+        }
+        let log = pccs.log.all
+        #expect(log.filter { $0.contains("pckcrl?ca=processor") }.count == 1, "requests: \(log)")
+        #expect(log.filter { $0.contains("pckcrl?ca=platform") }.count == 1, "requests: \(log)")
+        let cache = URL(fileURLWithPath: fixture.parts.configuration.dataDirectory).appendingPathComponent("collateral")
+        for (directory, files) in [(Self.fmspc, platformFiles), ("\(Self.fmspc)-processor", processorFiles)] {
+            let served = try #require(files.first { $0.0 == "pck_crl.der" }?.1)
+            #expect(Array(try Data(contentsOf: cache.appendingPathComponent("\(directory)/pck_crl.der"))) == served, "\(directory)")
+        }
+    }
+
+    /// A collateral directory serves a platform only collateral whose PCK CRL is from the platform's CA, and says how
+    /// to fetch the missing one.
+    @Test func aCollateralDirectoryMatchesThePCKCA() async throws {
+        let hierarchy = try KBSFixture.hierarchy.get()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("custos-collateral-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Self.writeCache(try hierarchy.collateralFiles(KBSFixture.spec()), in: root)
+        let fmspc = try Hex.decode(Self.fmspc)
+        let processor = PCKPlatform(fmspc: fmspc, ca: .processor)
+        #expect(try await CollateralDirectory(root: root).collateral(fmspc: fmspc, now: Date()).pckCRLAuthority == .platform)
+        do throws(CollateralUnavailable) {
+            _ = try await CollateralDirectory(root: root).collateral(for: processor, now: Date())
+            Issue.record("the Platform CA's CRL was served for a Processor CA platform")
+        } catch {
+            #expect(error.message.contains("--ca processor"), "\(error)")
+            #expect(error.message.contains("PCK Platform CA CRL"), "\(error)")
+        }
+        let directory = root.appendingPathComponent("\(Self.fmspc)-processor")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, bytes) in try hierarchy.withProcessorCA().collateralFiles(KBSFixture.spec()) {
+            try Data(bytes).write(to: directory.appendingPathComponent(name))
+        }
+        let directoryProvider = CollateralDirectory(root: root)
+        #expect(try await directoryProvider.collateral(for: processor, now: Date()).pckCRLAuthority == .processor)
+        #expect(try await directoryProvider.collateral(fmspc: fmspc, now: Date()).pckCRLAuthority == .platform)
+        // In memory too: both platforms of one FMSPC are kept apart.
+        let memory = InMemoryCollateral([
+            try hierarchy.collateral(KBSFixture.spec()), try hierarchy.withProcessorCA().collateral(KBSFixture.spec()),
+        ])
+        #expect(try await memory.collateral(for: processor, now: Date()).pckCRLAuthority == .processor)
+        #expect(try await memory.collateral(fmspc: fmspc, now: Date()).pckCRLAuthority == .platform)
     }
 
     /// A source whose collateral is itself about to expire: it is used, but not fetched again for every attestation.

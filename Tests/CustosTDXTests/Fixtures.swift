@@ -19,6 +19,8 @@ struct ExpectedPair: Decodable, Sendable, CustomTestStringConvertible {
     struct Parsed: Decodable, Sendable {
         let version: Int
         let fmspc: String
+        /// dcap-qvl's name of the CA that issued the PCK certificate (`platform` / `processor`).
+        let pck_ca: String
         let tee_tcb_svn, mr_seam, mr_signer_seam, seam_attributes, td_attributes, xfam, mr_td: String
         let mr_config_id, mr_owner, mr_owner_config, rt_mr0, rt_mr1, rt_mr2, rt_mr3, report_data: String
         let pck_ext: PCK

@@ -48,7 +48,10 @@ struct VerificationTests {
         let verifier = QuoteVerifier(trustedRoot: try Fixtures.verifier().trustedRoot, cache: VerificationCache())
         for _ in 0..<2 {
             #expect(Hex.encode(try verifier.platformFMSPC(of: quote)).uppercased() == pair.parsed.fmspc)
+            // The CA that picks the PCK CRL (PCS `pckcrl?ca=`) is the one dcap-qvl names.
+            #expect(try verifier.pckPlatform(of: quote).ca.rawValue == pair.parsed.pck_ca)
         }
+        #expect(try Fixtures.collateral(pair.collateral).pckCRLAuthority?.rawValue == pair.parsed.pck_ca)
         let collateral = try Fixtures.collateral(pair.collateral)
         let fromBytes = verifier.verify(quote: bytes, collateral: collateral, at: pair.time)
         let fromParsed = verifier.verify(parsed: quote, collateral: collateral, at: pair.time)
@@ -72,6 +75,37 @@ struct VerificationTests {
         for _ in 0..<2 {
             #expect(throws: TDXError(.pckChainInvalid, "")) { try verifier.platformFMSPC(of: foreign) }
         }
+    }
+
+    /// A platform whose PCK certificate the PCK Processor CA issued: the verifier names that CA, its quote verifies with
+    /// the Processor CA's CRL, and the Platform CA's CRL (the only one the service fetched before) cannot check it.
+    @Test func aProcessorCAPlatformNeedsTheProcessorCAsCRL() throws {
+        let platformCA = try TDXTestHierarchy()
+        let processorCA = try platformCA.withProcessorCA()
+        #expect(processorCA.root.der == platformCA.root.der)
+        let spec = TDXQuoteSpec()
+        let verifier = QuoteVerifier(trustedRoot: platformCA.root, cache: VerificationCache())
+        let made = try processorCA.make(spec)
+        let quote = try Quote(parsing: made.quote)
+        #expect(try verifier.pckPlatform(of: quote) == PCKPlatform(fmspc: spec.fmspc, ca: .processor))
+        #expect(made.collateral.pckCRLAuthority == .processor)
+        let time = try #require(RFC3339.parse("2025-01-15T00:00:00Z"))
+        #expect(verifier.verify(parsed: quote, collateral: made.collateral, at: time).verifiedQuote?.tcbStatus == .upToDate)
+        let platformCollateral = try platformCA.make(spec).collateral
+        #expect(platformCollateral.pckCRLAuthority == .platform)
+        #expect(verifier.verify(parsed: quote, collateral: platformCollateral, at: time).error?.code == .crlInvalid)
+        // And a Platform CA quote with its own collateral names the Platform CA.
+        let platformQuote = try Quote(parsing: try platformCA.make(spec).quote)
+        #expect(try verifier.pckPlatform(of: platformQuote).ca == .platform)
+    }
+
+    @Test func pckCertificateAuthorityFromTheCAName() {
+        #expect(PCKCertificateAuthority(commonName: "Intel SGX PCK Platform CA") == .platform)
+        #expect(PCKCertificateAuthority(commonName: "Intel SGX PCK Processor CA") == .processor)
+        #expect(PCKCertificateAuthority(commonName: "Intel SGX Root CA") == nil)
+        #expect(PCKCertificateAuthority(commonName: nil) == nil)
+        #expect(PCKPlatform(fmspc: [0, 0xA0, 0x6F, 0, 0, 0], ca: .platform).cacheKey == "00A06F000000")
+        #expect(PCKPlatform(fmspc: [0, 0xA0, 0x6F, 0, 0, 0], ca: .processor).cacheKey == "00A06F000000-processor")
     }
 
     @Test(

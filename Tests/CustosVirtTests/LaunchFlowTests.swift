@@ -154,6 +154,46 @@ struct LaunchFlowTests {
         #expect(object["xml"]?.stringValue == result.stdout)
     }
 
+    /// A dry run with `--connect` counts the host's running SEV guests for the ASID limits (before, it counted none, so
+    /// a dry run passed where the launch would be refused). libvirt's test driver loads a node file whose domains run:
+    /// one SEV-ES guest, on a host with one SEV-ES ASID.
+    @Test(
+        "custos launch sev --dry-run --connect counts the running guests against the ASIDs", .enabled(if: CustosExecutable.isBuilt))
+    func sevDryRunCountsRunningGuests() throws {
+        let directory = try Self.inputs()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let node = directory.appendingPathComponent("node.xml")
+        try Data(
+            """
+            <node>
+              <domain type='test'>
+                <name>running-sev-es</name>
+                <memory>1048576</memory>
+                <vcpu>1</vcpu>
+                <os><type>hvm</type></os>
+                <launchSecurity type='sev'><cbitpos>51</cbitpos><reducedPhysBits>1</reducedPhysBits><policy>0x0007</policy></launchSecurity>
+              </domain>
+            </node>
+            """.utf8
+        ).write(to: node)
+        let text = try Captures.text(Captures.sevHosts[0])
+        let edited = text.replacingOccurrences(
+            of: #"<maxESGuests>\d+</maxESGuests>"#, with: "<maxESGuests>1</maxESGuests>", options: .regularExpression)
+        #expect(edited != text)
+        let capture = directory.appendingPathComponent("one-es.xml")
+        try Data(edited.utf8).write(to: capture)
+        let base = [
+            "launch", "sev", "--name", "dry", "--firmware", directory.appendingPathComponent("OVMF.amdsev.fd").path, "--uki",
+            directory.appendingPathComponent("uki.efi").path, "--vcpus", "1", "--dry-run", "--domcaps", capture.path, "--json",
+        ]
+        let refused = try Self.run(base + ["--sev-es", "--connect", "test://\(node.path)"])
+        #expect(refused.status == 1, "\(refused.stdout) \(refused.stderr)")
+        #expect(try JSONValue.parse(refused.stdout).value(atPath: "error.code") == "asidLimitReached", "\(refused.stdout)")
+        // A plain SEV guest still has its ASIDs; and --domcaps alone is an offline check that counts no guest.
+        #expect(try Self.run(base + ["--connect", "test://\(node.path)"]).status == 0)
+        #expect(try Self.run(base + ["--sev-es"]).status == 0)
+    }
+
     @Test("custos launch sev-es on a capture without maxESGuests: exit 1 and the JSON error", .enabled(if: CustosExecutable.isBuilt))
     func sevESRefused() throws {
         let directory = try Self.inputs()

@@ -43,13 +43,15 @@ enum AuditCLI {
         CLIError(error.description, code: error.errorCode, field: error.errorField, offset: error.errorOffset, exitCode: error.exitStatus)
     }
 
-    /// Opens an existing database (never creates one: a mistyped path is a usage error, exit 2).
-    static func openPool(_ path: String) throws -> DatabasePool {
+    /// Opens an existing database read-only (never creates one: a mistyped path is a usage error, exit 2). Every audit
+    /// command only reads: a read-write open turned an empty file into a database (SQLite writes the WAL header), and
+    /// would need write access to a log an auditor may only read.
+    static func openPool(_ path: String) throws -> any DatabaseReader {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw CLIError("no database file at \(path)")
         }
-        do { return try StoreDatabase.openPool(path: path) } catch {
+        do { return try DatabaseQueue(path: path, configuration: StoreDatabase.configuration(readOnly: true)) } catch {
             throw CLIError("cannot open \(path) as a SQLite database: \(error)")
         }
     }
@@ -62,6 +64,7 @@ enum AuditCLI {
         defer { try? handle.close() }
         guard let header = try? handle.read(upToCount: 16), header == Data("SQLite format 3\u{0}".utf8) else { return nil }
         var configuration = Configuration()
+        configuration.readonly = true
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA writable_schema = ON") }
         return try? DatabaseQueue(path: path, configuration: configuration)
     }
@@ -115,14 +118,19 @@ struct AuditVerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        let pool: any DatabaseReader
-        do { pool = try AuditCLI.openPool(database.db) } catch {
-            // A damaged SQLite file (truncated: its header counts more pages than it has) is opened leniently so
-            // the rows that remain are checked and the first one lost is reported; anything else stays exit 2.
-            guard let lenient = AuditCLI.openDamaged(database.db) else { throw error }
-            pool = lenient
+        // A damaged SQLite file (truncated: its header counts more pages than it has) fails to open or to read; it is
+        // opened again leniently so the rows that remain are checked and the first one lost is reported. Anything
+        // else stays exit 2 (the first error is reported when the lenient attempt fails too).
+        let result: AuditVerification
+        do {
+            let pool = try AuditCLI.openPool(database.db)
+            result = try AuditCLI.run { () throws(AuditError) in try AuditVerifier.verify(pool: pool, full: full) }
+        } catch {
+            guard let lenient = AuditCLI.openDamaged(database.db),
+                let retried = try? AuditCLI.run({ () throws(AuditError) in try AuditVerifier.verify(pool: lenient, full: full) })
+            else { throw error }
+            result = retried
         }
-        let result = try AuditCLI.run { () throws(AuditError) in try AuditVerifier.verify(pool: pool, full: full) }
         let report = Report(
             verified: result.verified, size: result.size, rootHash: Hex.encode(result.rootHash), firstBadSeq: result.firstBadSeq,
             reason: result.reason, checkpointsChecked: result.checkpointsChecked)

@@ -29,7 +29,11 @@ struct GuestLaunchOptions: ParsableArguments {
     @Flag(
         name: .long, help: "Allow a plain http:// --service that is not on this machine (the token then crosses the network in the clear).")
     var insecureHTTP = false
-    @Flag(name: .long, help: "Print the domain XML after every refusal check; touch neither libvirt nor the service.")
+    @Flag(
+        name: .long,
+        help:
+            "Print the domain XML after every refusal check; create nothing and ask no service (libvirt is read read-only for the capabilities and running guests, unless --domcaps is given without --connect)."
+    )
     var dryRun = false
     @Option(name: .long, help: "Domain capabilities XML (virsh domcapabilities) to use instead of asking libvirt.")
     var domcaps: String?
@@ -82,6 +86,14 @@ struct GuestLaunchOptions: ParsableArguments {
         return try await Self.closing({ await connection.close() }) {
             try DomainCapabilities(xml: try await connection.domainCapabilitiesXML(virtType: "kvm"))
         }
+    }
+
+    /// The confidential guests running on the host, for a dry run's ASID limits: counted read-only through `--connect`
+    /// (qemu:///system when neither --connect nor --domcaps is given); none with --domcaps alone (an offline check).
+    func runningGuestsForDryRun() async throws -> RunningGuests {
+        guard connect != nil || domcaps == nil else { return .none }
+        let connection = try await LibvirtConnection.open(uri: connect ?? "qemu:///system", readOnly: true)
+        return try await Self.closing({ await connection.close() }) { try await RunningGuests.count(on: connection) }
     }
 
     /// Runs `body`, then `close`, also when `body` throws: a `defer` cannot await, and a close left to an unstructured

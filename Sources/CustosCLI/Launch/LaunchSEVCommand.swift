@@ -67,7 +67,8 @@ struct LaunchSEVCommand: AsyncParsableCommand {
             vcpus: vcpus, policy: try guestPolicy(), secrets: try secrets())
         if launch.dryRun {
             let capabilities = try await launch.capabilities()
-            let definition = try SEVLaunchFlow.dryRun(options, capabilities: capabilities)
+            let definition = try SEVLaunchFlow.dryRun(
+                options, capabilities: capabilities, running: try await launch.runningGuestsForDryRun())
             LaunchOutput.note(
                 "dry run: dhCert and session are placeholders; a launch writes the GODH and session the service returns")
             if global.json {

@@ -129,8 +129,8 @@ enum ConsoleOverview {
     /// The most platforms listed.
     static let maximumPlatforms = 200
 
-    /// One row per cached platform (`DIR/<FMSPC>/` of a collateral directory or of the PCS cache): the next-update
-    /// times of its TCB Info and CRLs, classed `bad` when past, `warning` within a week, `good` otherwise.
+    /// One row per cached platform (`DIR/<FMSPC>/` or `DIR/<FMSPC>-processor/` of a collateral directory or of the PCS
+    /// cache): the next-update times of its TCB Info and CRLs, classed `bad` when past, `warning` within a week, `good` otherwise.
     static func collateralRows(_ provider: (any CollateralProvider)?, now: Date) async -> [[String: Any]] {
         let root: URL
         if let directory = provider as? CollateralDirectory {
@@ -143,7 +143,10 @@ enum ConsoleOverview {
         var directories: [URL] = []
         if FileManager.default.fileExists(atPath: root.appendingPathComponent("tcb_info.json").path) { directories.append(root) }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        for name in names.sorted() where name.count == 12 && name.allSatisfy(\.isHexDigit) {
+        for name in names.sorted() {
+            // `<FMSPC>` (PCK Platform CA) and `<FMSPC>-processor` (PCK Processor CA).
+            let fmspc = name.hasSuffix("-processor") ? name.dropLast("-processor".count) : Substring(name)
+            guard fmspc.count == 12, fmspc.allSatisfy(\.isHexDigit) else { continue }
             directories.append(root.appendingPathComponent(name))
         }
         var rows: [[String: Any]] = []
@@ -155,7 +158,8 @@ enum ConsoleOverview {
                 ])
                 continue
             }
-            var row: [String: Any] = ["fmspc": Hex.encode(collateral.tcbInfo.fmspc).uppercased()]
+            let ca = collateral.pckCRLAuthority == .processor ? " (Processor CA)" : ""
+            var row: [String: Any] = ["fmspc": Hex.encode(collateral.tcbInfo.fmspc).uppercased() + ca]
             for (key, date) in [
                 ("tcb", Optional(collateral.tcbInfo.nextUpdate)), ("pck", collateral.pckCRL.nextUpdate),
                 ("root", collateral.rootCACRL.nextUpdate),

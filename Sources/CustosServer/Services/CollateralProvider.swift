@@ -3,12 +3,25 @@ public import CustosTDX
 public import Foundation
 import Synchronization
 
-/// Where the service gets TDX collateral for a platform (FMSPC).
+/// Where the service gets TDX collateral for a platform: its FMSPC and the PCK CA that issued its PCK certificate
+/// (the collateral's PCK CRL must be that CA's).
 public protocol CollateralProvider: Sendable {
-    /// The collateral for `fmspc` (6 bytes), or a typed reason why there is none.
-    func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral
+    /// The collateral for `platform`, or a typed reason why there is none.
+    func collateral(for platform: PCKPlatform, now: Date) async throws(CollateralUnavailable) -> Collateral
     /// What `/readyz` reports: nil when ready.
     func readinessProblem() -> String?
+}
+
+extension CollateralProvider {
+    /// The collateral for `fmspc` (6 bytes) of a platform whose PCK certificate the PCK Platform CA issued.
+    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
+        try await collateral(for: PCKPlatform(fmspc: fmspc, ca: .platform), now: now)
+    }
+}
+
+extension PCKCertificateAuthority {
+    /// "PCK Platform CA" / "PCK Processor CA", for messages.
+    var displayName: String { self == .platform ? "PCK Platform CA" : "PCK Processor CA" }
 }
 
 /// Why no collateral could be found (answered as 503 `cannot-decide`: the evidence may be fine).
@@ -19,9 +32,10 @@ public struct CollateralUnavailable: Error, Sendable, CustomStringConvertible {
 }
 
 /// Collateral from a directory, no network: `DIR/<FMSPC>/` in PCS layout (the files `custos tdx collateral fetch`
-/// writes), or `DIR/` itself in PCS layout for a single platform. Parsed collateral is kept in memory and re-read
-/// after `refreshInterval` (so a refreshed directory is picked up without a restart); the signature checks are
-/// cached by ``QuoteVerifier``'s ``VerificationCache``.
+/// writes), `DIR/<FMSPC>-processor/` for a platform whose PCK certificate the PCK Processor CA issued, or `DIR/` itself
+/// in PCS layout for a single platform. A directory is used only for its FMSPC and for the CA its PCK CRL is from.
+/// Parsed collateral is kept in memory and re-read after `refreshInterval` (so a refreshed directory is picked up
+/// without a restart); the signature checks are cached by ``QuoteVerifier``'s ``VerificationCache``.
 public final class CollateralDirectory: CollateralProvider {
     public let root: URL
     public let refreshInterval: TimeInterval
@@ -39,23 +53,38 @@ public final class CollateralDirectory: CollateralProvider {
         self.refreshInterval = refreshInterval
     }
 
-    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
-        let key = Hex.encode(fmspc).uppercased()
+    public func collateral(for platform: PCKPlatform, now: Date) async throws(CollateralUnavailable) -> Collateral {
+        let key = platform.cacheKey
         if let hit = cache.withLock({ $0[key] }), now.timeIntervalSince(hit.loadedAt) < refreshInterval { return hit.collateral }
-        let candidates = [root.appendingPathComponent(key), root.appendingPathComponent(key.lowercased()), root]
+        let fmspc = Hex.encode(platform.fmspc).uppercased()
+        var candidates: [URL] = []
+        for name in [key, key.lowercased(), fmspc, fmspc.lowercased()] {
+            let url = root.appendingPathComponent(name)
+            if !candidates.contains(url) { candidates.append(url) }
+        }
+        candidates.append(root)
+        var skipped: [String] = []
         for directory in candidates where FileManager.default.fileExists(atPath: directory.appendingPathComponent("tcb_info.json").path) {
             let collateral = try Self.load(directory)
-            // The single-platform layout must still be for this FMSPC.
-            guard collateral.tcbInfo.fmspc == fmspc else { continue }
+            // The single-platform layout must still be for this FMSPC, and every layout for the PCK certificate's CA.
+            guard collateral.tcbInfo.fmspc == platform.fmspc else { continue }
+            guard (collateral.pckCRLAuthority ?? .platform) == platform.ca else {
+                skipped.append("\(directory.path) holds the \((collateral.pckCRLAuthority ?? .platform).displayName) CRL")
+                continue
+            }
             cache.withLock { $0[key] = (collateral, now) }
             return collateral
         }
-        throw CollateralUnavailable("no collateral for FMSPC \(key) in \(root.path) (run `custos tdx collateral fetch --fmspc \(key)`)")
+        let fetch = "custos tdx collateral fetch --fmspc \(fmspc)\(platform.ca == .platform ? "" : " --ca \(platform.ca.rawValue)")"
+        throw CollateralUnavailable(
+            "no collateral for FMSPC \(fmspc) (\(platform.ca.displayName)) in \(root.path)"
+                + (skipped.isEmpty ? "" : "; \(skipped.joined(separator: "; "))")
+                + " (run `\(fetch) --out \(root.appendingPathComponent(key).path)`)")
     }
 
-    /// Forgets the parsed collateral of `fmspc` (hex), so the next request re-reads its files.
-    public func invalidate(fmspc: String) {
-        cache.withLock { _ = $0.removeValue(forKey: fmspc.uppercased()) }
+    /// Forgets the parsed collateral of `platform`, so the next request re-reads its files.
+    public func invalidate(_ platform: PCKPlatform) {
+        cache.withLock { _ = $0.removeValue(forKey: platform.cacheKey) }
     }
 
     public func readinessProblem() -> String? {
@@ -85,17 +114,19 @@ public final class CollateralDirectory: CollateralProvider {
     }
 }
 
-/// Collateral held in memory (tests and benchmarks with generated quotes).
+/// Collateral held in memory (tests and benchmarks with generated quotes), by FMSPC and the CA of its PCK CRL.
 public final class InMemoryCollateral: CollateralProvider {
-    private let byFMSPC: [String: Collateral]
+    private let byPlatform: [String: Collateral]
     public init(_ collaterals: [Collateral]) {
         var map: [String: Collateral] = [:]
-        for collateral in collaterals { map[Hex.encode(collateral.tcbInfo.fmspc)] = collateral }
-        self.byFMSPC = map
+        for collateral in collaterals {
+            map[PCKPlatform(fmspc: collateral.tcbInfo.fmspc, ca: collateral.pckCRLAuthority ?? .platform).cacheKey] = collateral
+        }
+        self.byPlatform = map
     }
-    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
-        guard let collateral = byFMSPC[Hex.encode(fmspc)] else {
-            throw CollateralUnavailable("no collateral for FMSPC \(Hex.encode(fmspc))")
+    public func collateral(for platform: PCKPlatform, now: Date) async throws(CollateralUnavailable) -> Collateral {
+        guard let collateral = byPlatform[platform.cacheKey] else {
+            throw CollateralUnavailable("no collateral for FMSPC \(Hex.encode(platform.fmspc).uppercased()) (\(platform.ca.displayName))")
         }
         return collateral
     }

@@ -21,6 +21,8 @@ public enum TDXCollateralFetcher {
     /// What was fetched.
     public struct Summary: Codable, Sendable {
         public let fmspc: String
+        /// The PCK CA whose CRL was fetched (`platform` or `processor`; absent in fetches of earlier releases).
+        public let ca: String?
         public let source: String
         public let fetchedAt: String
         public let tcbInfoIssueDate: String
@@ -142,6 +144,10 @@ public enum TDXCollateralFetcher {
         guard Hex.encode(collateral.tcbInfo.fmspc).uppercased() == fmspc.uppercased() else {
             throw FetchError(.fmspcMismatch, "the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)")
         }
+        // The PCK CRL must be the requested CA's: a PCK certificate is checked against its own issuer's CRL only.
+        if let served = collateral.pckCRLAuthority, served.rawValue != ca {
+            throw FetchError(.malformedCollateral, "the PCK CRL served for ca=\(ca) is the \(served.displayName)'s")
+        }
         if let check {
             do { try check(collateral) } catch { throw FetchError(.refused, "the collateral from \(base) is refused: \(error)") }
         }
@@ -152,7 +158,7 @@ public enum TDXCollateralFetcher {
             ("pck_crl_issuer_chain.pem", Array((pckCRL.chain ?? "").utf8)), ("root_ca_crl.der", rootDER),
         ]
         let summary = Summary(
-            fmspc: fmspc.uppercased(), source: base, fetchedAt: iso.string(from: Date()),
+            fmspc: fmspc.uppercased(), ca: ca, source: base, fetchedAt: iso.string(from: Date()),
             tcbInfoIssueDate: iso.string(from: collateral.tcbInfo.issueDate),
             tcbInfoNextUpdate: iso.string(from: collateral.tcbInfo.nextUpdate),
             qeIdentityNextUpdate: iso.string(from: collateral.qeIdentity.nextUpdate),
@@ -198,7 +204,8 @@ public enum TDXCollateralFetcher {
 }
 
 /// Collateral from Intel PCS or a PCCS with an on-disk cache (`DATA/collateral/<FMSPC>/`, the PCS layout that
-/// `custos tdx collateral fetch` writes), the service's default source.
+/// `custos tdx collateral fetch` writes; `DATA/collateral/<FMSPC>-processor/` for platforms whose PCK certificate the
+/// PCK Processor CA issued, fetched with `pckcrl?ca=processor`), the service's default source.
 ///
 /// A platform's collateral is fetched on its first attestation and again once any part of it — TCB Info, QE Identity,
 /// either CRL, a certificate of the issuer chains — has expired or is within ``refreshMargin`` of it: concurrent
@@ -261,26 +268,27 @@ public final class PCSCollateralProvider: CollateralProvider {
     /// Fetches started so far (tests and metrics).
     public var fetchCount: Int { state.withLock { $0.fetches } }
 
-    public func collateral(fmspc: [UInt8], now: Date) async throws(CollateralUnavailable) -> Collateral {
-        let key = Hex.encode(fmspc).uppercased()
+    public func collateral(for platform: PCKPlatform, now: Date) async throws(CollateralUnavailable) -> Collateral {
+        let key = platform.cacheKey
         let cached: Collateral?
-        do { cached = try await cache.collateral(fmspc: fmspc, now: now) } catch { cached = nil }
+        do { cached = try await cache.collateral(for: platform, now: now) } catch { cached = nil }
         if let cached, now < Self.earliestNextUpdate(cached).addingTimeInterval(-refreshMargin) { return cached }
-        switch await fetch(key, fmspc: fmspc, now: now, replacing: cached) {
+        switch await fetch(key, platform: platform, now: now, replacing: cached) {
         case .success:
-            do { return try await cache.collateral(fmspc: fmspc, now: now) } catch {
+            do { return try await cache.collateral(for: platform, now: now) } catch {
                 if let cached { return cached }
                 throw error
             }
         case .failure(let error):
             // A fetch that wrote collateral still within the margin reports a failure (for the back-off): use it.
-            if let current = try? await cache.collateral(fmspc: fmspc, now: now) { return current }
+            if let current = try? await cache.collateral(for: platform, now: now) { return current }
             if let cached {
                 logger.warning(
                     "collateral refresh failed; using the cached collateral", metadata: ["fmspc": "\(key)", "error": "\(error)"])
                 return cached
             }
-            throw CollateralUnavailable("no collateral for FMSPC \(key): \(error)")
+            throw CollateralUnavailable(
+                "no collateral for FMSPC \(Hex.encode(platform.fmspc).uppercased()) (\(platform.ca.displayName)): \(error)")
         }
     }
 
@@ -332,11 +340,11 @@ public final class PCSCollateralProvider: CollateralProvider {
         }
     }
 
-    /// One fetch per FMSPC at a time; none within `retryInterval` of a failure.
+    /// One fetch per platform (FMSPC and PCK CA) at a time; none within `retryInterval` of a failure.
     /// The task writes what it fetched into the cache and reads it back: collateral that is itself within the refresh
     /// margin is kept but reported as a failure, so that the back-off applies (or every attestation would fetch again).
     private func fetch(
-        _ key: String, fmspc: [UInt8], now: Date, replacing cached: Collateral?
+        _ key: String, platform: PCKPlatform, now: Date, replacing cached: Collateral?
     ) async -> Result<Void, TDXCollateralFetcher.FetchError> {
         let task = state.withLock { state -> Task<Result<Void, TDXCollateralFetcher.FetchError>, Never>? in
             if let running = state.inFlight[key] { return running }
@@ -354,11 +362,12 @@ public final class PCSCollateralProvider: CollateralProvider {
             let task = Task { () -> Result<Void, TDXCollateralFetcher.FetchError> in
                 do throws(TDXCollateralFetcher.FetchError) {
                     _ = try await TDXCollateralFetcher.fetch(
-                        fmspc: key, base: base, rootCRLURL: rootCRLURL, ca: "platform", out: directory, client: client
+                        fmspc: Hex.encode(platform.fmspc).uppercased(), base: base, rootCRLURL: rootCRLURL, ca: platform.ca.rawValue,
+                        out: directory, client: client
                     ) { fetched in try Self.check(fetched, replacing: cached, root: root, now: now) }
                 } catch { return .failure(error) }
-                cache.invalidate(fmspc: key)
-                if let fresh = try? await cache.collateral(fmspc: fmspc, now: now),
+                cache.invalidate(platform)
+                if let fresh = try? await cache.collateral(for: platform, now: now),
                     now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-margin)
                 {
                     return .failure(.init(.refused, "the source's collateral expires within the refresh margin"))

@@ -151,12 +151,13 @@ public final class TDXAttestationService: Sendable {
         guard let verifier else {
             throw AttestationFailure(.unavailable, "noTrustAnchor", "the Intel SGX Root CA is not installed (custos certs install)")
         }
-        let fmspc: [UInt8]
-        do { fmspc = try verifier.platformFMSPC(of: quote) } catch {
+        let platform: PCKPlatform
+        do { platform = try verifier.pckPlatform(of: quote) } catch {
             throw AttestationFailure(.rejected, error.code.name, "the PCK certificate: \(error)")
         }
+        let fmspc = platform.fmspc
         let platformCollateral: Collateral
-        do { platformCollateral = try await collateral.collateral(fmspc: fmspc, now: now) } catch {
+        do { platformCollateral = try await collateral.collateral(for: platform, now: now) } catch {
             throw AttestationFailure(.unavailable, "collateralUnavailable", error.message)
         }
         metrics?.setCollateralAge(

@@ -55,6 +55,19 @@ public struct TDXTestHierarchy: Sendable {
         self.notAfter = root.notAfter
     }
 
+    /// The same root and TCB signing certificate with a PCK **Processor** CA in place of the Platform CA (Intel issues
+    /// the PCK certificates of single-package platforms from it): quotes and collateral made with the result carry that
+    /// CA, and their PCK CRL is its CRL (PCS `pckcrl?ca=processor`).
+    public func withProcessorCA() throws -> TDXTestHierarchy {
+        let key = try ECPrivateKey(generating: .p256)
+        let ca = try CertificateBuilder(
+            subject: [("CN", "Custos Test SGX PCK Processor CA"), ("O", "Custos Test")], serialNumber: [4], notBefore: notBefore,
+            notAfter: notAfter, isCA: true, keyUsage: 0x06
+        ).sign(subjectKey: .ec(key.publicKey), issuer: root, issuerKey: .ec(rootKey))
+        return TDXTestHierarchy(
+            rootKey: rootKey, root: root, platformCAKey: key, platformCA: ca, tcbSigningKey: tcbSigningKey, tcbSigning: tcbSigning)
+    }
+
     static let storedFiles = ["root", "platform-ca", "tcb-signing"]
 
     /// Writes the three keys (PKCS#8, 0600) and certificates (PEM) to `directory` (a test hierarchy: its keys are
