@@ -70,6 +70,18 @@ public struct IssuedCredential: Sendable {
     public let token: String
 }
 
+/// The outcome of revoking a credential: the credential as it now is, and whether this revocation took effect (false
+/// when it had been revoked before: revoking is idempotent and keeps the first time).
+public struct CredentialRevocation: Sendable, Hashable {
+    public let credential: Credential
+    public let tookEffect: Bool
+
+    public init(credential: Credential, tookEffect: Bool) {
+        self.credential = credential
+        self.tookEffect = tookEffect
+    }
+}
+
 /// The outcome of looking a bearer token up. Only ``valid(_:)`` authenticates; the others all mean 401.
 public enum CredentialLookup: Sendable, Hashable {
     case valid(Credential)

@@ -106,6 +106,15 @@ public struct SQLiteStore: Store {
         return try await write { db in try Self.createTenant(id: id, displayName: displayName, now: now, master: master, in: db) }
     }
 
+    public func tenantCreation(id: String, displayName: String, now: Date) -> StoreStep<Result<Tenant, StoreError>> {
+        let master = keys.current
+        return step { db in
+            try StoreValidation.tenantId(id)
+            try StoreValidation.text(displayName, field: "display name", max: 256, allowEmpty: true)
+            return try Self.createTenant(id: id, displayName: displayName, now: now, master: master, in: db)
+        }
+    }
+
     /// Inserts the tenant and its first DEK (generation 1) wrapped under `master`; in db.
     static func createTenant(id: String, displayName: String, now: Date, master: MasterKey, in db: Database) throws -> Tenant {
         guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM tenant WHERE id = ?)", arguments: [id]) != true else {
@@ -155,26 +164,56 @@ public struct SQLiteStore: Store {
     public func createCredential(tenantId: String?, role: Role, label: String, expiresAt: Date?, now: Date) async throws(StoreError)
         -> IssuedCredential
     {
+        let prepared = try Self.prepareCredential(tenantId: tenantId, role: role, label: label, expiresAt: expiresAt, now: now)
+        try await write { db in try Self.insert(prepared, in: db) }
+        return prepared.issued
+    }
+
+    public func credentialIssue(tenantId: String?, role: Role, label: String, expiresAt: Date?, now: Date)
+        -> StoreStep<Result<IssuedCredential, StoreError>>
+    {
+        step { db in
+            let prepared = try Self.prepareCredential(tenantId: tenantId, role: role, label: label, expiresAt: expiresAt, now: now)
+            try Self.insert(prepared, in: db)
+            return prepared.issued
+        }
+    }
+
+    /// A credential checked and made (token and id), not yet stored.
+    struct PreparedCredential: Sendable {
+        let issued: IssuedCredential
+        let hash: Data
+        let now: Date
+    }
+
+    static func prepareCredential(tenantId: String?, role: Role, label: String, expiresAt: Date?, now: Date) throws(StoreError)
+        -> PreparedCredential
+    {
         if role.requiresTenant, tenantId == nil { throw StoreError(.invalidInput, "a \(role.rawValue) credential needs a tenant") }
         if role == .serviceAdmin, tenantId != nil { throw StoreError(.invalidInput, "a service-admin credential has no tenant") }
         if let tenantId { try StoreValidation.tenantId(tenantId) }
         try StoreValidation.text(label, field: "label", max: 256, allowEmpty: true)
         let token = try APIToken.generate()
-        let id = "crd_" + StoreIDs.randomHex(12)
         let credential = Credential(
-            id: id, tenantId: tenantId, role: role, label: label, createdAt: Date(storeMillis: now.storeMillis),
-            expiresAt: expiresAt.map { Date(storeMillis: $0.storeMillis) }, revokedAt: nil)
-        let hash = Data(APIToken.hash(token))
-        try await write { db in
-            if let tenantId { try Self.requireTenant(tenantId, in: db) }
-            try db.execute(
-                sql: """
-                    INSERT INTO credential (id, tenant_id, token_sha256, role, label, created_at, expires_at, revoked_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
-                    """,
-                arguments: [id, tenantId, hash, role.rawValue, label, now.storeMillis, expiresAt?.storeMillis])
-        }
-        return IssuedCredential(credential: credential, token: token)
+            id: "crd_" + StoreIDs.randomHex(12), tenantId: tenantId, role: role, label: label,
+            createdAt: Date(storeMillis: now.storeMillis), expiresAt: expiresAt.map { Date(storeMillis: $0.storeMillis) }, revokedAt: nil)
+        return PreparedCredential(
+            issued: IssuedCredential(credential: credential, token: token), hash: Data(APIToken.hash(token)), now: now)
+    }
+
+    /// Stores a prepared credential; in db.
+    static func insert(_ prepared: PreparedCredential, in db: Database) throws {
+        let credential = prepared.issued.credential
+        if let tenantId = credential.tenantId { try requireTenant(tenantId, in: db) }
+        try db.execute(
+            sql: """
+                INSERT INTO credential (id, tenant_id, token_sha256, role, label, created_at, expires_at, revoked_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+                """,
+            arguments: [
+                credential.id, credential.tenantId, prepared.hash, credential.role.rawValue, credential.label, prepared.now.storeMillis,
+                credential.expiresAt?.storeMillis,
+            ])
     }
 
     public func lookupCredential(token: String, now: Date) async throws(StoreError) -> CredentialLookup {
@@ -193,14 +232,22 @@ public struct SQLiteStore: Store {
     }
 
     public func revokeCredential(id: String, now: Date) async throws(StoreError) -> Credential {
-        try await write { db in
-            try db.execute(
-                sql: "UPDATE credential SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [now.storeMillis, id])
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM credential WHERE id = ?", arguments: [id]) else {
-                throw StoreError(.notFound, "no credential \(id)")
-            }
-            return try Self.credential(row)
+        try await write { db in try Self.revokeCredential(id: id, now: now, in: db).credential }
+    }
+
+    public func credentialRevocation(id: String, now: Date) -> StoreStep<Result<CredentialRevocation, StoreError>> {
+        step { db in try Self.revokeCredential(id: id, now: now, in: db) }
+    }
+
+    /// Sets `revoked_at` unless it is set; in db.
+    static func revokeCredential(id: String, now: Date, in db: Database) throws -> CredentialRevocation {
+        try db.execute(
+            sql: "UPDATE credential SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [now.storeMillis, id])
+        let tookEffect = db.changesCount > 0
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM credential WHERE id = ?", arguments: [id]) else {
+            throw StoreError(.notFound, "no credential \(id)")
         }
+        return CredentialRevocation(credential: try Self.credential(row), tookEffect: tookEffect)
     }
 
     public func listCredentials(tenantId: String?) async throws(StoreError) -> [Credential] {

@@ -14,6 +14,9 @@ public protocol Store: Sendable {
     /// Creates a tenant and its data-encryption key.
     /// - Throws: `invalidInput` for a malformed id, `conflict` if it exists.
     func createTenant(id: String, displayName: String, now: Date) async throws(StoreError) -> Tenant
+    /// ``createTenant(id:displayName:now:)`` as a step of another writer's transaction (as
+    /// ``secretPut(tenantId:path:value:now:)``): the service records the tenant and its audit entry together.
+    func tenantCreation(id: String, displayName: String, now: Date) -> StoreStep<Result<Tenant, StoreError>>
     /// - Throws: `notFound`.
     func tenant(id: String) async throws(StoreError) -> Tenant
     func listTenants() async throws(StoreError) -> [Tenant]
@@ -30,6 +33,11 @@ public protocol Store: Sendable {
     /// Revokes a credential (idempotent: the first revocation time is kept).
     /// - Throws: `notFound`.
     func revokeCredential(id: String, now: Date) async throws(StoreError) -> Credential
+    /// ``createCredential(tenantId:role:label:expiresAt:now:)`` and ``revokeCredential(id:now:)`` as steps of another
+    /// writer's transaction (as ``secretPut(tenantId:path:value:now:)``); the revocation says whether it took effect.
+    func credentialIssue(tenantId: String?, role: Role, label: String, expiresAt: Date?, now: Date)
+        -> StoreStep<Result<IssuedCredential, StoreError>>
+    func credentialRevocation(id: String, now: Date) -> StoreStep<Result<CredentialRevocation, StoreError>>
     /// A tenant's credentials, or the service-wide ones when `tenantId` is nil.
     func listCredentials(tenantId: String?) async throws(StoreError) -> [Credential]
 

@@ -273,7 +273,7 @@ struct AuditCLITests {
         // An empty file is an empty database to SQLite: every command refuses it, and none writes to it (the commands
         // open the database read-only; a read-write open made it a WAL database).
         let zero = scratch.directory.appendingPathComponent("zero.sqlite")
-        FileManager.default.createFile(atPath: zero.path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: zero.path, contents: Data()))
         for command in [["verify"], ["key"], ["checkpoint"], ["tail"], ["show", "--from", "1"], ["export"], ["proof", "--index", "0"]] {
             let result = try CustosExecutable.run(["audit"] + command + ["--db", zero.path, "--json"])
             #expect(result.status == 2, "\(command): \(result.stderr)")

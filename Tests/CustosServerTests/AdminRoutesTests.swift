@@ -355,6 +355,50 @@ import Testing
         }
     }
 
+    /// A tenant, a credential issued and a revocation commit with their `config.changed` entry: when the entry cannot
+    /// be appended, nothing changed (before, the change was made first and the entry written after it).
+    @Test func tenantAndCredentialChangesCommitWithTheirEntry() async throws {
+        let fixture = try await Self.fixture()
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let admin = Self.auth(fixture.adminToken)
+        try await fixture.app.test(.live) { client in
+            let reader = try await client.execute(
+                uri: "/v1/tenants/default/tokens", method: .post, headers: admin, body: Self.body(["role": "tenant-reader"])
+            ) { response in
+                #expect(response.status == .created)
+                return Self.json(response)["id"]?.stringValue ?? ""
+            }
+            let before = try Self.entries(fixture.log, type: "config.changed").count
+            try await fixture.store.pool.write { db in
+                try db.execute(sql: "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            }
+            try await client.execute(uri: "/v1/tenants", method: .post, headers: admin, body: Self.body(["id": "unlogged"])) {
+                #expect($0.status == .internalServerError)
+            }
+            await #expect(throws: StoreError.self) { try await fixture.store.tenant(id: "unlogged") }
+            let credentials = try await fixture.store.listCredentials(tenantId: "default")
+            try await client.execute(
+                uri: "/v1/tenants/default/tokens", method: .post, headers: admin, body: Self.body(["role": "tenant-admin"])
+            ) { #expect($0.status == .internalServerError) }
+            #expect(try await fixture.store.listCredentials(tenantId: "default") == credentials, "no credential was issued")
+            try await client.execute(uri: "/v1/tenants/default/tokens/\(reader)", method: .delete, headers: admin) {
+                #expect($0.status == .internalServerError)
+            }
+            #expect(try await fixture.store.listCredentials(tenantId: "default").first { $0.id == reader }?.revokedAt == nil)
+            // With the log writable again: the revocation takes effect once and is logged once.
+            try await fixture.store.pool.write { db in try db.execute(sql: "DROP TRIGGER refuse_audit") }
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/tenants/default/tokens/\(reader)", method: .delete, headers: admin) {
+                    #expect($0.status == .noContent)
+                }
+            }
+            let changes = try Self.entries(fixture.log, type: "config.changed")
+            #expect(changes.count == before + 1)
+            #expect(
+                changes.filter { $0["object"]?["change"] == "credential.revoked" }.map { $0["object"]?["credential"] } == [.string(reader)])
+        }
+    }
+
     @Test func conditionalReferenceValueWritesFollowRFC9110() async throws {
         let fixture = try await Self.fixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }

@@ -8,9 +8,9 @@ import Hummingbird
 /// need the store. Every object is scoped by tenant; another tenant's object is a 404.
 ///
 /// Every change is an audit entry (service.md §11.1) naming the credential that made it: `secret.created`,
-/// `secret.rotated`, `secret.deleted` and `refvalue.changed` commit in one transaction with the change (neither
-/// without the other); a new tenant, a credential issued or revoked are `config.changed` entries recorded right after
-/// the change. Without an audit log the changing routes answer 503.
+/// `secret.rotated`, `secret.deleted`, `refvalue.changed`, and `config.changed` for a new tenant and a credential
+/// issued or revoked, commit in one transaction with the change (neither without the other). Without an audit log the
+/// changing routes answer 503.
 struct AdminRoutes: Sendable {
     let store: any Store
     let audit: AuditRecorder?
@@ -66,28 +66,35 @@ struct AdminRoutes: Sendable {
         ["kind": "admin", "id": .string(principal.credentialID), "role": .string(principal.role.rawValue)]
     }
 
-    /// A `config.changed` entry for a change already made (tenants, credentials).
-    func recordConfigChange(_ change: String, tenant: String, by principal: Principal, object: [String: JSONValue], requestID: String)
-        async throws
-    {
-        var members = object
-        members["change"] = .string(change)
-        try await recorder().record(
-            "config.changed", tenant: tenant, actor: Self.actor(principal), object: .object(members),
-            requestID: requestID)
+    /// The `config.changed` event of a change a step made (tenants, credentials), or none: for a refused change, or
+    /// when `describe` gives none. `describe` names the entry's tenant and object.
+    func configChange<Value: Sendable>(
+        _ change: String, by principal: Principal, requestID: String,
+        _ describe: @escaping @Sendable (Value) -> (tenant: String, object: [String: JSONValue])?
+    ) -> @Sendable (Result<Value, StoreError>) -> AuditEvent? {
+        let actor = Self.actor(principal)
+        return { result in
+            guard case .success(let value) = result, let (tenant, object) = describe(value) else { return nil }
+            var members = object
+            members["change"] = .string(change)
+            return AuditEvent(tenant: tenant, type: .configChanged, actor: actor, object: .object(members), requestId: requestID)
+        }
     }
 
     func createTenant(_ request: Request, requestID: String) async throws -> Response {
         let principal = try await authenticator.require(request, roles: [.serviceAdmin])
-        _ = try recorder()
+        let audit = try recorder()
         let body = try await HTTPJSON.object(request, limit: jsonLimit)
         try HTTPJSON.checkKeys(body, allowed: ["id", "display_name"])
         let id = try HTTPJSON.string(body, "id")
-        let tenant = try await mapped {
-            try await store.createTenant(id: id, displayName: try HTTPJSON.optionalString(body, "display_name") ?? id, now: Date())
-        }
-        try await recordConfigChange(
-            "tenant.created", tenant: tenant.id, by: principal, object: ["tenant": .string(tenant.id)], requestID: requestID)
+        let displayName = try HTTPJSON.optionalString(body, "display_name") ?? id
+        // The tenant and its `config.changed` entry commit together.
+        let outcome = try await audit.record(
+            after: store.tenantCreation(id: id, displayName: displayName, now: Date()),
+            event: configChange("tenant.created", by: principal, requestID: requestID) { (tenant: Tenant) in
+                (tenant.id, ["tenant": .string(tenant.id)])
+            })
+        let tenant = try await mapped { try outcome.value.get() }
         return HTTPJSON.response(
             [
                 "id": .string(tenant.id), "display_name": .string(tenant.displayName),
@@ -110,17 +117,22 @@ struct AdminRoutes: Sendable {
         let now = Date()
         let expires = try HTTPJSON.optionalDate(body, "expires_at")
         if let expires, expires <= now { throw Problem.badRequest("\"expires_at\" is in the past") }
-        _ = try recorder()
+        let audit = try recorder()
         // A service-wide credential has no tenant, but the tenant in the path must still exist.
         if !role.requiresTenant { _ = try await mapped { try await store.tenant(id: tenant) } }
-        let issued = try await mapped {
-            try await store.createCredential(
+        // The credential and its `config.changed` entry commit together (a service-wide one is logged under the
+        // `default` tenant, as every service-wide entry is).
+        let outcome = try await audit.record(
+            after: store.credentialIssue(
                 tenantId: role.requiresTenant ? tenant : nil, role: role, label: try HTTPJSON.optionalString(body, "label") ?? "",
-                expiresAt: expires, now: now)
-        }
-        try await recordConfigChange(
-            "credential.issued", tenant: issued.credential.tenantId ?? Bootstrap.defaultTenant, by: principal,
-            object: ["credential": .string(issued.credential.id), "role": .string(role.rawValue)], requestID: requestID)
+                expiresAt: expires, now: now),
+            event: configChange("credential.issued", by: principal, requestID: requestID) { (issued: IssuedCredential) in
+                (
+                    issued.credential.tenantId ?? Bootstrap.defaultTenant,
+                    ["credential": .string(issued.credential.id), "role": .string(issued.credential.role.rawValue)]
+                )
+            })
+        let issued = try await mapped { try outcome.value.get() }
         var document: [String: JSONValue] = [
             "id": .string(issued.credential.id), "role": .string(role.rawValue), "token": .string(issued.token),
         ]
@@ -145,16 +157,20 @@ struct AdminRoutes: Sendable {
         return try await revoke(id, by: principal, requestID: requestID)
     }
 
+    /// Revokes and logs in one transaction. Revoking is idempotent (the first revocation time is kept): only the
+    /// revocation that took effect is logged.
     func revoke(_ id: String, by principal: Principal, requestID: String) async throws -> Response {
-        let now = Date()
-        let credential = try await mapped { try await store.revokeCredential(id: id, now: now) }
-        // Revoking is idempotent (the first revocation time is kept): only the revocation that took effect is logged.
-        guard let revokedAt = credential.revokedAt, abs(revokedAt.timeIntervalSince(now)) < 0.002 else {
-            return Response(status: .noContent)
-        }
-        try await recordConfigChange(
-            "credential.revoked", tenant: credential.tenantId ?? Bootstrap.defaultTenant, by: principal,
-            object: ["credential": .string(credential.id), "role": .string(credential.role.rawValue)], requestID: requestID)
+        let outcome = try await recorder().record(
+            after: store.credentialRevocation(id: id, now: Date()),
+            event: configChange("credential.revoked", by: principal, requestID: requestID) { (revocation: CredentialRevocation) in
+                guard revocation.tookEffect else { return nil }
+                let credential = revocation.credential
+                return (
+                    credential.tenantId ?? Bootstrap.defaultTenant,
+                    ["credential": .string(credential.id), "role": .string(credential.role.rawValue)]
+                )
+            })
+        _ = try await mapped { try outcome.value.get() }
         return Response(status: .noContent)
     }
 
