@@ -1,5 +1,4 @@
 import CustosCrypto
-import CustosServer
 import CustosTDX
 import CustosTestSupport
 import Foundation
@@ -8,6 +7,8 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+
+@testable import CustosServer
 
 /// The service's default collateral source (issue 11 §1): Intel PCS or a PCCS, fetched on a miss into the on-disk cache
 /// `DATA/collateral/<FMSPC>/`. A local PCCS (PCS v4 paths and issuer-chain headers) serves the test hierarchy's
@@ -248,6 +249,15 @@ struct PCSCollateralTests {
         let directoryProvider = CollateralDirectory(root: root)
         #expect(try await directoryProvider.collateral(for: processor, now: Date()).pckCRLAuthority == .processor)
         #expect(try await directoryProvider.collateral(fmspc: fmspc, now: Date()).pckCRLAuthority == .platform)
+        // The console lists both, the Processor CA's named as such.
+        let rows = await ConsoleOverview.collateralRows(directoryProvider, now: Date())
+        #expect(rows.compactMap { $0["fmspc"] as? String } == [Self.fmspc, "\(Self.fmspc) (Processor CA)"])
+        // A broken Platform CA directory does not stop the Processor CA platform (it could not use it anyway).
+        try Data("{".utf8).write(to: root.appendingPathComponent("\(Self.fmspc)/tcb_info.json"))
+        #expect(try await CollateralDirectory(root: root).collateral(for: processor, now: Date()).pckCRLAuthority == .processor)
+        await #expect(throws: CollateralUnavailable.self) {
+            try await CollateralDirectory(root: root).collateral(fmspc: fmspc, now: Date())
+        }
         // In memory too: both platforms of one FMSPC are kept apart.
         let memory = InMemoryCollateral([
             try hierarchy.collateral(KBSFixture.spec()), try hierarchy.withProcessorCA().collateral(KBSFixture.spec()),

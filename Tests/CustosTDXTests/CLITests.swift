@@ -67,6 +67,17 @@ struct TDXCLITests {
         #expect(rejected.error?.code == "collateralExpired")
     }
 
+    /// `tdx inspect` / `tdx verify` name the PCK CA that picks the PCK CRL, as dcap-qvl names it; a Processor CA
+    /// quote of the test hierarchy says `processor`.
+    @Test func quoteJSONNamesThePCKCA() throws {
+        #expect(!Fixtures.pairs.isEmpty)
+        for pair in Fixtures.pairs {
+            #expect(QuoteJSON(try Quote(parsing: try Fixtures.quote(pair.quote))).pckCa == pair.parsed.pck_ca, "\(pair.quote)")
+        }
+        let processor = try TDXTestHierarchy().withProcessorCA()
+        #expect(QuoteJSON(try Quote(parsing: try processor.make(TDXQuoteSpec()).quote)).pckCa == "processor")
+    }
+
     @Test("tdx inspect and eventlog")
     func inspectAndEventLog() throws {
         #expect(try run(["tdx", "inspect", "--quote", path("quotes/q06_gotdx_v5_sample.bin"), "--json"]) == 0)

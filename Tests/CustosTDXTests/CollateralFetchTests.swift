@@ -108,12 +108,12 @@ struct TDXCollateralFetchTests {
     /// Faults a PCCS can serve; each must fail with a typed error, exit 1 and leave the output untouched.
     enum Fault: String, CaseIterable, Sendable {
         case unknownFMSPC, qeIdentityServerError, garbageTCBInfo, missingTCBIssuerChain, garbageIssuerChain, garbagePCKCRL,
-            tcbInfoForOtherFMSPC, truncatedQEIdentity, connectionRefused
+            tcbInfoForOtherFMSPC, truncatedQEIdentity, connectionRefused, otherCAsCRL
 
         var expectedCode: TDXCollateralFetcher.FetchError.Code {
             switch self {
             case .unknownFMSPC, .qeIdentityServerError: .httpStatus
-            case .garbageTCBInfo, .garbagePCKCRL, .truncatedQEIdentity, .garbageIssuerChain: .malformedCollateral
+            case .garbageTCBInfo, .garbagePCKCRL, .truncatedQEIdentity, .garbageIssuerChain, .otherCAsCRL: .malformedCollateral
             case .missingTCBIssuerChain: .missingIssuerChain
             case .tcbInfoForOtherFMSPC: .fmspcMismatch
             case .connectionRefused: .transport
@@ -127,6 +127,7 @@ struct TDXCollateralFetchTests {
         var fmspc = "B0C06F000000"
         var routes = try pccsRoutes(directory: c1, fmspc: fmspc)
         let tcbPath = "/tdx/certification/v4/tcb?fmspc=\(fmspc)"
+        var ca = "platform"
         switch fault {
         case .unknownFMSPC: fmspc = "00906ED50000"
         case .qeIdentityServerError:
@@ -141,6 +142,11 @@ struct TDXCollateralFetchTests {
         case .tcbInfoForOtherFMSPC: routes[tcbPath]?.body = try TestData.bytes("tdx/collateral/c4_gotdx_2023-06_50806F/tcb_info.json")
         case .truncatedQEIdentity: routes["/tdx/certification/v4/qe/identity"]?.body.removeLast(40)
         case .connectionRefused: break
+        case .otherCAsCRL:
+            // Asked for the Processor CA's CRL, the PCCS serves the Platform CA's (Intel's real one).
+            ca = "processor"
+            routes["/sgx/certification/v4/pckcrl?ca=processor&encoding=der"] =
+                routes["/sgx/certification/v4/pckcrl?ca=platform&encoding=der"]
         }
         let server = try await CannedHTTPServer.start(routes: routes)
         let base = server.base
@@ -154,7 +160,7 @@ struct TDXCollateralFetchTests {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let thrown = await #expect(throws: TDXCollateralFetcher.FetchError.self) {
             _ = try await TDXCollateralFetcher.fetch(
-                fmspc: fmspc, base: base, rootCRLURL: base + "/sgx/certification/v4/rootcacrl", ca: "platform", out: out, client: client)
+                fmspc: fmspc, base: base, rootCRLURL: base + "/sgx/certification/v4/rootcacrl", ca: ca, out: out, client: client)
         }
         try await client.shutdown()
         #expect(thrown?.code == fault.expectedCode, "\(thrown.map { "\($0)" } ?? "no error")")
@@ -165,7 +171,7 @@ struct TDXCollateralFetchTests {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let previous = Array("previous collateral".utf8)
         try Data(previous).write(to: out.appendingPathComponent("tcb_info.json"))
-        let code = await run(["tdx", "collateral", "fetch", "--pccs", base, "--fmspc", fmspc, "--out", out.path])
+        let code = await run(["tdx", "collateral", "fetch", "--pccs", base, "--fmspc", fmspc, "--ca", ca, "--out", out.path])
         await server.stop()
         #expect(code == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: out.path) == ["tcb_info.json"])

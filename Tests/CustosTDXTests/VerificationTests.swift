@@ -19,6 +19,13 @@ struct VerificationTests {
         return table.first { message.contains($0.0) }?.1
     }
 
+    /// The parametrised tests below run once per pair of expected.json: it must decode and hold the pairs.
+    @Test func expectedResultsDecode() throws {
+        #expect(Fixtures.expectedDecodingError == nil, "\(Fixtures.expectedDecodingError ?? "")")
+        #expect(Fixtures.pairs.count >= 5)
+        #expect(Fixtures.pairs.contains { $0.valid.result == "accepted" } && Fixtures.pairs.contains { $0.valid.result != "accepted" })
+    }
+
     @Test("same verdict, status and advisories as dcap-qvl at the recorded time", arguments: Fixtures.pairs)
     func peerVerdict(pair: ExpectedPair) throws {
         let bytes = try Fixtures.quote(pair.quote)

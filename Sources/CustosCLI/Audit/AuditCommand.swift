@@ -51,7 +51,8 @@ enum AuditCLI {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw CLIError("no database file at \(path)")
         }
-        do { return try DatabaseQueue(path: path, configuration: StoreDatabase.configuration(readOnly: true)) } catch {
+        // A read-only pool: `audit verify` reads partitions of a large log in parallel, one connection per core.
+        do { return try StoreDatabase.openPool(path: path, readOnly: true) } catch {
             throw CLIError("cannot open \(path) as a SQLite database: \(error)")
         }
     }
@@ -65,6 +66,7 @@ enum AuditCLI {
         guard let header = try? handle.read(upToCount: 16), header == Data("SQLite format 3\u{0}".utf8) else { return nil }
         var configuration = Configuration()
         configuration.readonly = true
+        configuration.busyMode = .timeout(StoreDatabase.busyTimeoutSeconds)
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA writable_schema = ON") }
         return try? DatabaseQueue(path: path, configuration: configuration)
     }

@@ -32,7 +32,7 @@ struct GuestLaunchOptions: ParsableArguments {
     @Flag(
         name: .long,
         help:
-            "Print the domain XML after every refusal check; create nothing and ask no service (libvirt is read read-only for the capabilities and running guests, unless --domcaps is given without --connect)."
+            "Print the domain XML after every refusal check; create nothing and ask no service (libvirt is only read, over a read-only connection, for the capabilities and running guests, unless --domcaps is given without --connect)."
     )
     var dryRun = false
     @Option(name: .long, help: "Domain capabilities XML (virsh domcapabilities) to use instead of asking libvirt.")

@@ -158,6 +158,9 @@ public struct QuoteJSON: Codable, Sendable, Equatable {
     public let qeAuthDataLength: Int
     public let certificationDataType: Int
     public let pck: PCKJSON?
+    /// The PCK CA that issued the PCK certificate (`platform` or `processor`, by the CA's name; not verified here): it
+    /// picks the PCK CRL (`custos tdx collateral fetch --ca`).
+    public let pckCa: String?
     public let pckChainError: String?
     public let td: TDClaimsJSON
 
@@ -174,16 +177,19 @@ public struct QuoteJSON: Codable, Sendable, Equatable {
         qeAuthDataLength = quote.qeAuthData.count
         certificationDataType = Int(quote.innerCertificationDataType)
         var pck: PCKJSON? = nil
+        var pckCA: String? = nil
         var pckError: String? = nil
         do {
             let chain = try quote.pckCertificateChain()
             if let leaf = chain.first(where: { ($0.commonName ?? "").contains("SGX PCK Certificate") }) {
                 pck = PCKJSON(try PCKExtension(certificate: leaf))
+                pckCA = PCKCertificateAuthority(commonName: chain.first { leaf.isSigned(by: $0) }?.commonName)?.rawValue
             } else {
                 pckError = "no SGX PCK Certificate in the chain"
             }
         } catch { pckError = error.description }
         self.pck = pck
+        pckCa = pckCA
         pckChainError = pckError
         fmspc = pck?.fmspc
         td = TDClaimsJSON(quote.body)

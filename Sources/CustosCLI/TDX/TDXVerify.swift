@@ -51,7 +51,7 @@ struct TDXVerify: ParsableCommand {
         lines.append("trust anchor:  \(report.trustAnchor)")
         lines.append("time:          \(report.verifiedAt)")
         if let quote = report.quote {
-            lines.append("quote:         v\(quote.version) \(quote.bodyType), FMSPC \(quote.fmspc ?? "-")")
+            lines.append("quote:         v\(quote.version) \(quote.bodyType), FMSPC \(quote.fmspc ?? "-"), PCK CA \(quote.pckCa ?? "-")")
             lines.append("MRTD:          \(quote.td.mrtd)")
             lines.append("RTMR0:         \(quote.td.rtmr0)")
             lines.append("RTMR1:         \(quote.td.rtmr1)")
@@ -96,7 +96,9 @@ struct TDXInspect: ParsableCommand {
         )
         print("signed region: \(json.signedLength) bytes; signature data: \(json.signatureDataLength) bytes; QE ISVSVN \(json.qeIsvSvn)")
         if let pck = json.pck {
-            print("PCK: FMSPC \(pck.fmspc), PCE-ID \(pck.pceId), PCESVN \(pck.pceSvn), CPUSVN \(pck.cpuSvn), SGX type \(pck.sgxType)")
+            print(
+                "PCK: FMSPC \(pck.fmspc), PCE-ID \(pck.pceId), PCESVN \(pck.pceSvn), CPUSVN \(pck.cpuSvn), SGX type \(pck.sgxType), CA \(json.pckCa ?? "unknown")"
+            )
         } else {
             print("PCK: \(json.pckChainError ?? "-")")
         }

@@ -65,7 +65,14 @@ public final class CollateralDirectory: CollateralProvider {
         candidates.append(root)
         var skipped: [String] = []
         for directory in candidates where FileManager.default.fileExists(atPath: directory.appendingPathComponent("tcb_info.json").path) {
-            let collateral = try Self.load(directory)
+            let collateral: Collateral
+            do { collateral = try Self.load(directory) } catch {
+                // The platform's own directory must load; a fallback (the bare FMSPC's, the single-platform root) that
+                // does not is skipped: it may be another CA's, which this platform could not use anyway.
+                if [key, key.lowercased()].contains(where: { root.appendingPathComponent($0) == directory }) { throw error }
+                skipped.append("\(directory.path) does not load (\(error))")
+                continue
+            }
             // The single-platform layout must still be for this FMSPC, and every layout for the PCK certificate's CA.
             guard collateral.tcbInfo.fmspc == platform.fmspc else { continue }
             guard (collateral.pckCRLAuthority ?? .platform) == platform.ca else {
@@ -75,7 +82,8 @@ public final class CollateralDirectory: CollateralProvider {
             cache.withLock { $0[key] = (collateral, now) }
             return collateral
         }
-        let fetch = "custos tdx collateral fetch --fmspc \(fmspc)\(platform.ca == .platform ? "" : " --ca \(platform.ca.rawValue)")"
+        let fetch =
+            "custos tdx collateral fetch --fmspc \(fmspc)\(platform.ca == .platform ? "" : " --ca \(platform.ca.rawValue)") --pcs|--pccs URL"
         throw CollateralUnavailable(
             "no collateral for FMSPC \(fmspc) (\(platform.ca.displayName)) in \(root.path)"
                 + (skipped.isEmpty ? "" : "; \(skipped.joined(separator: "; "))")

@@ -145,7 +145,9 @@ public enum TDXCollateralFetcher {
             throw FetchError(.fmspcMismatch, "the TCB Info served is for FMSPC \(Hex.encode(collateral.tcbInfo.fmspc)), not \(fmspc)")
         }
         // The PCK CRL must be the requested CA's: a PCK certificate is checked against its own issuer's CRL only.
-        if let served = collateral.pckCRLAuthority, served.rawValue != ca {
+        // A CA named neither way counts as the Platform CA, as the collateral directory reads it.
+        let served = collateral.pckCRLAuthority ?? .platform
+        guard served.rawValue == ca else {
             throw FetchError(.malformedCollateral, "the PCK CRL served for ca=\(ca) is the \(served.displayName)'s")
         }
         if let check {
@@ -367,9 +369,11 @@ public final class PCSCollateralProvider: CollateralProvider {
                     ) { fetched in try Self.check(fetched, replacing: cached, root: root, now: now) }
                 } catch { return .failure(error) }
                 cache.invalidate(platform)
-                if let fresh = try? await cache.collateral(for: platform, now: now),
-                    now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-margin)
-                {
+                let fresh: Collateral
+                do { fresh = try await cache.collateral(for: platform, now: now) } catch {
+                    return .failure(.init(.output, "the fetched collateral cannot be read back: \(error)"))
+                }
+                if now >= Self.earliestNextUpdate(fresh).addingTimeInterval(-margin) {
                     return .failure(.init(.refused, "the source's collateral expires within the refresh margin"))
                 }
                 return .success(())

@@ -155,13 +155,12 @@ public final class TDXAttestationService: Sendable {
         do { platform = try verifier.pckPlatform(of: quote) } catch {
             throw AttestationFailure(.rejected, error.code.name, "the PCK certificate: \(error)")
         }
-        let fmspc = platform.fmspc
         let platformCollateral: Collateral
         do { platformCollateral = try await collateral.collateral(for: platform, now: now) } catch {
             throw AttestationFailure(.unavailable, "collateralUnavailable", error.message)
         }
-        metrics?.setCollateralAge(
-            fmspc: Hex.encode(fmspc).uppercased(), seconds: now.timeIntervalSince(platformCollateral.tcbInfo.issueDate))
+        // Labelled by the collateral's cache key: the FMSPC, with `-processor` for a Processor CA platform.
+        metrics?.setCollateralAge(fmspc: platform.cacheKey, seconds: now.timeIntervalSince(platformCollateral.tcbInfo.issueDate))
         // Collateral out of its validity is the platform's state, not the evidence's fault: the service cannot decide
         // (503) and the evidence may be fine once the collateral is refreshed. Checked on the collateral alone, so that
         // an expired certificate of the quote's own PCK chain stays a rejection. (Verified collateral is cached: the
