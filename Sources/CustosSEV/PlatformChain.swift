@@ -139,6 +139,11 @@ public enum SEVChainVerifier {
         guard platform.pdh.algorithm.isECDH else {
             return fail(.usage, SEVError(.chainMismatch, "PDH algorithm is \(platform.pdh.algorithm), expected ECDH"))
         }
+        // The GODH is made on the PDH's curve, and the launch session is specified on P-384 (sev.md §1.2, §2.1): every
+        // AMD firmware's PDH is.
+        guard platform.pdh.publicKey.curve == .p384 else {
+            return fail(.usage, SEVError(.chainMismatch, "the PDH key is on \(platform.pdh.publicKey.curve), not P-384"))
+        }
 
         // ARK/ASK, then which ASK signed the CEK.
         var lastRootError: (ChainLink, SEVError)? = nil

@@ -45,6 +45,9 @@ public struct SecretTable: Sendable, Equatable {
     public static let maxEntries = 64
     /// Hard cap on a table (the largest OVMF secret area seen is 3 KiB; sevctl tests go to 16 KiB).
     public static let maxSize = 64 * 1024
+    /// The OVMF secret area of the AmdSev builds (footer GUID `4c2eb361-…`: 0xC00 bytes; sev.md §5.1, trap 11). A
+    /// packet for a firmware image that is not at hand (the service's launch API) must fit it.
+    public static let ovmfSecretAreaSize = 0xC00
 
     public let entries: [SecretEntry]
 
@@ -63,7 +66,10 @@ public struct SecretTable: Sendable, Equatable {
     public func encoded(padding: SecretTablePadding) throws(SEVError) -> [UInt8] {
         let length = self.length
         guard length <= Self.maxSize else { throw SEVError(.secretTooLarge, "secret table of \(length) bytes exceeds \(Self.maxSize)") }
-        var out = Self.headerGUID.bytes
+        var out: [UInt8] = []
+        // One allocation of the final size: growing the array would free buffers holding secret bytes unzeroed.
+        out.reserveCapacity(length + 16)
+        out += Self.headerGUID.bytes
         out.appendLE(UInt32(length))
         for entry in entries {
             out += entry.guid.bytes

@@ -227,6 +227,18 @@ struct EmulatedFirmwareTests {
         }
     }
 
+    /// The launch session is specified on P-384 (the GODH is made on the PDH's curve): a PDH on P-256, however well
+    /// signed, is refused at the usage checks.
+    @Test func aPDHOnP256IsRefused() throws {
+        let fw = try EmulatedSEVFirmware(pdhCurve: .p256)
+        guard case .rejected(let failure) = SEVChainVerifier.verify(fw.platform, roots: [fw.roots]) else {
+            Issue.record("a P-256 PDH was accepted")
+            return
+        }
+        #expect(failure.link == .usage)
+        #expect(failure.error.reason.contains("P-384"), "\(failure.error)")
+    }
+
     @Test("RSA-4096 emulated roots (Rome-style PSS SHA-384) verify too")
     func rsa4096() throws {
         let fw = try EmulatedSEVFirmware(rsaBits: 4096)

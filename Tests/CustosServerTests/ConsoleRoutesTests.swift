@@ -5,6 +5,7 @@ import CustosSEV
 import CustosStore
 import CustosTestSupport
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -348,6 +349,42 @@ import Testing
             #expect(try total("affirming") == 2)
             #expect(try total("contraindicated") == 1)
             #expect(try total("warning") == 0)
+            // The collateral the service holds is service-wide: an auditor sees the table, a tenant's reader does not.
+            #expect(page.html.contains("id=\"collateral\""))
+            let reader = try await Self.token(client, fixture, tenant: "default", role: "tenant-reader")
+            let (readerCookie, _) = try await Self.signIn(client, token: reader)
+            let tenantPage = try await Self.get(client, "/ui/overview", cookie: readerCookie)
+            #expect(tenantPage.status == .ok && tenantPage.html.contains("<svg"))
+            #expect(!tenantPage.html.contains("id=\"collateral\""))
+        }
+    }
+
+    /// Reloading the audit page while the log grows does not sign a checkpoint per load: the console signs at most one
+    /// per ``ConsoleCaches/signingInterval`` (before, every load after a new entry signed and stored one).
+    @Test func reloadingTheAuditPageSignsAtMostOneCheckpointPerInterval() async throws {
+        let fixture = try await KBSFixture.make()
+        defer { fixture.cleanUp() }
+        let store = try #require(fixture.parts.store as? SQLiteStore)
+        let audit = try #require(fixture.parts.audit)
+        @Sendable func checkpoints() async throws -> Int {
+            try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_checkpoints") ?? 0 }
+        }
+        try await fixture.app.test(.live) { client in
+            let auditor = try await Self.token(client, fixture, tenant: "default", role: "auditor")
+            let (cookie, _) = try await Self.signIn(client, token: auditor)
+            let before = try await checkpoints()
+            let start = Date()
+            for round in 0..<5 {
+                try await audit.record(
+                    "config.changed", tenant: "default", actor: ["kind": "admin", "id": "crd_test", "role": "service-admin"],
+                    object: ["change": "test", "round": .integer(Int64(round))])
+                let page = try await Self.get(client, "/ui/audit", cookie: cookie)
+                #expect(page.status == .ok)
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            let signed = try await checkpoints() - before
+            #expect(signed >= 1)
+            #expect(signed <= Int(elapsed / ConsoleCaches.signingInterval) + 2, "\(signed) checkpoints in \(elapsed) s")
         }
     }
 
@@ -422,6 +459,22 @@ import Testing
         // The oldest sign-in sessions went first; the newest four are still there.
         for (index, session) in flood.enumerated() {
             #expect((sessions.session(id: session.id, now: start.addingTimeInterval(30)) != nil) == (index >= 16), "\(index)")
+        }
+    }
+
+    /// One token signing in again and again keeps at most `perCredential` sessions (its oldest go), so it cannot push
+    /// other reviewers out of the full table.
+    @Test func oneTokenCannotEvictOtherReviewers() throws {
+        let sessions = ConsoleSessions(idleLifetime: 600, absoluteLifetime: 3600, capacity: 10, perCredential: 3)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let others = try (0..<7).map { try sessions.create(token: "custos_reviewer\($0)", now: start) }
+        var flood: [ConsoleSessions.Session] = []
+        for index in 0..<100 { flood.append(try sessions.create(token: "custos_script", now: start.addingTimeInterval(Double(index + 1)))) }
+        let later = start.addingTimeInterval(200)
+        for other in others { #expect(sessions.session(id: other.id, now: later) != nil) }
+        #expect(sessions.count.signedIn == 10)
+        for (index, session) in flood.enumerated() {
+            #expect((sessions.session(id: session.id, now: later) != nil) == (index >= 97), "\(index)")
         }
     }
 

@@ -344,6 +344,43 @@ import Testing
         }
     }
 
+    /// The service has no firmware image to read the secret area from: the table must fit the AmdSev builds' 3 KiB
+    /// (sev.md trap 11). A larger secret is a denial, nothing is injected (before, a 64 KiB table was built and the
+    /// guest's kernel-hashes table would have been overrun).
+    @Test func aSecretTableLargerThanTheOVMFSecretAreaIsDenied() async throws {
+        let fixture = try await Self.fixture()
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let fw = fixture.firmware
+        let boot = Boot(policy: 0x7, vcpus: 1)
+        let digest = try boot.digest().digest
+        try await fixture.app.test(.live) { client in
+            let tokens = try await Self.prepareTenant(
+                client, fixture, tenant: "tenant-a", referenceSet: "sev_es_launch_digest", digests: [digest])
+            try await client.execute(
+                uri: "/v1/secrets/tenant-a/disk/root-key", method: .put, headers: Self.auth(fixture.adminToken),
+                body: ByteBuffer(bytes: [UInt8](repeating: 0x5a, count: 3100))
+            ) { #expect($0.status == .created) }
+            let launcher = Self.auth(try #require(tokens["launcher"]))
+            var created: JSONValue = .null
+            try await client.execute(
+                uri: "/v1/launches", method: .post, headers: launcher, body: Self.body(Self.launchBody(fw, tee: "sev-es", policy: 0x7))
+            ) { created = Self.json($0) }
+            let launchID = try #require(created["launch_id"]?.stringValue)
+            let (_, measurement) = try Self.hostLaunch(fw, created: created, boot: boot)
+            try await client.execute(
+                uri: "/v1/launches/\(launchID)/measurement", method: .post, headers: launcher,
+                body: Self.body(Self.measurementBody(fw, measurement, expected: ("firmware_digest", Hex.encode(digest)), vcpus: 1))
+            ) { response in
+                #expect(response.status == .forbidden)
+                let problem = Self.json(response)
+                #expect(problem["type"] == "urn:custos:problem:policy-denied")
+                #expect(problem["detail"]?.stringValue?.contains("secret area") == true, "\(problem)")
+                #expect(problem["secret"] == nil)
+            }
+            #expect(try await fixture.store.launch(tenantId: "tenant-a", id: launchID).state == .denied)
+        }
+    }
+
     @Test func authenticationScopingAndMalformedInput() async throws {
         let fixture = try await Self.fixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }

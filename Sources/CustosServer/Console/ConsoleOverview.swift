@@ -131,7 +131,7 @@ enum ConsoleOverview {
 
     /// One row per cached platform (`DIR/<FMSPC>/` or `DIR/<FMSPC>-processor/` of a collateral directory or of the PCS
     /// cache): the next-update times of its TCB Info and CRLs, classed `bad` when past, `warning` within a week, `good` otherwise.
-    static func collateralRows(_ provider: (any CollateralProvider)?, now: Date) async -> [[String: Any]] {
+    static func collateralRows(_ provider: (any CollateralProvider)?, now: Date) async -> [[String: String]] {
         let root: URL
         if let directory = provider as? CollateralDirectory {
             root = directory.root
@@ -149,7 +149,7 @@ enum ConsoleOverview {
             guard fmspc.count == 12, fmspc.allSatisfy(\.isHexDigit) else { continue }
             directories.append(root.appendingPathComponent(name))
         }
-        var rows: [[String: Any]] = []
+        var rows: [[String: String]] = []
         for directory in directories.prefix(maximumPlatforms) {
             guard let collateral = try? CollateralDirectory.load(directory) else {
                 rows.append([
@@ -159,7 +159,7 @@ enum ConsoleOverview {
                 continue
             }
             let ca = collateral.pckCRLAuthority == .processor ? " (Processor CA)" : ""
-            var row: [String: Any] = ["fmspc": Hex.encode(collateral.tcbInfo.fmspc).uppercased() + ca]
+            var row: [String: String] = ["fmspc": Hex.encode(collateral.tcbInfo.fmspc).uppercased() + ca]
             for (key, date) in [
                 ("tcb", Optional(collateral.tcbInfo.nextUpdate)), ("pck", collateral.pckCRL.nextUpdate),
                 ("root", collateral.rootCACRL.nextUpdate),

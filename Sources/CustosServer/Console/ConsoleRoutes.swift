@@ -21,6 +21,8 @@ struct ConsoleRoutes: Sendable {
     let policies: PolicyRegistry?
     let collateral: (any CollateralProvider)?
     let sessions: ConsoleSessions
+    /// The overview's figures and the console's checkpoint signing, shared by every request (``ConsoleCaches``).
+    let caches = ConsoleCaches()
     /// Whether the session cookie is `Secure` (``ServerConfiguration/servedOverHTTPS``: TLS, or an `https` issuer URL).
     let secureCookie: Bool
     let library: MustacheLibrary
@@ -219,7 +221,14 @@ struct ConsoleRoutes: Sendable {
         let fields = try await Self.form(request)
         guard ConsoleSessions.csrfMatches(fields["csrf"], session.csrf) else { throw ConsoleError.csrf }
         let token = (fields["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let principal = try? await authenticator.authenticate(token: token) else {
+        let principal: Principal
+        do { principal = try await authenticator.authenticate(token: token) } catch let problem as Problem
+            where problem.status == .serviceUnavailable
+        {
+            // Not a verdict on the token: the reviewer should not throw a good token away.
+            throw ConsoleError(
+                .serviceUnavailable, "Try again", "The service cannot check API tokens right now; sign in again in a few seconds.")
+        } catch {
             return try await signInPage(request, message: "That API token is not valid.", status: .unauthorized)
         }
         guard Self.roles.contains(principal.role) else {
@@ -504,10 +513,17 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Audit
 
-    /// The latest signed checkpoint covering at least `size` entries (signed now when there is none yet, as
-    /// `GET /v1/audit/checkpoint` does).
+    /// The latest signed checkpoint covering at least `size` entries, signed now when there is none. The console signs
+    /// at most one checkpoint per ``ConsoleCaches/signingInterval`` (a page reloaded under load waits for the next
+    /// slot, then uses whatever covers it by then: the service's checkpoint timer or another request may have signed
+    /// meanwhile), so that reviewers cannot turn page loads into a stream of writes beside the decisions.
     func checkpoint(covering size: UInt64, _ log: AuditLog) async throws -> SignedCheckpoint {
         if let latest = log.latestCheckpoint(), latest.checkpoint.size >= size { return latest }
+        if let wait = caches.signingSlot(now: Date()) {
+            try? await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1))
+            if let latest = log.latestCheckpoint(), latest.checkpoint.size >= size { return latest }
+            _ = caches.signingSlot(now: Date(), force: true)
+        }
         do { return try await log.signCheckpoint() } catch {
             throw ConsoleError(.internalServerError, "No checkpoint", "The log could not sign a checkpoint.")
         }
@@ -597,9 +613,27 @@ struct ConsoleRoutes: Sendable {
         let log = try requireLog()
         let tenant = try AuditRoutes.scopedTenant(viewer.principal, requested: Self.parameter(request, "tenant"))
         let now = Date()
-        let counts = try read { () throws(AuditError) in try ConsoleOverview.dailyCounts(log: log, tenant: tenant, now: now) }
-        let collateralRows = await ConsoleOverview.collateralRows(collateral, now: now)
+        // Cached for a minute per tenant (and the collateral rows for everyone): the page reads up to 100,000 entries
+        // and every cached platform's files, and any signed-in reviewer can reload it.
+        let counts: (days: [[ConsoleOverview.Series: Int]], truncated: Bool)
+        if let cached = caches.counts(tenant: tenant, now: now) {
+            counts = cached
+        } else {
+            counts = try read { () throws(AuditError) in try ConsoleOverview.dailyCounts(log: log, tenant: tenant, now: now) }
+            caches.store(counts: counts, tenant: tenant, now: now)
+        }
+        // The platforms the service holds collateral for are service-wide: tenant roles do not see them.
+        var collateralRows: [[String: String]] = []
+        if viewer.serviceWide {
+            if let cached = caches.collateralRows(now: now) {
+                collateralRows = cached
+            } else {
+                collateralRows = await ConsoleOverview.collateralRows(collateral, now: now)
+                caches.store(collateralRows: collateralRows, now: now)
+            }
+        }
         var context: [String: Any] = [
+            "serviceWide": viewer.serviceWide,
             "chart": ConsoleOverview.chart(counts.days, now: now),
             "legend": ConsoleOverview.Series.allCases.map { series -> [String: Any] in
                 ["name": series.rawValue, "total": String(counts.days.reduce(0) { $0 + ($1[series] ?? 0) })]

@@ -27,6 +27,9 @@ final class ConsoleSessions: Sendable {
     /// The most sessions held of each kind (sign-in and signed-in); past it, the oldest of that kind are dropped, so
     /// memory stays bounded whatever clients do and a flood of sign-in pages cannot sign reviewers out.
     let capacity: Int
+    /// The most signed-in sessions of one API token; past it, that token's oldest is dropped, so that a script signing
+    /// in over and over with one token cannot push other reviewers out of the table.
+    let perCredential: Int
 
     private struct Tables {
         /// Sign-in sessions (anyone can make one) and their ids in creation order: the oldest is dropped first, in
@@ -39,10 +42,13 @@ final class ConsoleSessions: Sendable {
     }
     private let tables = Mutex(Tables())
 
-    init(idleLifetime: TimeInterval = 15 * 60, absoluteLifetime: TimeInterval = 60 * 60, capacity: Int = 10_000) {
+    init(
+        idleLifetime: TimeInterval = 15 * 60, absoluteLifetime: TimeInterval = 60 * 60, capacity: Int = 10_000, perCredential: Int = 8
+    ) {
         self.idleLifetime = idleLifetime
         self.absoluteLifetime = absoluteLifetime
         self.capacity = max(1, capacity)
+        self.perCredential = max(1, perCredential)
     }
 
     /// 32 random bytes, base64url: session ids and CSRF tokens.
@@ -71,6 +77,11 @@ final class ConsoleSessions: Sendable {
                     tables.signInOrder = CircularBuffer(tables.signInOrder.filter { tables.signIn[$0] != nil })
                 }
             } else {
+                var own = tables.signedIn.values.filter { $0.token == token }
+                if own.count >= perCredential {
+                    own.sort { $0.createdAt < $1.createdAt }
+                    for old in own.prefix(own.count - perCredential + 1) { tables.signedIn.removeValue(forKey: old.id) }
+                }
                 if tables.signedIn.count >= capacity {
                     tables.signedIn = tables.signedIn.filter { !isExpired($0.value, now: now) }
                     while tables.signedIn.count >= capacity, let oldest = tables.signedIn.min(by: { $0.value.lastSeen < $1.value.lastSeen })

@@ -185,11 +185,11 @@ enum ConsoleTemplates {
         <figure class="card chart">{{{chart}}}
         <figcaption>{{#legend}}<span class="key {{name}}"></span>{{name}} {{total}} {{/legend}}{{#truncated}}<span class="muted">(the newest {{limit}} entries only)</span>{{/truncated}}</figcaption>
         </figure>
-        <h2>Collateral freshness</h2>
+        {{#serviceWide}}<h2>Collateral freshness</h2>
         <table class="list" id="collateral"><thead><tr><th>FMSPC</th><th>TCB Info next update</th><th>PCK CRL next update</th><th>Root CA CRL next update</th></tr></thead><tbody>
         {{#collateral}}<tr><td class="mono">{{fmspc}}</td><td class="{{tcbClass}}">{{tcb}}</td><td class="{{pckClass}}">{{pck}}</td><td class="{{rootClass}}">{{root}}</td></tr>{{/collateral}}
         {{^collateral}}<tr><td colspan="4" class="muted">No collateral cached yet.</td></tr>{{/collateral}}
-        </tbody></table>
+        </tbody></table>{{/serviceWide}}
         """#
 
     static let error = #"""

@@ -184,14 +184,18 @@ struct LaunchSessionRecord: Sendable {
     let secrets: [LaunchRequest.SecretReference]
 
     var sealed: SecretBytes {
-        var bytes: [UInt8] = [Self.format]
-        keys.tek.withBytes { bytes += $0 }
-        keys.tik.withBytes { bytes += $0 }
         let document: JSONValue = [
             "generation": .string(generation),
             "secrets": .array(secrets.map { ["guid": .string($0.guid.description), "path": .string($0.path)] }),
         ]
-        bytes += CanonicalJSON.encode(document)
+        let json = CanonicalJSON.encode(document)
+        // One allocation of the final size: growing the array would free buffers holding the keys unzeroed.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(1 + keys.tek.count + keys.tik.count + json.count)
+        bytes.append(Self.format)
+        keys.tek.withBytes { bytes += $0 }
+        keys.tik.withBytes { bytes += $0 }
+        bytes += json
         let secret = SecretBytes(bytes)
         secureZero(&bytes)
         return secret
@@ -421,9 +425,17 @@ struct LaunchService: Sendable {
                         "version": .integer(opened.version.version),
                     ])
                 }
-                packet = try SecretPacket(table: try SecretTable(entries: entries), keys: record.keys, measurement: verified)
-            } catch let error as StoreError {
+                // The host's firmware image is not at hand: the table must fit the AmdSev builds' 3 KiB secret area
+                // (a larger one would overrun the kernel-hashes table after it, and Linux's efi_secret refuses it).
+                packet = try SecretPacket(
+                    table: try SecretTable(entries: entries), keys: record.keys, measurement: verified,
+                    firmwareSecretArea: OVMFFooter.Area(base: 0, size: UInt32(SecretTable.ovmfSecretAreaSize)))
+            } catch let error as StoreError where error.code == .notFound {
                 verdict.reason = "a secret of the launch cannot be released: \(error.reason)"
+            } catch let error as StoreError {
+                // Not a verdict on the launch: the store could not open a secret (busy, unsealing). No decision is
+                // recorded; the launch stays measured and is erased with the stale ones.
+                throw Problem.unavailable("a secret of the launch cannot be read now: \(error.reason)", retryAfter: 5)
             } catch let error as SEVError {
                 verdict.reason = "the secret packet cannot be built: \(error.reason)"
             }

@@ -48,7 +48,10 @@ public final class EmulatedSEVFirmware: Sendable {
     /// - Parameters:
     ///   - version: the API version and build it reports and MACs.
     ///   - rsaBits: the ARK/ASK size: 2048 (Naples style, PSS SHA-256) or 4096 (Rome on, PSS SHA-384).
-    public init(version: FirmwareVersion = FirmwareVersion(apiMajor: 1, apiMinor: 55, buildID: 21), rsaBits: Int = 2048) throws {
+    ///   - pdhCurve: the PDH's curve (P-384 on every AMD firmware; P-256 to test that the owner refuses it).
+    public init(
+        version: FirmwareVersion = FirmwareVersion(apiMajor: 1, apiMinor: 55, buildID: 21), rsaBits: Int = 2048, pdhCurve: ECCurve = .p384
+    ) throws {
         self.version = version
         let arkKey = try RSAPrivateKey(generatingBits: rsaBits)
         let askKey = try RSAPrivateKey(generatingBits: rsaBits)
@@ -63,7 +66,7 @@ public final class EmulatedSEVFirmware: Sendable {
         let cekKey = try ECPrivateKey(generating: .p384)
         let ocaKey = try ECPrivateKey(generating: .p384)
         let pekKey = try ECPrivateKey(generating: .p384)
-        pdhKey = try ECPrivateKey(generating: .p384)
+        pdhKey = try ECPrivateKey(generating: pdhCurve)
         let digest: DigestAlgorithm = rsaBits == 2048 ? .sha256 : .sha384
         let askPadding = RSAPadding.pss(mgf1: digest, saltLength: digest.byteCount)
         let cekBody = SEVCertificate.unsignedBody(
