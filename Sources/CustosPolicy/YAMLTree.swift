@@ -242,6 +242,14 @@ struct YNode {
             guard let flag = node.bool else { break }
             return .bool(flag)
         case .int:
+            // YAML 1.1 base-60 (`15:15` is 915): Yams computes it with trapping arithmetic, so a long one stopped the
+            // process (found by the policy-yaml fuzzer). A policy has no use for it; refused before Yams reads it.
+            if scalar.string.contains(":") {
+                diagnostics.add(
+                    here,
+                    "'\(scalar.string)' reads as a YAML 1.1 base-60 integer; write the number in decimal, or quote it to make it a string")
+                return nil
+            }
             guard let number = node.int, let wide = Int64(exactly: number), wide.magnitude <= JSONValue.maxSafeInteger.magnitude else {
                 diagnostics.add(here, "integer \(scalar.string) is out of range (±\(JSONValue.maxSafeInteger))")
                 return nil

@@ -104,7 +104,10 @@ public struct ServerConfiguration: Sendable, Equatable {
                 return value
             }
             func integer() throws(ConfigurationError) -> Int {
-                guard let value = valueNode.int else { throw ConfigurationError("\(place): \(key) must be an integer") }
+                // Not a YAML 1.1 base-60 form (`1:30`): Yams computes those with trapping arithmetic.
+                guard let text = valueNode.scalar?.string, !text.contains(":"), let value = valueNode.int else {
+                    throw ConfigurationError("\(place): \(key) must be an integer in decimal")
+                }
                 return value
             }
             switch key {

@@ -176,7 +176,27 @@ import Testing
             [("rv.yaml", "apiVersion: custos/v1\nkind: ReferenceValues\nexamples: \"true\"\nsets:\n  mr_td:\n    values: [\"aabb\"]\n")],
             "rv.yaml:3:11", "examples must be true or false, not a string"
         ),
+        (
+            "a YAML 1.1 base-60 integer", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: 15:15")],
+            "t.yaml:11:8", "'15:15' reads as a YAML 1.1 base-60 integer"
+        ),
     ]
+
+    /// The policy-yaml fuzzer's input (2026-12-02): a base-60 integer too large for Int trapped in Yams' conversion and
+    /// stopped `custos policy hash`/`lint` and a policy reload. Byte for byte as libFuzzer wrote it.
+    @Test("a base-60 integer that overflows is a load error, not a trap")
+    func base60OverflowReproducer() {
+        let bytes: [UInt8] = [
+            0x20, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x37, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x33, 0x31, 0x35, 0x3a,
+            0x31, 0x35,
+        ]
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(throws: PolicyLoadError.self) {
+            try PolicySet.parsePolicy(yaml: text, file: "fuzz.yaml", at: Date(timeIntervalSince1970: 1_800_000_000))
+        }
+        let problems = Fixture.problems([("fuzz.yaml", text)])
+        #expect(problems.contains { $0.message.contains("base-60") }, "got \(problems.map(\.description))")
+    }
 
     @Test("strict-load errors carry file:line:column", arguments: cases)
     func rejected(name: String, sources: [(file: String, text: String)], location: String, message: String) {

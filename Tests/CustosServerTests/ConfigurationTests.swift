@@ -60,6 +60,8 @@ import Testing
     @Test(arguments: [
         "kbs_denial_status: 404", "tls_cert: a.pem", "json_limit: -1", "token_lifetime_seconds: 5", "port: [1]",
         "- a\n- b", "data: [x]", "{ unclosed", "challenge_rate: 0", "challenge_rate: -5",
+        // YAML 1.1 base-60 integers: the long one trapped inside Yams before.
+        "challenge_rate: 1:30", "json_limit: 333333373333333315:15",
     ])
     func badFilesAreRefused(yaml: String) {
         var configuration = ServerConfiguration()
