@@ -242,12 +242,10 @@ struct YNode {
             guard let flag = node.bool else { break }
             return .bool(flag)
         case .int:
-            // YAML 1.1 base-60 (`15:15` is 915): Yams computes it with trapping arithmetic, so a long one stopped the
-            // process (found by the policy-yaml fuzzer). A policy has no use for it; refused before Yams reads it.
-            if scalar.string.contains(":") {
+            if let form = yaml11OnlyIntegerForm(scalar.string) {
                 diagnostics.add(
                     here,
-                    "'\(scalar.string)' reads as a YAML 1.1 base-60 integer; write the number in decimal, or quote it to make it a string")
+                    "'\(scalar.string)' reads as a YAML 1.1 \(form) integer; write the number in decimal, or quote it to make it a string")
                 return nil
             }
             guard let number = node.int, let wide = Int64(exactly: number), wide.magnitude <= JSONValue.maxSafeInteger.magnitude else {
@@ -261,6 +259,22 @@ struct YNode {
         default: break
         }
         diagnostics.add(here, "unsupported YAML value '\(scalar.string)' (tag \(node.tag.rawValue))")
+        return nil
+    }
+
+    /// The name of the YAML 1.1 integer form `text` is written in when YAML 1.2 reads it otherwise, or nil (decimal,
+    /// `0x` hexadecimal). Base-60 (`15:15` is 915) is refused first of all: Yams computes it with trapping arithmetic,
+    /// so a long one stopped the process (found by the policy-yaml fuzzer). The others load, but as a number that the
+    /// text does not say to a reader or to a YAML 1.2 tool: `017` is 15 (1.2: 17), `0b101` is 5 and `1_000` is 1000
+    /// (1.2: strings) — a leading zero in a copied SVN or digest must not change its value silently.
+    static func yaml11OnlyIntegerForm(_ text: String) -> String? {
+        if text.contains(":") { return "base-60" }
+        if text.contains("_") { return "digit-grouped" }
+        var digits = Substring(text)
+        if digits.first == "+" || digits.first == "-" { digits = digits.dropFirst() }
+        if digits.hasPrefix("0b") { return "binary" }
+        if digits.hasPrefix("0x") { return nil }
+        if digits.count > 1, digits.hasPrefix("0") { return "octal" }
         return nil
     }
 

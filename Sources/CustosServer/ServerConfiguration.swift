@@ -104,8 +104,9 @@ public struct ServerConfiguration: Sendable, Equatable {
                 return value
             }
             func integer() throws(ConfigurationError) -> Int {
-                // Not a YAML 1.1 base-60 form (`1:30`): Yams computes those with trapping arithmetic.
-                guard let text = valueNode.scalar?.string, !text.contains(":"), let value = valueNode.int else {
+                // Decimal digits only, read by us: not YAML 1.1's base-60 (`1:30`, which Yams computes with trapping
+                // arithmetic), octal (`010` is 8), binary, hexadecimal or `_`-grouped forms.
+                guard let text = valueNode.scalar?.string, let value = Self.decimal(text) else {
                     throw ConfigurationError("\(place): \(key) must be an integer in decimal")
                 }
                 return value
@@ -154,6 +155,17 @@ public struct ServerConfiguration: Sendable, Equatable {
         guard (1...1_000_000).contains(challengeRate) else {
             throw ConfigurationError("challenge_rate must be 1 to 1000000 challenges per second")
         }
+    }
+
+    /// An integer written in decimal: an optional sign, then ASCII digits without a leading zero; nil otherwise or
+    /// when it does not fit in `Int`.
+    static func decimal(_ text: String) -> Int? {
+        var digits = Substring(text)
+        if digits.first == "+" || digits.first == "-" { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            digits == "0" || !digits.hasPrefix("0")
+        else { return nil }
+        return Int(text)
     }
 }
 

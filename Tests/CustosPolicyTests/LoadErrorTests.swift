@@ -180,6 +180,19 @@ import Testing
             "a YAML 1.1 base-60 integer", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: 15:15")],
             "t.yaml:11:8", "'15:15' reads as a YAML 1.1 base-60 integer"
         ),
+        (
+            "a YAML 1.1 octal integer", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: 017")],
+            "t.yaml:11:8", "'017' reads as a YAML 1.1 octal integer"
+        ),
+        (
+            "a YAML 1.1 binary integer", [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: -0b101")],
+            "t.yaml:11:8", "'-0b101' reads as a YAML 1.1 binary integer"
+        ),
+        (
+            "a YAML 1.1 digit-grouped integer",
+            [("t.yaml", Fixture.appraisal("{ claim: tdx.tcb_status, equals: UpToDate }") + "\nextra: 1_000")], "t.yaml:11:8",
+            "'1_000' reads as a YAML 1.1 digit-grouped integer"
+        ),
     ]
 
     /// The policy-yaml fuzzer's input (2026-12-02): a base-60 integer too large for Int trapped in Yams' conversion and

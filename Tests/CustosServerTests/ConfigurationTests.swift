@@ -62,10 +62,25 @@ import Testing
         "- a\n- b", "data: [x]", "{ unclosed", "challenge_rate: 0", "challenge_rate: -5",
         // YAML 1.1 base-60 integers: the long one trapped inside Yams before.
         "challenge_rate: 1:30", "json_limit: 333333373333333315:15",
+        // Other forms that are not decimal: YAML 1.1 octal (8), binary, hexadecimal, digit groups, and one past Int.
+        "challenge_rate: 010", "challenge_rate: 0b101", "json_limit: 0x10000", "json_limit: 65_536",
+        "json_limit: 9223372036854775808",
     ])
     func badFilesAreRefused(yaml: String) {
         var configuration = ServerConfiguration()
         #expect(throws: ConfigurationError.self) { try configuration.apply(yaml: yaml, file: "c.yaml") }
+    }
+
+    /// Integers are read from their text in decimal, quoted or not, with an optional sign.
+    @Test func integersAreReadInDecimal() throws {
+        var configuration = ServerConfiguration()
+        try configuration.apply(
+            yaml: "challenge_rate: 25\njson_limit: \"70000\"\nevidence_limit: +2000000\ntoken_lifetime_seconds: 600\n",
+            file: "c.yaml")
+        #expect(configuration.challengeRate == 25)
+        #expect(configuration.jsonLimit == 70_000)
+        #expect(configuration.evidenceLimit == 2_000_000)
+        #expect(configuration.tokenLifetimeSeconds == 600)
     }
 
     /// Session cookies are `Secure` when clients come over HTTPS: built-in TLS, or an `https` issuer (a TLS proxy).
