@@ -220,11 +220,11 @@ public final class AuditLog: Sendable {
         try reader.consistencyProof(first: first, second: second)
     }
 
-    /// Entries in seq order (see ``AuditLogReader/entries(tenant:type:since:limit:cursor:)``).
+    /// Entries in seq order (see ``AuditLogReader/entries(tenant:type:since:until:limit:cursor:)``).
     public func entries(
-        tenant: String? = nil, type: String? = nil, since: Date? = nil, limit: Int = 100, cursor: UInt64? = nil
+        tenant: String? = nil, type: String? = nil, since: Date? = nil, until: Date? = nil, limit: Int = 100, cursor: UInt64? = nil
     ) throws(AuditError) -> AuditPage {
-        try reader.entries(tenant: tenant, type: type, since: since, limit: limit, cursor: cursor)
+        try reader.entries(tenant: tenant, type: type, since: since, until: until, limit: limit, cursor: cursor)
     }
 }
 

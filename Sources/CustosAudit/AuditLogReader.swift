@@ -46,6 +46,8 @@ public struct AuditLogReader: Sendable {
     public let origin: String
     /// The log's checkpoint key.
     public let noteKey: NoteVerifierKey
+    /// Whether the database has `audit-v2`'s time index (a read-only reader of a log from before it has not).
+    let hasTimeIndex: Bool
 
     /// The verifier key in C2SP vkey form.
     public var verifierKey: String { noteKey.encoded }
@@ -55,13 +57,16 @@ public struct AuditLogReader: Sendable {
     ///   are missing; ``AuditError/Code-swift.struct/database`` when SQLite fails.
     public init(database: any DatabaseReader) throws(AuditError) {
         self.database = database
-        let meta: (String, String) = try Self.run(database) { db in
+        let meta: (String, String, Bool) = try Self.run(database) { db in
             guard try AuditSchema.isAuditLog(db) else { throw AuditError(.notAnAuditLog, "the database holds no audit log") }
             let origin = try String.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'origin'")
             let vkey = try String.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'vkey'")
             guard let origin, let vkey else { throw AuditError(.notAnAuditLog, "the audit log has no recorded origin and key") }
-            return (origin, vkey)
+            let index = try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'audit_entries_time')")
+            return (origin, vkey, index ?? false)
         }
+        self.hasTimeIndex = meta.2
         self.origin = meta.0
         self.noteKey = try NoteVerifierKey(parsing: meta.1)
     }
@@ -153,35 +158,82 @@ public struct AuditLogReader: Sendable {
     }
 
     /// Entries in seq order from `cursor` (default 0), filtered by tenant, type and time.
+    ///
+    /// A time filter reads the log in seq order and skips entries out of range, unless the range holds less than half
+    /// the log: then it first finds, on the `time` index (`audit-v2`), the first and last seq whose time is in range,
+    /// and reads only between them (entry times are the events' own and need not rise with seq, so the bounds come from
+    /// the index rather than from a search over seqs). A recent `since`, or the second around an appraisal, then costs
+    /// the entries in range instead of the log before them; a `since` far back costs what it did. The share in range
+    /// is estimated from 17 entries spread over the log. Later pages (a `cursor` past 0) start at their cursor and
+    /// look bounds up again only for `until`. A read-only reader of a log from before the index always scans.
     /// - Parameters:
     ///   - since: Only entries whose `time` is at or after this instant.
+    ///   - until: Only entries whose `time` is at or before this instant.
     ///   - limit: At most this many (1…10,000).
     public func entries(
-        tenant: String? = nil, type: String? = nil, since: Date? = nil, limit: Int = 100, cursor: UInt64? = nil
+        tenant: String? = nil, type: String? = nil, since: Date? = nil, until: Date? = nil, limit: Int = 100, cursor: UInt64? = nil
     ) throws(AuditError) -> AuditPage {
         let limit = min(max(limit, 1), 10_000)
         // Seqs are below 2^63 (SQLite integers): a cursor past that has nothing after it (bitPattern wrapped it to a
         // negative seq, which listed the log from its start).
         guard let first = Int64(exactly: cursor ?? 0) else { return AuditPage(records: [], nextCursor: nil) }
-        var conditions = ["seq >= ?"]
-        var arguments: StatementArguments = [first]
+        var timeConditions: [String] = []
+        var timeArguments: StatementArguments = []
+        if let since {
+            timeConditions.append("time >= ?")
+            timeArguments += [AuditEntry.timestamp(since)]
+        }
+        if let until {
+            timeConditions.append("time <= ?")
+            timeArguments += [AuditEntry.timestamp(until)]
+        }
+        var filters: [String] = []
+        var filterArguments: StatementArguments = []
         if let tenant {
-            conditions.append("tenant = ?")
-            arguments += [tenant]
+            filters.append("tenant = ?")
+            filterArguments += [tenant]
         }
         if let type {
-            conditions.append("type = ?")
-            arguments += [type]
+            filters.append("type = ?")
+            filterArguments += [type]
         }
-        if let since {
-            conditions.append("time >= ?")
-            arguments += [AuditEntry.timestamp(since)]
+        // The page's time terms are written `+time`: SQLite then never reads the page through the time index (which
+        // would sort every entry in range to return a page in seq order); only the bounds query uses it.
+        filters += timeConditions.map { "+" + $0 }
+        filterArguments += timeArguments
+        let boundsSQL = "SELECT MIN(seq), MAX(seq) FROM audit_entries WHERE \(timeConditions.joined(separator: " AND "))"
+        let records = try Self.run(database) { db -> [AuditRecord] in
+            var range = "seq >= ?"
+            var arguments: StatementArguments = [first]
+            if hasTimeIndex, (since != nil && first == 0) || until != nil,
+                try Self.fewInRange(db, since: since.map(AuditEntry.timestamp), until: until.map(AuditEntry.timestamp))
+            {
+                let bounds = try Row.fetchOne(db, sql: boundsSQL, arguments: timeArguments)
+                guard let low = bounds.flatMap({ Int64.fromDatabaseValue($0[0] as DatabaseValue) }),
+                    let high = bounds.flatMap({ Int64.fromDatabaseValue($0[1] as DatabaseValue) })
+                else { return [] }
+                range = "seq >= ? AND seq BETWEEN ? AND ?"
+                arguments += [low, high]
+            }
+            let conditions = ([range] + filters).joined(separator: " AND ")
+            arguments += filterArguments
+            arguments += [limit + 1]
+            let sql = "SELECT seq, body, leaf_hash FROM audit_entries WHERE \(conditions) ORDER BY seq LIMIT ?"
+            return try Self.records(db, sql: sql, arguments: arguments)
         }
-        let sql = "SELECT seq, body, leaf_hash FROM audit_entries WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq LIMIT ?"
-        arguments += [limit + 1]
-        let records = try Self.run(database) { db in try Self.records(db, sql: sql, arguments: arguments) }
         guard records.count > limit else { return AuditPage(records: records, nextCursor: nil) }
         return AuditPage(records: Array(records.prefix(limit)), nextCursor: records[limit].seq)
+    }
+
+    /// Whether at most half of 17 entries spread evenly over the log (the first, the last and 15 between) have their
+    /// time in range: the time index then reads fewer entries than a scan in seq order would.
+    static func fewInRange(_ db: Database, since: String?, until: String?) throws -> Bool {
+        guard let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_entries") else { return false }
+        let seqs = (0...16).map { last / 16 * Int64($0) + (last % 16) * Int64($0) / 16 }
+        let times = try String.fetchAll(
+            db, sql: "SELECT time FROM audit_entries WHERE seq IN (\(seqs.map(String.init).joined(separator: ",")))")
+        let inRange = times.filter { time in (since.map { time >= $0 } ?? true) && (until.map { time <= $0 } ?? true) }.count
+        return inRange * 2 <= times.count
     }
 
     /// The newest `limit` entries matching the filters, oldest first.

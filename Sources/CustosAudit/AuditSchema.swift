@@ -5,7 +5,7 @@ public import GRDB
 /// SHA-256 of each one's SQL.
 public enum AuditSchema {
     /// Each shipped migration: its identifier and its SQL, in order.
-    public static let migrations: [(identifier: String, sql: String)] = [("audit-v1", v1)]
+    public static let migrations: [(identifier: String, sql: String)] = [("audit-v1", v1), ("audit-v2", v2)]
 
     /// `audit-v1`: entries (JCS body, leaf hash, and tenant/type/time copied out for filtering, cross-checked by
     /// `audit verify`), perfect nodes of level ≥ 1, signed checkpoints, and the log's origin and verifier key.
@@ -52,6 +52,12 @@ public enum AuditSchema {
             BEGIN SELECT RAISE(ABORT, 'audit_meta is append-only'); END;
         CREATE TRIGGER audit_meta_no_delete BEFORE DELETE ON audit_meta
             BEGIN SELECT RAISE(ABORT, 'audit_meta is append-only'); END;
+        """
+
+    /// `audit-v2`: an index on `time`, so a `since` filter finds where its entries start without reading the log
+    /// before them (``AuditLogReader/entries(tenant:type:since:until:limit:cursor:)``).
+    static let v2 = """
+        CREATE INDEX audit_entries_time ON audit_entries (time);
         """
 
     /// CustosAudit's migrator.

@@ -155,15 +155,36 @@ import Testing
         }
     }
 
-    @Test func theCookieIsSecureUnderTLS() async throws {
+    /// Under HTTPS the cookie is `__Host-custos_ui`: `Secure`, `Path=/`, no `Domain` (what the prefix requires), and
+    /// it is the only name a session is read from (an unprefixed cookie could have been planted over plain HTTP).
+    @Test func theCookieIsAHostCookieUnderTLS() async throws {
         let fixture = try await KBSFixture.make()
         defer { fixture.cleanUp() }
         let store = try #require(fixture.parts.store)
         let routes = ConsoleRoutes(store: store, log: nil, policies: nil, collateral: nil, secureCookie: true)
         let session = try routes.sessions.create(token: nil)
-        let attributes = routes.cookie(session).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-        #expect(attributes.contains("Secure"))
-        #expect(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict") && attributes.contains("Path=/ui"))
+        let parts = routes.cookie(session).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(parts.first == "__Host-custos_ui=\(session.id)")
+        let attributes = Set(parts.dropFirst())
+        #expect(attributes.isSuperset(of: ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"]))
+        #expect(!attributes.contains { $0.lowercased().hasPrefix("domain=") })
+        let expired = routes.expiredCookie.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(
+            expired.first == "__Host-custos_ui=" && expired.contains("Path=/") && expired.contains("Max-Age=0")
+                && expired.contains("Secure"))
+
+        // The session is found under the prefixed name only.
+        func request(cookie: String) -> Request {
+            var head = HTTPRequest(method: .get, scheme: "https", authority: "custos.example", path: "/ui/appraisals")
+            head.headerFields[.cookie] = cookie
+            return Request(head: head, body: .init(buffer: .init()))
+        }
+        #expect(routes.cookieSession(request(cookie: "__Host-custos_ui=\(session.id)"))?.id == session.id)
+        #expect(routes.cookieSession(request(cookie: "custos_ui=\(session.id)")) == nil)
+        let plain = ConsoleRoutes(store: store, log: nil, policies: nil, collateral: nil, secureCookie: false)
+        let plainSession = try plain.sessions.create(token: nil)
+        #expect(plain.cookieSession(request(cookie: "custos_ui=\(plainSession.id)"))?.id == plainSession.id)
+        #expect(plain.cookieSession(request(cookie: "__Host-custos_ui=\(plainSession.id)")) == nil)
     }
 
     @Test func signInSignOutAndCSRF() async throws {

@@ -187,17 +187,32 @@ struct AuditShowCommand: ParsableCommand {
     @OptionGroup var database: AuditDatabaseOptions
     @OptionGroup var filter: AuditFilterOptions
     @Option(name: .long, help: "The first seq to consider.") var from: UInt64 = 0
+    @Option(name: .long, help: "Only entries whose time is at or after this RFC 3339 time (e.g. 2026-12-01T00:00:00Z).")
+    var since: String?
+    @Option(name: .long, help: "Only entries whose time is at or before this RFC 3339 time.") var until: String?
     @Option(name: .long, help: "How many entries at most (1…10000).") var limit: Int = 100
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1…10000, not \(limit)") }
+        _ = try Self.time(since, "since")
+        _ = try Self.time(until, "until")
+    }
+
+    static func time(_ text: String?, _ option: String) throws -> Date? {
+        guard let text else { return nil }
+        guard let date = RFC3339.parse(text) else {
+            throw CLIError("--\(option) \(text) is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)", code: "usage", field: option)
+        }
+        return date
     }
 
     func run() throws {
         let reader = try AuditCLI.openReader(database.db)
+        let since = try Self.time(since, "since")
+        let until = try Self.time(until, "until")
         let page = try AuditCLI.run { () throws(AuditError) in
-            try reader.entries(tenant: filter.tenant, type: filter.type, limit: limit, cursor: from)
+            try reader.entries(tenant: filter.tenant, type: filter.type, since: since, until: until, limit: limit, cursor: from)
         }
         if global.json {
             var object: [String: JSONValue] = ["entries": .array(page.records.map(AuditCLI.json))]

@@ -31,6 +31,13 @@ struct ConsoleRoutes: Sendable {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
         + "form-action 'self'"
     static let cookieName = "custos_ui"
+    /// The cookie's name under HTTPS: the `__Host-` prefix makes browsers keep it only when it is `Secure`, set by this
+    /// host itself over HTTPS with `Path=/` and no `Domain`, so a plain-HTTP page or a sibling host cannot plant or
+    /// overwrite a console session (RFC 6265bis §4.1.3.2). The price is `Path=/`: the cookie also travels with
+    /// `/v1` and `/kbs` requests, which ignore it (they take bearer tokens and `kbs-session-id`).
+    static let hostCookieName = "__Host-custos_ui"
+    /// The session cookie's name and path for this service (``secureCookie``).
+    var sessionCookie: (name: String, path: String) { secureCookie ? (Self.hostCookieName, "/") : (Self.cookieName, "/ui") }
     /// Roles that may sign in: the `/v1` query readers (tenant-reader, tenant-admin, auditor, service-admin).
     static let roles = QueryRoutes.readers
     static let pageSize = 50
@@ -140,7 +147,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     func cookieSession(_ request: Request) -> ConsoleSessions.Session? {
-        guard let id = request.cookies[Self.cookieName]?.value, !id.isEmpty, id.utf8.count <= 64 else { return nil }
+        guard let id = request.cookies[sessionCookie.name]?.value, !id.isEmpty, id.utf8.count <= 64 else { return nil }
         return sessions.session(id: id)
     }
 
@@ -177,12 +184,12 @@ struct ConsoleRoutes: Sendable {
     }
 
     func cookie(_ session: ConsoleSessions.Session) -> String {
-        "\(Self.cookieName)=\(session.id); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.absoluteLifetime))"
+        "\(sessionCookie.name)=\(session.id); Path=\(sessionCookie.path); HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.absoluteLifetime))"
             + (secureCookie ? "; Secure" : "")
     }
 
     var expiredCookie: String {
-        "\(Self.cookieName)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0" + (secureCookie ? "; Secure" : "")
+        "\(sessionCookie.name)=; Path=\(sessionCookie.path); HttpOnly; SameSite=Strict; Max-Age=0" + (secureCookie ? "; Secure" : "")
     }
 
     /// An `application/x-www-form-urlencoded` body (at most ``formLimit`` bytes).

@@ -6,7 +6,7 @@ import Hummingbird
 
 /// `/v1/audit`: the tamper-evident log for reviewers (service.md §11.3).
 ///
-/// - `GET /v1/audit/entries?cursor=&limit=&type=&since=&tenant=`: auditor and service-admin see every tenant's
+/// - `GET /v1/audit/entries?cursor=&limit=&type=&since=&until=&tenant=`: auditor and service-admin see every tenant's
 ///   entries (optionally one tenant's); tenant-admin and tenant-reader see only their own tenant's.
 /// - `GET /v1/audit/checkpoint`: public; the latest signed checkpoint as a C2SP signed note (`text/plain`).
 /// - `GET /v1/audit/proofs/inclusion?index=&tree_size=`: any credential (a tenant role only for its own entries);
@@ -79,12 +79,16 @@ struct AuditRoutes: Sendable {
         let cursor = try Self.integer(request, "cursor", required: false)
         let type = query.get("type")
         if let type, !AuditEventType.all.contains(type) { throw Problem.badRequest("\"type\" \(type) is not an audit event type") }
-        let since = try query.get("since").map { text -> Date in
-            guard let date = RFC3339.parse(text) else { throw Problem.badRequest("\"since\" must be an RFC 3339 time") }
-            return date
+        func time(_ name: String) throws -> Date? {
+            try query.get(name).map { text -> Date in
+                guard let date = RFC3339.parse(text) else { throw Problem.badRequest("\"\(name)\" must be an RFC 3339 time") }
+                return date
+            }
         }
+        let since = try time("since")
+        let until = try time("until")
         let page = try read { () throws(AuditError) in
-            try log.entries(tenant: tenant, type: type, since: since, limit: limit, cursor: cursor)
+            try log.entries(tenant: tenant, type: type, since: since, until: until, limit: limit, cursor: cursor)
         }
         // Each entry is the parsed JCS body; its canonical re-encoding is exactly the bytes that were hashed.
         var document: [String: JSONValue] = ["entries": .array(page.records.map(\.entry))]

@@ -46,11 +46,15 @@ struct QueryRoutes: Sendable {
         return requested ?? Bootstrap.defaultTenant
     }
 
-    /// The audit entry of an appraisal (written at the same instant as the appraisal), shared with the console.
+    /// The audit entry of an appraisal, shared with the console. Both are written with the same time (to the
+    /// millisecond), so the entry is looked up among the tenant's entries of the second around it: the time index
+    /// finds those without reading the log before or after them.
     static func auditRecord(of appraisal: Appraisal, in log: AuditLog) -> AuditRecord? {
-        try? log.reader.entries(tenant: appraisal.tenantId, since: appraisal.createdAt, limit: 200).records.first(where: {
-            $0.entry["appraisal"]?["id"]?.stringValue == appraisal.id
-        })
+        try? log.reader.entries(
+            tenant: appraisal.tenantId, since: appraisal.createdAt.addingTimeInterval(-0.5),
+            until: appraisal.createdAt.addingTimeInterval(0.5),
+            limit: 10_000
+        ).records.first(where: { $0.entry["appraisal"]?["id"]?.stringValue == appraisal.id })
     }
 
     static func document(_ appraisal: Appraisal, full: Bool) -> JSONValue {
