@@ -788,11 +788,26 @@ public struct SQLiteStore: Store {
     }
 
     /// Records the launch measurement in db: exactly once, while `created` and unexpired.
+    ///
+    /// The same measurement again while the launch is `measured` and undecided is a retry after a decision that
+    /// failed before it was recorded (the service answered 503): the launch is returned as it is, to be decided again,
+    /// while its session secret is kept (``staleLaunchGrace`` after expiry). A different measurement, or any after the
+    /// decision, is a conflict.
     public static func recordLaunchMeasurement(tenantId: String, id: String, measurement: [UInt8], now: Date, in db: Database) throws
         -> Launch
     {
         guard measurement.count == 48 else { throw StoreError(.invalidInput, "a launch measurement is 48 bytes, got \(measurement.count)") }
         let launch = try fetchLaunch(tenantId: tenantId, id: id, in: db)
+        if launch.state == .measured, launch.decidedAt == nil, launch.measurement == measurement {
+            try eraseStaleLaunchSessions(now: now, in: db)
+            let kept = try Bool.fetchOne(
+                db, sql: "SELECT session_ciphertext IS NOT NULL FROM launch WHERE id = ? AND tenant_id = ?", arguments: [id, tenantId])
+            guard kept == true else {
+                throw StoreError(
+                    .conflict, "launch \(id) was measured but never decided, and its session secret is erased: start a new launch")
+            }
+            return launch
+        }
         guard launch.state == .created else {
             throw StoreError(.conflict, "launch \(id) already has a measurement (state \(launch.state.rawValue))")
         }

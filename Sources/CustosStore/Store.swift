@@ -107,8 +107,10 @@ public protocol Store: Sendable {
     // MARK: SEV launches
 
     func createLaunch(_ launch: NewLaunch) async throws(StoreError) -> Launch
-    /// Records the launch measurement: exactly once, while the launch is `created` and unexpired.
-    /// - Throws: `conflict` for a second measurement or an expired launch (HTTP 409).
+    /// Records the launch measurement: exactly once, while the launch is `created` and unexpired. The same measurement
+    /// again while the launch is `measured` and undecided (its decision failed before it was recorded) returns the
+    /// launch unchanged, to be decided again, while its session secret is kept.
+    /// - Throws: `conflict` for another measurement, any after the decision, or an expired launch (HTTP 409).
     func recordLaunchMeasurement(tenantId: String, id: String, measurement: [UInt8], now: Date) async throws(StoreError) -> Launch
     /// Records the decision on a measured launch.
     func decideLaunch(tenantId: String, id: String, allowed: Bool, appraisalId: String?, reason: String?, now: Date)

@@ -11,6 +11,10 @@ import Logging
 import NIOCore
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// The SEV/SEV-ES measured launch over real HTTP, with the emulated SEV firmware of CustosTestSupport as the
 /// platform: its chain is verified against its own test roots, it runs LAUNCH_START with the GODH and session the
 /// service returns, measures what the host really booted, and opens the secret packet the service sends.
@@ -593,6 +597,66 @@ import Testing
             try await client.execute(uri: "/v1/launches/\(launch.id)", method: .get, headers: launcher) {
                 #expect(Self.json($0)["state"] == "created")
             }
+        }
+    }
+
+    /// A decision that failed after the measurement was recorded (the service answered 503) leaves the launch measured
+    /// and undecided: another measurement is 409; the launcher's retry with the same one decides it, and the guest reads
+    /// its secret. Two requests at once get one decision and one 409, never a second decision or a 500.
+    @Test func aRetriedMeasurementDecidesAnUndecidedLaunch() async throws {
+        try await Self.withSEVTenant { client, fixture, launcher, boot in
+            let fw = fixture.firmware
+            func post(_ id: String, _ measurement: [UInt8]) async throws -> (HTTPResponse.Status, JSONValue) {
+                try await client.execute(
+                    uri: "/v1/launches/\(id)/measurement", method: .post, headers: launcher,
+                    body: Self.body(Self.measurementBody(fw, measurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
+                ) { ($0.status, Self.json($0)) }
+            }
+            let launch = try await Self.createLaunch(client, launcher, Self.launchBody(fw, tee: "sev", policy: 0x3))
+            let (handle, measurement) = try Self.hostLaunch(fw, created: launch.created, boot: boot)
+            // The first attempt got as far as recording the measurement.
+            _ = try await fixture.store.recordLaunchMeasurement(tenantId: "tenant-a", id: launch.id, measurement: measurement, now: Date())
+            var other = measurement
+            other[0] ^= 1
+            #expect(try await post(launch.id, other).0 == .conflict)
+            let (status, decision) = try await post(launch.id, measurement)
+            #expect(status == .ok)
+            #expect(decision["decision"] == "allow")
+            let header = try Base64.decode(try #require(decision.value(atPath: "secret.header_b64")?.stringValue))
+            let data = try Base64.decode(try #require(decision.value(atPath: "secret.data_b64")?.stringValue))
+            try fw.launchSecret(handle: handle, header: header, payload: data)
+            try fw.launchFinish(handle: handle)
+            #expect(try fw.guestSecrets(handle: handle).first?.data == Self.secret)
+            #expect(try await post(launch.id, measurement).0 == .conflict)
+            #expect(try await fixture.store.launch(tenantId: "tenant-a", id: launch.id).state == .injected)
+
+            // Concurrent retries of an undecided launch.
+            let second = try await Self.createLaunch(client, launcher, Self.launchBody(fw, tee: "sev", policy: 0x3))
+            let (_, secondMeasurement) = try Self.hostLaunch(fw, created: second.created, boot: boot)
+            _ = try await fixture.store.recordLaunchMeasurement(
+                tenantId: "tenant-a", id: second.id, measurement: secondMeasurement, now: Date())
+            // Four connections at once (the test client has one).
+            let port = try #require(client.port)
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.httpMaximumConnectionsPerHost = 8
+            let session = URLSession(configuration: configuration)
+            let body = CanonicalJSON.encode(
+                Self.measurementBody(fw, secondMeasurement, expected: ("reference", "sev_launch_digest"), vcpus: 1))
+            let authorization = try #require(launcher[.authorization])
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        try await CrashRecoveryTests.request(
+                            session, "POST", "http://127.0.0.1:\(port)/v1/launches/\(second.id)/measurement",
+                            headers: ["Authorization": authorization, "Content-Type": "application/json"], body: body
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }.sorted()
+            }
+            #expect(statuses == [200, 409, 409, 409])
+            let types = try Self.auditEntries(fixture.log, tenant: "tenant-a").compactMap { $0["type"]?.stringValue }
+            #expect(types.filter { $0 == "launch.measurement.allowed" }.count == 2, "\(types)")
         }
     }
 

@@ -315,13 +315,24 @@ import Testing
         let measurement = [UInt8](repeating: 0xAB, count: 48)
         let measured = try await store.recordLaunchMeasurement(tenantId: "acme", id: created.id, measurement: measurement, now: Fixtures.t0)
         #expect(measured.state == .measured && measured.measurement == measurement)
-        // Exactly one measurement per launch: a second (even the same) is a conflict.
+        // Exactly one measurement per launch: another is a conflict; the same one again while undecided is the retry of
+        // a decision that failed, and leaves the launch as it was.
+        var other = measurement
+        other[47] ^= 1
         await #expect(throws: StoreError(.conflict, "")) {
-            _ = try await store.recordLaunchMeasurement(tenantId: "acme", id: created.id, measurement: measurement, now: Fixtures.t0)
+            _ = try await store.recordLaunchMeasurement(tenantId: "acme", id: created.id, measurement: other, now: Fixtures.t0)
         }
+        let retried = try await store.recordLaunchMeasurement(
+            tenantId: "acme", id: created.id, measurement: measurement, now: Fixtures.t0.addingTimeInterval(5))
+        #expect(retried == measured)
+        #expect(try await store.openLaunchSessionSecret(tenantId: "acme", id: created.id) == tek)
         let allowed = try await store.decideLaunch(
             tenantId: "acme", id: created.id, allowed: true, appraisalId: "apr_1", reason: nil, now: Fixtures.t0)
         #expect(allowed.state == .allowed && allowed.appraisalId == "apr_1")
+        // Once decided, not even the same measurement is taken again.
+        await #expect(throws: StoreError(.conflict, "")) {
+            _ = try await store.recordLaunchMeasurement(tenantId: "acme", id: created.id, measurement: measurement, now: Fixtures.t0)
+        }
         // The decision erases TEK/TIK, allowed or not (the packet was built before it).
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: created.id) }
         let injected = try await store.markLaunchInjected(tenantId: "acme", id: created.id, now: Fixtures.t0)
@@ -335,7 +346,8 @@ import Testing
     }
 
     /// A launch never measured, or stuck `measured` because its decision failed, does not keep its session secret:
-    /// the next launch or measurement erases it (at expiry, or an hour after it for a measured one).
+    /// the next launch or measurement erases it (at expiry, or an hour after it for a measured one, which until then
+    /// may be retried with its measurement).
     @Test func staleSessionSecretsAreErasedByLaterLaunches() async throws {
         let dir = try TemporaryDirectory()
         let store = try await Fixtures.store(in: dir)
@@ -360,8 +372,19 @@ import Testing
             _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: unmeasured.id)
         }
         #expect(try await store.openLaunchSessionSecret(tenantId: "acme", id: stuck.id) == tek)
+        // Within the grace period the stuck launch's measurement may be retried; after it, its keys are gone and so is
+        // the retry.
+        #expect(
+            try await store.recordLaunchMeasurement(
+                tenantId: "acme", id: stuck.id, measurement: Array(repeating: 1, count: 48), now: Fixtures.t0.addingTimeInterval(61)
+            ).state == .measured)
         _ = try await store.createLaunch(later(60 + SQLiteStore.staleLaunchGrace))
         await #expect(throws: StoreError(.notFound, "")) { _ = try await store.openLaunchSessionSecret(tenantId: "acme", id: stuck.id) }
+        await #expect(throws: StoreError(.conflict, "")) {
+            _ = try await store.recordLaunchMeasurement(
+                tenantId: "acme", id: stuck.id, measurement: Array(repeating: 1, count: 48),
+                now: Fixtures.t0.addingTimeInterval(60 + SQLiteStore.staleLaunchGrace))
+        }
         // A measurement of a live launch sweeps as well.
         let another = try await store.createLaunch(later(7200))
         let pending = try await store.createLaunch(later(7200 + 299))

@@ -4,6 +4,7 @@ import CustosSEV
 import CustosStore
 import Foundation
 import HTTPTypes
+import Synchronization
 
 // MARK: - Requests
 
@@ -243,6 +244,10 @@ struct LaunchService: Sendable {
     static let lifetime: TimeInterval = 600
     /// At most this many digests of a reference set are tried against one measurement (each is one HMAC).
     static let maxCandidates = 4096
+    /// The launches whose measurement is being decided now, so that a retry of the same measurement (see
+    /// ``measure(_:launchID:tenant:principal:requestID:evidenceSHA256:now:)``) never runs beside the attempt it
+    /// repeats. One service process owns the data directory (``DataDirectoryLock``), so memory is enough.
+    let deciding = DecidingLaunches()
 
     /// What ``create(_:tenant:principal:requestID:now:)`` returns to the launcher.
     struct Created: Sendable {
@@ -325,10 +330,18 @@ struct LaunchService: Sendable {
     /// Records the measurement (once), checks its MAC with the launch's TIK against the expected digest, evaluates
     /// the tenant's launch policy, stores the appraisal, audits the decision and, when allowed, builds the secret
     /// packet from the tenant's secrets and erases the session.
+    ///
+    /// A 503 after the measurement was recorded (a secret, the session or the log that could not be read or written
+    /// then) leaves the launch measured and undecided: the launcher retries with the same measurement and the launch
+    /// is decided then. A second request while one is being decided is a 409.
     func measure(
         _ request: MeasurementRequest, launchID: String, tenant: String, principal: Principal, requestID: String?,
         evidenceSHA256: [UInt8], now: Date
     ) async throws -> Decision {
+        guard deciding.begin(tenant: tenant, launchID: launchID) else {
+            throw Problem.conflict("a measurement of launch \(launchID) is being decided")
+        }
+        defer { deciding.end(tenant: tenant, launchID: launchID) }
         let launch = try await mapped { try await store.launch(tenantId: tenant, id: launchID) }
         if let claimed = request.guestPolicy, claimed != launch.guestPolicy {
             throw Problem.badRequest("\"guest_policy\" \(claimed) is not the launch's \(launch.guestPolicy)")
@@ -348,7 +361,8 @@ struct LaunchService: Sendable {
             throw Problem.unavailable("the tenant's reference values cannot be read: \(error.reason)", retryAfter: 5)
         }
         let referenceValues = set.referenceValues(overriddenBy: tenantSets)
-        // Exactly once: a second measurement (or one after expiry) is a 409 here, before anything is decided.
+        // Exactly once: another measurement, one after the decision or one after expiry is a 409 here, before anything
+        // is decided; the same one again on an undecided launch is a retry and decides it.
         _ = try await mapped {
             try await store.recordLaunchMeasurement(tenantId: tenant, id: launchID, measurement: request.measurement, now: now)
         }
@@ -480,6 +494,14 @@ struct LaunchService: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The set of launches being decided (``deciding``).
+    final class DecidingLaunches: Sendable {
+        private let ids = Mutex<Set<String>>([])
+        /// False when `launchID` of `tenant` is being decided already; else marks it.
+        func begin(tenant: String, launchID: String) -> Bool { ids.withLock { $0.insert(tenant + "/" + launchID).inserted } }
+        func end(tenant: String, launchID: String) { _ = ids.withLock { $0.remove(tenant + "/" + launchID) } }
+    }
 
     /// Why the tenant's ReleasePolicy refuses the launch's secrets on its appraisal (`status`, `claims`), or nil when
     /// it allows every one; `maxReleasesPerAttestation` counts the paths the launch names (one appraisal per launch).
