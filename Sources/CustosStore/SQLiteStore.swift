@@ -691,6 +691,21 @@ public struct SQLiteStore: Store {
     }
 
     public func listAppraisals(_ query: AppraisalQuery) async throws(StoreError) -> AppraisalPage {
+        let (sql, arguments) = try Self.appraisalListing(query)
+        let limit = query.limit
+        return try await read { db in
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
+            let page = rows.prefix(limit)
+            let items = try page.map(Self.appraisal)
+            var next: String?
+            if rows.count > limit, let last = page.last { next = "c\(try last.decode(Int64.self, forColumn: "seq"))" }
+            return AppraisalPage(items: items, nextCursor: next)
+        }
+    }
+
+    /// The SELECT of ``listAppraisals(_:)``: newest first by `seq`, which store-v3's `(tenant_id, seq)` and
+    /// `(tenant_id, workload_id, seq)` indexes give without sorting the tenant's rows.
+    static func appraisalListing(_ query: AppraisalQuery) throws(StoreError) -> (sql: String, arguments: StatementArguments) {
         guard (1...AppraisalQuery.maximumLimit).contains(query.limit) else {
             throw StoreError(.invalidInput, "limit must be 1…\(AppraisalQuery.maximumLimit), got \(query.limit)")
         }
@@ -714,16 +729,7 @@ public struct SQLiteStore: Store {
             filter("seq < ?", seq)
         }
         let sql = "SELECT * FROM appraisal WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT \(query.limit + 1)"
-        let finalArguments = arguments
-        let limit = query.limit
-        return try await read { db in
-            let rows = try Row.fetchAll(db, sql: sql, arguments: finalArguments)
-            let page = rows.prefix(limit)
-            let items = try page.map(Self.appraisal)
-            var next: String?
-            if rows.count > limit, let last = page.last { next = "c\(try last.decode(Int64.self, forColumn: "seq"))" }
-            return AppraisalPage(items: items, nextCursor: next)
-        }
+        return (sql, arguments)
     }
 
     static func appraisal(_ row: Row) throws -> Appraisal {

@@ -17,6 +17,7 @@ public enum StoreSchema {
     /// Every shipped migration, oldest first. Append only.
     public static let migrations: [Migration] = [
         Migration(identifier: "store-v1", sql: v1), Migration(identifier: "store-v2", sql: v2),
+        Migration(identifier: "store-v3", sql: v3),
     ]
 
     /// Identifiers of the store's migrations (for telling ours from the audit's in `grdb_migrations`).
@@ -31,6 +32,16 @@ public enum StoreSchema {
         }
         return migrator
     }
+
+    // MARK: - store-v3 (shipped: never edit)
+
+    /// Appraisal listings (`GET /v1/appraisals`, the console) are newest first by `seq`: these indexes give that order
+    /// for one tenant, and for one tenant's workload, so a page reads its rows instead of sorting all the tenant's
+    /// (the `created_at` indexes of store-v1 still serve `since`/`until`).
+    static let v3 = """
+        CREATE INDEX appraisal_tenant_seq ON appraisal(tenant_id, seq);
+        CREATE INDEX appraisal_tenant_workload_seq ON appraisal(tenant_id, workload_id, seq);
+        """
 
     // MARK: - store-v2 (shipped: never edit)
 

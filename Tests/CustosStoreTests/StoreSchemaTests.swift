@@ -11,6 +11,7 @@ import Testing
     static let shippedMigrationHashes: [(String, String)] = [
         ("store-v1", "fc1330cd020ce5a0d1d1b929fd8334cd36549b6c84defdfd327092b5966daba1"),
         ("store-v2", "055db4bd198c76a97a55954d1dd0abebb15dc14b3efc275cf60b13c7d486f028"),
+        ("store-v3", "985ef138c0b59698aa7089d024d4cbb98d58fefbbf4d6b94de6b6187bd4d8f61"),
     ]
 
     @Test func shippedMigrationsAreNeverEdited() {
@@ -63,6 +64,27 @@ import Testing
             #expect(
                 try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations WHERE identifier LIKE 'store-%'").count
                     == StoreSchema.migrations.count)
+        }
+    }
+
+    /// A tenant's appraisals (or one workload's; with a cursor, a status or a TEE) are listed newest first through
+    /// store-v3's indexes: SQLite reads a page's rows instead of sorting all the tenant's (3 s warm on 200,000 rows).
+    @Test func appraisalListingsReadAnIndexInOrder() async throws {
+        let dir = try TemporaryDirectory()
+        let pool = try StoreDatabase.openPool(path: dir.path("custos.sqlite"))
+        try SQLiteStore.migrate(pool)
+        let queries = [
+            AppraisalQuery(tenantId: "acme"), AppraisalQuery(tenantId: "acme", workloadId: "wl", limit: 20),
+            AppraisalQuery(tenantId: "acme", status: .warning, cursor: "c100"), AppraisalQuery(tenantId: "acme", tee: "tdx"),
+        ]
+        for query in queries {
+            let (sql, arguments) = try SQLiteStore.appraisalListing(query)
+            let plan = try await pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String? ?? "" }
+                    .joined(separator: "; ")
+            }
+            #expect(!plan.contains("TEMP B-TREE"), "\(query): \(plan)")
+            #expect(plan.contains("appraisal_tenant_seq") || plan.contains("appraisal_tenant_workload_seq"), "\(query): \(plan)")
         }
     }
 
