@@ -223,6 +223,7 @@ import Testing
             "the browser reports the changed entry", "the auditor's tenant filter", "signed out: the console refuses",
             "no injected element", "the <script> claim is shown as text", "CSP on /ui/appraisals", "CSP on /ui/overview",
             "the allowed launch shows each step", "the denied launch shows its refusal", "a rewritten log is reported in red",
+            "the log key is remembered", "a changed log key is reported in red", "the remembered key is not replaced",
         ] {
             #expect(passed.contains(check), "not passed: \(check)")
         }

@@ -258,6 +258,24 @@ class Run:
         self.check("the remembered checkpoint is not replaced", remembered == "A" * 43 + "=", repr(remembered))
         self.shot("rewritten")
         self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", forged, genuine)
+        # The log key this browser saw is remembered; another one is reported in red and not learned.
+        remembered_key = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", forged)
+        with urllib.request.urlopen(self.base + "/.well-known/attestation-service", timeout=10) as response:
+            published = json.load(response)["audit"]["verifier_key"]
+        self.check("the log key is remembered", remembered_key == published, repr((remembered_key, published)))
+        other_key = self.driver.execute_script(
+            "const key = arguments[0]; const last = JSON.parse(localStorage.getItem(key));"
+            "last.key = last.key.split('+').slice(0, 2).join('+') + '+AQ' + 'A'.repeat(41) + '=';"
+            "localStorage.setItem(key, JSON.stringify(last)); return last.key;", forged)
+        self.open("/ui/audit")
+        self.check("a changed log key is reported in red",
+                   self.wait_text("consistency", lambda t: t.startswith("Warning: the log key changed since your last visit")),
+                   self.text("consistency"))
+        self.check("the key warning is red", "bad" in self.driver.find_element(By.ID, "consistency").get_attribute("class"))
+        kept = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", forged)
+        self.check("the remembered key is not replaced", kept == other_key, repr(kept))
+        self.shot("key-changed")
+        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", forged, genuine)
         self.csp_everywhere()
 
         # Sign out, and be refused.

@@ -50,7 +50,8 @@ enum ConsoleAssets {
     /// Checks, in the reviewer's browser, what the page claims: the entry's leaf hash (RFC 6962 over the exact
     /// bytes of the entry), its inclusion proof up to the checkpoint's root (RFC 9162 §2.1.3.2), the checkpoint's
     /// Ed25519 signature (C2SP signed note) against the log key from /.well-known/attestation-service, and a
-    /// consistency proof (RFC 9162 §2.1.4.2) from the last checkpoint this browser saw (localStorage).
+    /// consistency proof (RFC 9162 §2.1.4.2) from the last checkpoint this browser saw (localStorage), under the key
+    /// it saw then.
     static let script = #"""
         "use strict";
         (function () {
@@ -136,16 +137,22 @@ enum ConsoleAssets {
             return doc.audit.verifier_key;
           }
 
-          // The last checkpoint this browser saw, per log origin; only a verified newer one replaces it.
-          async function checkConsistency(checkpoint) {
+          // The last checkpoint this browser saw, per log origin, with the key that signed it; only a verified newer
+          // one under the same key replaces it. A key that changed is reported, never learned silently: the page's
+          // proofs are then checked against a key the service chose now, which proves nothing about the log seen before.
+          async function checkConsistency(checkpoint, key) {
             const out = document.getElementById("consistency");
             const storageKey = "custos.checkpoint." + checkpoint.origin;
             let last = null;
             try { last = JSON.parse(localStorage.getItem(storageKey) || "null"); } catch (e) { last = null; }
-            const remember = () => localStorage.setItem(storageKey, JSON.stringify({ size: checkpoint.size, root: toB64(checkpoint.root) }));
+            const remember = () => localStorage.setItem(storageKey, JSON.stringify({ size: checkpoint.size, root: toB64(checkpoint.root), key: key }));
             if (!last || typeof last.size !== "number" || typeof last.root !== "string") {
               remember();
-              say(out, "good", "First visit from this browser: checkpoint of size " + checkpoint.size + " remembered.");
+              say(out, "good", "First visit from this browser: checkpoint of size " + checkpoint.size + " and the log key remembered.");
+              return;
+            }
+            if (typeof last.key === "string" && last.key !== key) {
+              say(out, "alert bad", "Warning: the log key changed since your last visit (was " + last.key + ", now " + key + "): the proofs on this page are checked against the new key only.");
               return;
             }
             const lastRoot = b64(last.root);
@@ -178,9 +185,10 @@ enum ConsoleAssets {
               say(status, "alert bad", "Not verified: this browser offers WebCrypto only on HTTPS or localhost pages.");
               return;
             }
-            let checkpoint;
+            let checkpoint, key;
             try {
-              checkpoint = await openNote(new TextDecoder().decode(b64(holder.dataset.note)), await logKey());
+              key = await logKey();
+              checkpoint = await openNote(new TextDecoder().decode(b64(holder.dataset.note)), key);
             } catch (e) {
               say(status, "alert bad", "Not verified: " + e.message);
               say(document.getElementById("consistency"), "alert bad", "Not verified: " + e.message);
@@ -200,7 +208,7 @@ enum ConsoleAssets {
                 }
               } catch (e) { say(status, "alert bad", "Verification FAILED: " + e.message); }
             }
-            try { await checkConsistency(checkpoint); } catch (e) { say(document.getElementById("consistency"), "alert bad", "Warning: " + e.message); }
+            try { await checkConsistency(checkpoint, key); } catch (e) { say(document.getElementById("consistency"), "alert bad", "Warning: " + e.message); }
           }
           document.addEventListener("DOMContentLoaded", () => { run(); });
         })();
