@@ -691,9 +691,21 @@ public struct SQLiteStore: Store {
     }
 
     public func listAppraisals(_ query: AppraisalQuery) async throws(StoreError) -> AppraisalPage {
-        let (sql, arguments) = try Self.appraisalListing(query)
+        guard (1...AppraisalQuery.maximumLimit).contains(query.limit) else {
+            throw StoreError(.invalidInput, "limit must be 1…\(AppraisalQuery.maximumLimit), got \(query.limit)")
+        }
+        let bounds = Self.appraisalBounds(query)
         let limit = query.limit
         return try await read { db in
+            var range: (low: Int64, high: Int64)? = nil
+            if let bounds {
+                let row = try Row.fetchOne(db, sql: bounds.sql, arguments: bounds.arguments)
+                guard let low = row.flatMap({ Int64.fromDatabaseValue($0[0] as DatabaseValue) }),
+                    let high = row.flatMap({ Int64.fromDatabaseValue($0[1] as DatabaseValue) })
+                else { return AppraisalPage(items: [], nextCursor: nil) }
+                range = (low, high)
+            }
+            let (sql, arguments) = try Self.appraisalListing(query, seqs: range)
             let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
             let page = rows.prefix(limit)
             let items = try page.map(Self.appraisal)
@@ -703,12 +715,35 @@ public struct SQLiteStore: Store {
         }
     }
 
-    /// The SELECT of ``listAppraisals(_:)``: newest first by `seq`, which store-v3's `(tenant_id, seq)` and
-    /// `(tenant_id, workload_id, seq)` indexes give without sorting the tenant's rows.
-    static func appraisalListing(_ query: AppraisalQuery) throws(StoreError) -> (sql: String, arguments: StatementArguments) {
-        guard (1...AppraisalQuery.maximumLimit).contains(query.limit) else {
-            throw StoreError(.invalidInput, "limit must be 1…\(AppraisalQuery.maximumLimit), got \(query.limit)")
+    /// For a listing with `since`/`until`: the first and last seq of the tenant's (or workload's) appraisals in that
+    /// time range, read from store-v1's `created_at` indexes without touching the rows. Times are the appraisals' own
+    /// and need not rise with seq, so the bounds come from the index; the page then reads only between them.
+    static func appraisalBounds(_ query: AppraisalQuery) -> (sql: String, arguments: StatementArguments)? {
+        guard query.since != nil || query.until != nil else { return nil }
+        var conditions = ["tenant_id = ?"]
+        var arguments: StatementArguments = [query.tenantId]
+        if let workload = query.workloadId {
+            conditions.append("workload_id = ?")
+            arguments += [workload]
         }
+        if let since = query.since {
+            conditions.append("created_at >= ?")
+            arguments += [since.storeMillis]
+        }
+        if let until = query.until {
+            conditions.append("created_at <= ?")
+            arguments += [until.storeMillis]
+        }
+        return ("SELECT MIN(seq), MAX(seq) FROM appraisal WHERE \(conditions.joined(separator: " AND "))", arguments)
+    }
+
+    /// The SELECT of ``listAppraisals(_:)``: newest first by `seq`, which store-v3's `(tenant_id, seq)` and
+    /// `(tenant_id, workload_id, seq)` indexes give without sorting the tenant's rows. The time terms are written
+    /// `+created_at` so that SQLite never reads the page through a `created_at` index (and sorts every row in range):
+    /// `seqs` (``appraisalBounds(_:)``) narrows the page instead.
+    static func appraisalListing(
+        _ query: AppraisalQuery, seqs: (low: Int64, high: Int64)? = nil
+    ) throws(StoreError) -> (sql: String, arguments: StatementArguments) {
         var conditions = ["tenant_id = ?"]
         var arguments: StatementArguments = [query.tenantId]
         /// Adds `condition` (one `?`) with its value when the filter is set.
@@ -718,10 +753,12 @@ public struct SQLiteStore: Store {
             _ = arguments.append(contentsOf: [value])
         }
         filter("workload_id = ?", query.workloadId)
-        filter("created_at >= ?", query.since?.storeMillis)
-        filter("created_at <= ?", query.until?.storeMillis)
+        filter("+created_at >= ?", query.since?.storeMillis)
+        filter("+created_at <= ?", query.until?.storeMillis)
         filter("status = ?", query.status?.rawValue)
         filter("tee = ?", query.tee)
+        filter("seq >= ?", seqs?.low)
+        filter("seq <= ?", seqs?.high)
         if let cursor = query.cursor {
             guard cursor.hasPrefix("c"), let seq = Int64(cursor.dropFirst()), seq > 0 else {
                 throw StoreError(.invalidInput, "the cursor is not one this store issued")

@@ -276,6 +276,43 @@ import Testing
         }
     }
 
+    /// `since`/`until` listings (with and without a workload, a status, paging) match a filter of every appraisal,
+    /// when creation times do not rise with insertion order (the seq bounds come from the time index, not from seqs).
+    @Test func timeRangesMatchAFilterOfEveryAppraisal() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try await Fixtures.store(in: dir, tenants: ["acme", "globex"])
+        var rng = SystemRandomNumberGenerator()
+        var all: [Appraisal] = []
+        for i in 0..<120 {
+            let appraisal = Fixtures.appraisal(
+                tenant: i % 4 == 0 ? "globex" : "acme", workload: i % 3 == 0 ? "wl-a" : "wl-b",
+                at: TimeInterval(i + Int.random(in: -30...30, using: &rng)), status: i % 5 == 0 ? .warning : .affirming)
+            try await store.insertAppraisal(appraisal)
+            all.append(appraisal)
+        }
+        for _ in 0..<30 {
+            let low = Fixtures.t0.addingTimeInterval(TimeInterval(Int.random(in: -40...160, using: &rng)))
+            let high = low.addingTimeInterval(TimeInterval(Int.random(in: 0...60, using: &rng)))
+            for (since, until) in [(low, nil), (nil, high), (low, high)] as [(Date?, Date?)] {
+                for (workload, status) in [(nil, nil), ("wl-a", nil), (nil, AppraisalStatus.warning)] as [(String?, AppraisalStatus?)] {
+                    let expected = all.reversed().filter { item in
+                        item.tenantId == "acme" && (since.map { item.createdAt >= $0 } ?? true)
+                            && (until.map { item.createdAt <= $0 } ?? true)
+                            && (workload.map { item.workloadId == $0 } ?? true) && (status.map { item.status == $0 } ?? true)
+                    }.map(\.id)
+                    var query = AppraisalQuery(tenantId: "acme", workloadId: workload, since: since, status: status, until: until, limit: 7)
+                    var got: [String] = []
+                    repeat {
+                        let page = try await store.listAppraisals(query)
+                        got += page.items.map(\.id)
+                        query.cursor = page.nextCursor
+                    } while query.cursor != nil
+                    #expect(got == expected, "since \(String(describing: since)) until \(String(describing: until)) \(workload ?? "-")")
+                }
+            }
+        }
+    }
+
     @Test func malformedAppraisalsAreRefusedBeforeSQL() async throws {
         let dir = try TemporaryDirectory()
         let store = try await Fixtures.store(in: dir)
