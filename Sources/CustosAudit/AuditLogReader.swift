@@ -230,8 +230,10 @@ public struct AuditLogReader: Sendable {
     static func fewInRange(_ db: Database, since: String?, until: String?) throws -> Bool {
         guard let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM audit_entries") else { return false }
         let seqs = (0...16).map { last / 16 * Int64($0) + (last % 16) * Int64($0) / 16 }
-        let times = try String.fetchAll(
-            db, sql: "SELECT time FROM audit_entries WHERE seq IN (\(seqs.map(String.init).joined(separator: ",")))")
+        // Through DatabaseValue: a tampered row whose time is not text must not trap in a conversion.
+        let times = try DatabaseValue.fetchAll(
+            db, sql: "SELECT time FROM audit_entries WHERE seq IN (\(seqs.map(String.init).joined(separator: ",")))"
+        ).map { String.fromDatabaseValue($0) ?? "" }
         let inRange = times.filter { time in (since.map { time >= $0 } ?? true) && (until.map { time <= $0 } ?? true) }.count
         return inRange * 2 <= times.count
     }

@@ -111,6 +111,35 @@ import Testing
         }
     }
 
+    /// Tampered rows whose time is not a time (a BLOB, a number stored as text) do not trap a conversion in the
+    /// range estimate, and the filter answers as a plain SQL filter of every row does (`audit verify` reports the rows).
+    @Test func timesThatAreNotTimesAnswerAsAPlainFilter() async throws {
+        let scratch = try AuditLogTests.Scratch()
+        let store = try DataDirectory(scratch.directory.appendingPathComponent("data")).open(environment: [:], create: true).store
+        let log = try await AuditLog.open(pool: store.pool, signingKey: try Ed25519PrivateKey(), checkpointEvery: 0)
+        for index in 0..<40 { _ = try await log.append(Self.event(index, offset: index)) }
+        try await store.pool.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
+            // The first and last rows are among the 17 the estimate samples.
+            try db.execute(sql: "UPDATE audit_entries SET time = x'07ff' WHERE seq IN (0, 39)")
+            try db.execute(sql: "UPDATE audit_entries SET time = 7 WHERE seq = 20")
+        }
+        for (since, until) in [(35.0, nil), (18.0, 22.0), (nil, 3.0)] as [(Double?, Double?)] {
+            let low = since.map { Self.base.addingTimeInterval($0) }
+            let high = until.map { Self.base.addingTimeInterval($0) }
+            let plain = try await store.pool.read { db in
+                try Int64.fetchAll(
+                    db, sql: "SELECT seq FROM audit_entries WHERE (? IS NULL OR time >= ?) AND (? IS NULL OR time <= ?) ORDER BY seq",
+                    arguments: [
+                        low.map(AuditEntry.timestamp), low.map(AuditEntry.timestamp), high.map(AuditEntry.timestamp),
+                        high.map(AuditEntry.timestamp),
+                    ])
+            }.map { UInt64($0) }
+            #expect(!plain.isEmpty, "\(plain)")
+            #expect(try log.entries(since: low, until: high).records.map(\.seq) == plain, "since \(since ?? -1) until \(until ?? -1)")
+        }
+    }
+
     /// A log made before `audit-v2` gets the index when it is opened, and its entries read the same through it.
     @Test func aLogFromBeforeTheTimeIndexGetsItWhenOpened() async throws {
         let scratch = try AuditLogTests.Scratch()
