@@ -91,6 +91,12 @@ class Run:
         except TimeoutException:
             return False
 
+    def red_warning(self, name, prefix):
+        """Opens the audit list and checks that its consistency line starts with `prefix` and is red."""
+        self.open("/ui/audit")
+        self.check(name, self.wait_text("consistency", lambda t: t.startswith(prefix)), self.text("consistency"))
+        self.check(name + " (red)", "bad" in self.driver.find_element(By.ID, "consistency").get_attribute("class"))
+
     def sign_in(self, token):
         self.open("/ui/")
         self.driver.find_element(By.ID, "token").send_keys(token)
@@ -244,38 +250,30 @@ class Run:
                    self.text("consistency"))
         # A remembered checkpoint the current log does not extend (another root at a smaller size): a red warning,
         # and the remembered checkpoint is kept.
-        forged, genuine = self.driver.execute_script(
+        storage_key, genuine = self.driver.execute_script(
             "const key = Object.keys(localStorage).find(k => k.startsWith('custos.checkpoint.'));"
             "const genuine = localStorage.getItem(key); const last = JSON.parse(genuine);"
             "const forged = {size: last.size - 1, root: btoa(String.fromCharCode(...new Uint8Array(32)))};"
             "localStorage.setItem(key, JSON.stringify(forged)); return [key, genuine];")
-        self.open("/ui/audit")
-        self.check("a rewritten log is reported in red",
-                   self.wait_text("consistency", lambda t: t.startswith("Warning: the log is not consistent")),
-                   self.text("consistency"))
-        self.check("the warning is red", "bad" in self.driver.find_element(By.ID, "consistency").get_attribute("class"))
-        remembered = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).root", forged)
+        self.red_warning("a rewritten log is reported in red", "Warning: the log is not consistent")
+        remembered = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).root", storage_key)
         self.check("the remembered checkpoint is not replaced", remembered == "A" * 43 + "=", repr(remembered))
         self.shot("rewritten")
-        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", forged, genuine)
+        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", storage_key, genuine)
         # The log key this browser saw is remembered; another one is reported in red and not learned.
-        remembered_key = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", forged)
+        remembered_key = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", storage_key)
         with urllib.request.urlopen(self.base + "/.well-known/attestation-service", timeout=10) as response:
             published = json.load(response)["audit"]["verifier_key"]
         self.check("the log key is remembered", remembered_key == published, repr((remembered_key, published)))
         other_key = self.driver.execute_script(
             "const key = arguments[0]; const last = JSON.parse(localStorage.getItem(key));"
             "last.key = last.key.split('+').slice(0, 2).join('+') + '+AQ' + 'A'.repeat(41) + '=';"
-            "localStorage.setItem(key, JSON.stringify(last)); return last.key;", forged)
-        self.open("/ui/audit")
-        self.check("a changed log key is reported in red",
-                   self.wait_text("consistency", lambda t: t.startswith("Warning: the log key changed since your last visit")),
-                   self.text("consistency"))
-        self.check("the key warning is red", "bad" in self.driver.find_element(By.ID, "consistency").get_attribute("class"))
-        kept = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", forged)
+            "localStorage.setItem(key, JSON.stringify(last)); return last.key;", storage_key)
+        self.red_warning("a changed log key is reported in red", "Warning: the log key changed since your last visit")
+        kept = self.driver.execute_script("return JSON.parse(localStorage.getItem(arguments[0])).key", storage_key)
         self.check("the remembered key is not replaced", kept == other_key, repr(kept))
         self.shot("key-changed")
-        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", forged, genuine)
+        self.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])", storage_key, genuine)
         self.csp_everywhere()
 
         # Sign out, and be refused.
