@@ -151,6 +151,34 @@ public final class AuditLog: Sendable {
         return receipt
     }
 
+    /// Runs `write` (when given) and appends `events` in order, all in one transaction: every entry and the write
+    /// commit together or nothing does, and the entries get consecutive indexes. For a decision that is recorded in
+    /// two entries of different types (an allowed launch and its injected secret) where one without the other would
+    /// be a lie.
+    /// - Throws: as ``append(_:alongside:)``; `invalidEvent` when `events` is empty or any event is unfit (nothing
+    ///   is written).
+    public func append(_ events: [AuditEvent], alongside write: StoreWrite?) async throws(AuditError) -> [AuditReceipt] {
+        guard !events.isEmpty else { throw AuditError(.invalidEvent, "no events to append") }
+        for event in events { try AuditEntry.validate(event) }
+        if let write, write.database != database {
+            throw AuditError(.database, "the store write is for another database than the audit log's")
+        }
+        let appender = self.appender
+        let receipts: [AuditReceipt]
+        do {
+            receipts = try await writer.perform { db in
+                try write?.body(db)
+                return try appender.append(events, db)
+            }
+        } catch let error as AuditError {
+            throw error
+        } catch let error as StoreError {
+            throw AuditError(.database, "the store write failed: \(error)")
+        } catch { throw AuditError(.database, "SQLite: \(error)") }
+        if checkpointEvery > 0, receipts.contains(where: { ($0.seq + 1) % checkpointEvery == 0 }) { try await signCheckpoint() }
+        return receipts
+    }
+
     /// Runs `step` (on the log's own database) and appends the event that `event` makes of its value, in the same
     /// transaction: the entry records exactly what the step read or wrote, and neither commits without the other.
     /// When `event` makes no event (the step's value says the action is not taken), nothing is appended and the step's
@@ -260,6 +288,25 @@ final class Appender: @unchecked Sendable {
         self.published = published
     }
 
+    /// Appends `events` in order; when one fails, the state is what it was before the first (the caller's savepoint
+    /// rolls back the rows of those that were appended).
+    func append(_ events: [AuditEvent], _ db: Database) throws -> [AuditReceipt] {
+        let savedRange = range
+        let savedLeaf = lastLeaf
+        do {
+            var receipts: [AuditReceipt] = []
+            receipts.reserveCapacity(events.count)
+            for event in events { receipts.append(try append(event, db)) }
+            return receipts
+        } catch {
+            range = savedRange
+            lastLeaf = savedLeaf
+            throw error
+        }
+    }
+
+    /// Appends `event`. The state changes only when every row is written, so a failure leaves it as it was (the
+    /// caller's savepoint rolls the rows back).
     func append(_ event: AuditEvent, _ db: Database) throws -> AuditReceipt {
         if !hooked {
             hooked = true

@@ -169,6 +169,74 @@ import Testing
         }
     }
 
+    /// An allowed launch as the service records it: appraisal, decision, injection and two entries in one
+    /// transaction, with consecutive indexes. When the second entry cannot be written, nothing is: no entry, no
+    /// appraisal, the launch still measured, and the log's next index is the one before (the in-memory tree is
+    /// restored, so the next append and a full verification agree).
+    @Test func severalEventsCommitTogetherOrNotAtAll() async throws {
+        let fixture = try await StoreAndLog.make()
+        let (store, log, t0) = (fixture.store, fixture.log, StoreAndLog.t0)
+        func measuredLaunch() async throws -> Launch {
+            let launch = try await store.createLaunch(
+                NewLaunch(
+                    tenantId: "tenant-a", workloadId: "vm-1", tee: "sev-es", policyId: "sev-es-prod", guestPolicy: 0x05, createdAt: t0,
+                    expiresAt: t0.addingTimeInterval(300), sessionSecret: SecretBytes(Array(repeating: 0x42, count: 32))))
+            return try await store.recordLaunchMeasurement(
+                tenantId: "tenant-a", id: launch.id, measurement: Array(repeating: 0xAB, count: 48), now: t0)
+        }
+        func allowAndInject(_ launch: Launch, appraisal id: String) throws -> StoreWrite {
+            let appraisal = Appraisal(
+                id: id, tenantId: "tenant-a", workloadId: "vm-1", tee: "sev-es", createdAt: t0, status: .affirming, policyId: "p",
+                policySHA256: String(repeating: "ab", count: 32), trustVector: ["hardware": 2], claims: [:], trace: [],
+                tokenJTI: nil, evidenceSHA256: Array(repeating: 1, count: 32))
+            return try store.appraisalInsert(appraisal)
+                .then(store.launchDecision(tenantId: "tenant-a", id: launch.id, allowed: true, appraisalId: id, reason: nil, now: t0))
+                .then(store.launchInjection(tenantId: "tenant-a", id: launch.id, now: t0))
+        }
+        let pair = [
+            Self.event(0, type: try AuditEventType("launch.measurement.allowed")),
+            Self.event(1, type: try AuditEventType("launch.secret.injected")),
+        ]
+
+        let first = try await measuredLaunch()
+        let receipts = try await log.append(pair, alongside: try allowAndInject(first, appraisal: "apr_1"))
+        #expect(receipts.map(\.seq) == [0, 1])
+        #expect(try await store.launch(tenantId: "tenant-a", id: first.id).state == .injected)
+
+        // The second entry of the next pair (seq 3) cannot be written.
+        let second = try await measuredLaunch()
+        try await store.pool.write { db in
+            try db.execute(
+                sql: "CREATE TEMP TRIGGER refuse_seq_3 BEFORE INSERT ON audit_entries WHEN NEW.seq = 3 BEGIN SELECT RAISE(ABORT, 'no'); END"
+            )
+        }
+        let refused = await #expect(throws: AuditError.self) {
+            try await log.append(pair, alongside: try allowAndInject(second, appraisal: "apr_2"))
+        }
+        #expect(refused?.code == .database)
+        #expect(log.head.size == 2)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") } == 2)
+        await #expect(throws: StoreError.self) { try await store.appraisal(tenantId: "tenant-a", id: "apr_2") }
+        #expect(try await store.launch(tenantId: "tenant-a", id: second.id).state == .measured)
+        try await store.pool.write { db in try db.execute(sql: "DROP TRIGGER refuse_seq_3") }
+
+        // An unfit event anywhere in the list: refused before anything runs.
+        var unfit = Self.event(2)
+        unfit.object = ["secret": "x", "plaintext": "hunter2"]
+        let invalid = await #expect(throws: AuditError.self) {
+            try await log.append([pair[0], unfit], alongside: try allowAndInject(second, appraisal: "apr_2"))
+        }
+        #expect(invalid?.code == .invalidEvent)
+        await #expect(throws: AuditError(.invalidEvent, "")) { try await log.append([], alongside: nil) }
+
+        #expect(try await log.append(pair, alongside: try allowAndInject(second, appraisal: "apr_2")).map(\.seq) == [2, 3])
+        #expect(try await store.launch(tenantId: "tenant-a", id: second.id).state == .injected)
+        let verification = try AuditVerifier.verify(pool: store.pool)
+        #expect(verification.verified)
+        #expect(verification.size == 4)
+        #expect(verification.rootHash == log.head.root)
+    }
+
     /// A secret opened and its release recorded in one transaction (`append(after:event:)`): the entry is written
     /// only when the step's value says the secret opened, names the version that was read, and a step for another
     /// database is refused before it runs.

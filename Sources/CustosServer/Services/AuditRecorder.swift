@@ -31,6 +31,19 @@ public struct AuditRecorder: Sendable {
         }
     }
 
+    /// Appends `events` (and runs `write`) in one transaction and returns their leaf indexes. Throws a 500 problem
+    /// (and logs why) when the log fails: then none of them, and not the write, happened.
+    @discardableResult
+    public func record(_ events: [AuditEvent], alongside write: StoreWrite? = nil) async throws -> [UInt64] {
+        let anchorsLabel = anchorsLabel
+        do {
+            return try await log.append(events.map { Self.labelled($0, anchors: anchorsLabel) }, alongside: write).map(\.seq)
+        } catch {
+            logger.error("audit append failed: \(error)")
+            throw Problem.internalError()
+        }
+    }
+
     /// Runs `step` and appends the event `event` makes of its value (none when it makes none) in one transaction;
     /// returns the step's value and the entry's index. Throws a 500 problem (and logs why) when the log fails.
     public func record<Value: Sendable>(
@@ -61,14 +74,22 @@ public struct AuditRecorder: Sendable {
         _ type: String, tenant: String, actor: JSONValue, object: JSONValue, appraisal: JSONValue? = nil, requestID: String? = nil,
         time: Date = Date(), alongside write: StoreWrite? = nil
     ) async throws -> UInt64 {
+        try await record(
+            event(type, tenant: tenant, actor: actor, object: object, appraisal: appraisal, requestID: requestID, time: time),
+            alongside: write)
+    }
+
+    /// An event of `type` (one of ``AuditEventType/all``; another is a bug, answered with a 500 problem).
+    public func event(
+        _ type: String, tenant: String, actor: JSONValue, object: JSONValue, appraisal: JSONValue? = nil, requestID: String? = nil,
+        time: Date = Date()
+    ) throws -> AuditEvent {
         let eventType: AuditEventType
         do { eventType = try AuditEventType(type) } catch {
             logger.error("unknown audit event type \(type)")
             throw Problem.internalError()
         }
-        return try await record(
-            AuditEvent(
-                time: time, tenant: tenant, type: eventType, actor: actor, object: object, appraisal: appraisal, requestId: requestID),
-            alongside: write)
+        return AuditEvent(
+            time: time, tenant: tenant, type: eventType, actor: actor, object: object, appraisal: appraisal, requestId: requestID)
     }
 }

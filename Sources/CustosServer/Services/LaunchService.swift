@@ -461,12 +461,6 @@ struct LaunchService: Sendable {
             status: AppraisalStatus(rawValue: verdict.status.rawValue) ?? .none, policyId: policy.id,
             policySHA256: Self.sha256(of: policy.reference), trustVector: verdict.trustVector, claims: claims,
             trace: .array(verdict.trace), tokenJTI: nil, evidenceSHA256: evidenceSHA256)
-        // The appraisal, the launch's decision and the decision's audit entry commit in one transaction: none of the
-        // three exists without the others.
-        let decision = try await mapped {
-            try store.appraisalInsert(appraisal).then(
-                store.launchDecision(tenantId: tenant, id: launchID, allowed: allowed, appraisalId: appraisal.id, reason: reason, now: now))
-        }
         let summary: JSONValue = [
             "id": .string(appraisal.id), "policy": .string(policy.reference), "status": .string(appraisal.status.rawValue),
         ]
@@ -480,16 +474,26 @@ struct LaunchService: Sendable {
         ]
         if let verified { object["launch_digest"] = .string(Hex.encode(verified.launchDigest)) }
         if let reason { object["reason"] = .string(reason) }
-        try await audit.record(
+        let decided = try audit.event(
             allowed ? "launch.measurement.allowed" : "launch.measurement.denied", tenant: tenant, actor: Self.actor(principal),
-            object: .object(object), appraisal: summary, requestID: requestID, time: now, alongside: decision)
-        guard let packet else { return .denied(appraisalID: appraisal.id, reason: reason ?? "denied") }
-        // The injected state (which erases the session secret) and its audit entry, also in one transaction.
-        try await audit.record(
+            object: .object(object), appraisal: summary, requestID: requestID, time: now)
+        // The appraisal, the launch's decision and its audit entry commit in one transaction: none of them exists
+        // without the others. An allowed launch also records its injected state (which erases the session secret) and
+        // that entry in the same transaction, so a decision is never recorded whose packet the host did not receive.
+        let decision = try await mapped {
+            try store.appraisalInsert(appraisal).then(
+                store.launchDecision(tenantId: tenant, id: launchID, allowed: allowed, appraisalId: appraisal.id, reason: reason, now: now))
+        }
+        guard let packet else {
+            try await audit.record(decided, alongside: decision)
+            return .denied(appraisalID: appraisal.id, reason: reason ?? "denied")
+        }
+        let injected = try audit.event(
             "launch.secret.injected", tenant: tenant, actor: Self.actor(principal),
             object: ["launch": .string(launchID), "workload": .string(launch.workloadId), "secrets": .array(released)],
-            appraisal: summary, requestID: requestID, time: now,
-            alongside: store.launchInjection(tenantId: tenant, id: launchID, now: now))
+            appraisal: summary, requestID: requestID, time: now)
+        let injection = try await mapped { try decision.then(store.launchInjection(tenantId: tenant, id: launchID, now: now)) }
+        try await audit.record([decided, injected], alongside: injection)
         return .allowed(appraisalID: appraisal.id, header: packet.header, data: packet.ciphertext)
     }
 
