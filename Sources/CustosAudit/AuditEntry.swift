@@ -22,6 +22,7 @@ public struct AuditEventType: Hashable, Sendable, CustomStringConvertible {
         "secret.released", "secret.denied", "secret.created", "secret.rotated", "secret.deleted",
         "policy.loaded", "policy.changed", "policy.rejected", "refvalue.changed",
         "key.rotated", "admin.auth.failed", "config.changed", "checkpoint.signed",
+        "appraisal.pruned",
     ]
 
     public static let launchCreated = AuditEventType(known: "launch.created")

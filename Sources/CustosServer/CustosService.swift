@@ -126,6 +126,11 @@ public enum CustosService {
         )
         // A final signed checkpoint after the server has drained (services stop in reverse order).
         if let audit = parts.audit { application.addServices(AuditCheckpointService(log: audit.log, logger: parts.logger)) }
+        if let store = parts.store, let audit = parts.audit, parts.configuration.appraisalRetentionDays > 0 {
+            let retention = AppraisalRetention(
+                store: store, audit: audit, retentionDays: parts.configuration.appraisalRetentionDays, logger: parts.logger)
+            application.addServices(AppraisalRetentionService(retention: retention, logger: parts.logger))
+        }
         return application
     }
 }

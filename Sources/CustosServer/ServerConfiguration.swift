@@ -41,6 +41,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var challengeLifetimeSeconds = 300
     /// `POST /v1/challenges` per second (token bucket, bursts of twice this); beyond it 429 with Retry-After.
     public var challengeRate = 2000
+    /// Days an appraisal is kept (`appraisal_retention_days`); 0 keeps every appraisal. The audit log is kept whole.
+    public var appraisalRetentionDays = 0
 
     public init() {}
 
@@ -132,6 +134,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             case "token_lifetime_seconds": tokenLifetimeSeconds = try integer()
             case "challenge_lifetime_seconds": challengeLifetimeSeconds = try integer()
             case "challenge_rate": challengeRate = try integer()
+            case "appraisal_retention_days": appraisalRetentionDays = try integer()
             default: throw ConfigurationError("\(place): unknown key \"\(key)\"")
             }
         }
@@ -154,6 +157,9 @@ public struct ServerConfiguration: Sendable, Equatable {
         // POST /v1/challenges.
         guard (1...1_000_000).contains(challengeRate) else {
             throw ConfigurationError("challenge_rate must be 1 to 1000000 challenges per second")
+        }
+        guard (0...36_500).contains(appraisalRetentionDays) else {
+            throw ConfigurationError("appraisal_retention_days must be 0 (keep every appraisal) to 36500")
         }
     }
 

@@ -652,6 +652,33 @@ public struct SQLiteStore: Store {
         try await write { db in try Self.insertAppraisal(appraisal, in: db) }
     }
 
+    public func hasAppraisals(tenantId: String, createdBefore cutoff: Date) async throws(StoreError) -> Bool {
+        try await read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM appraisal WHERE tenant_id = ? AND created_at < ?)",
+                arguments: [tenantId, cutoff.storeMillis]) ?? false
+        }
+    }
+
+    public func deleteAppraisals(tenantId: String, createdBefore cutoff: Date, limit: Int) async throws(StoreError) -> Int {
+        guard limit > 0 else { throw StoreError(.invalidInput, "the deletion limit must be positive") }
+        return try await write { db in
+            // The subquery reads the (tenant_id, created_at) index; `seq` is the rowid.
+            try db.execute(
+                sql: """
+                    DELETE FROM appraisal WHERE seq IN
+                        (SELECT seq FROM appraisal WHERE tenant_id = ? AND created_at < ? LIMIT ?)
+                    """,
+                arguments: [tenantId, cutoff.storeMillis, limit])
+            let deleted = db.changesCount
+            // A release is counted after its appraisal was made, so a count first made before the cutoff belongs to
+            // an appraisal made before it (one made before it but first released later goes in a later pass).
+            try db.execute(
+                sql: "DELETE FROM secret_release_count WHERE tenant_id = ? AND first_at < ?", arguments: [tenantId, cutoff.storeMillis])
+            return deleted
+        }
+    }
+
     public func appraisalInsert(_ appraisal: Appraisal) throws(StoreError) -> StoreWrite {
         try StoreValidation.appraisal(appraisal)
         return StoreWrite(database: ObjectIdentifier(pool)) { db in try Self.insertAppraisal(appraisal, in: db) }

@@ -103,6 +103,12 @@ public protocol Store: Sendable {
     func appraisal(tenantId: String, id: String) async throws(StoreError) -> Appraisal
     /// Newest first, filtered, in pages.
     func listAppraisals(_ query: AppraisalQuery) async throws(StoreError) -> AppraisalPage
+    /// Whether `tenantId` has an appraisal created before `cutoff` (read from the `(tenant_id, created_at)` index).
+    func hasAppraisals(tenantId: String, createdBefore cutoff: Date) async throws(StoreError) -> Bool
+    /// Deletes at most `limit` of `tenantId`'s appraisals created before `cutoff`, with the release counts of
+    /// appraisals whose first release came before it, in one transaction; returns how many appraisals went (fewer
+    /// than `limit`: none are left). Retention (``AppraisalRetention``); audit entries keep naming the ids.
+    func deleteAppraisals(tenantId: String, createdBefore cutoff: Date, limit: Int) async throws(StoreError) -> Int
 
     // MARK: SEV launches
 

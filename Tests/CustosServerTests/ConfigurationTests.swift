@@ -64,7 +64,7 @@ import Testing
         "challenge_rate: 1:30", "json_limit: 333333373333333315:15",
         // Other forms that are not decimal: YAML 1.1 octal (8), binary, hexadecimal, digit groups, and one past Int.
         "challenge_rate: 010", "challenge_rate: 0b101", "json_limit: 0x10000", "json_limit: 65_536",
-        "json_limit: 9223372036854775808",
+        "json_limit: 9223372036854775808", "appraisal_retention_days: -1", "appraisal_retention_days: 36501",
     ])
     func badFilesAreRefused(yaml: String) {
         var configuration = ServerConfiguration()
@@ -75,9 +75,12 @@ import Testing
     @Test func integersAreReadInDecimal() throws {
         var configuration = ServerConfiguration()
         try configuration.apply(
-            yaml: "challenge_rate: 25\njson_limit: \"70000\"\nevidence_limit: +2000000\ntoken_lifetime_seconds: 600\n",
+            yaml: "challenge_rate: 25\njson_limit: \"70000\"\nevidence_limit: +2000000\ntoken_lifetime_seconds: 600\n"
+                + "appraisal_retention_days: 90\n",
             file: "c.yaml")
         #expect(configuration.challengeRate == 25)
+        #expect(configuration.appraisalRetentionDays == 90)
+        #expect(ServerConfiguration().appraisalRetentionDays == 0)
         #expect(configuration.jsonLimit == 70_000)
         #expect(configuration.evidenceLimit == 2_000_000)
         #expect(configuration.tokenLifetimeSeconds == 600)
