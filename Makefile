@@ -96,6 +96,10 @@ bench: deps
 	scripts/sev/bench-measure.sh --no-build
 	$(SWIFT) build -c release --static-swift-stdlib --product custos-bench $(RESOLVED)
 	.build/release/custos-bench kbs --concurrency 64 --duration 20 --custos $(BENCH) $(JSON)
+	@echo "The floor of a KBS flow: the server's CPU per request that does nothing (GET /healthz; a flow is three) and per durable audit append (a flow makes two):"
+	.build/release/custos-bench http --concurrency 64 --duration 10 --custos $(BENCH) $(JSON)
+	rm -rf .build/bench-audit && mkdir -p .build/bench-audit
+	$(BENCH) bench audit-append --db .build/bench-audit/custos.sqlite --entries 100000 --concurrency 64 $(JSON)
 
 clean:
 	rm -rf .build .build-fuzz

@@ -19,7 +19,7 @@ import Synchronization
 struct CustosBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "custos-bench", abstract: "Load generators for the Custos service (test evidence).",
-        subcommands: [KBSBench.self, KBSPrepare.self])
+        subcommands: [KBSBench.self, HTTPBench.self, KBSPrepare.self])
 }
 
 /// Where the bench keeps its test hierarchy, collateral and reference values (so a server started with `--tdx-root
@@ -104,66 +104,30 @@ struct KBSBench: AsyncParsableCommand {
             started with the paths `custos-bench kbs-prepare` prints, and --token names an admin token file.
             """)
 
-    @Option(help: "Base URL of a running service.") var url: String?
-    @Option(help: "Admin token file (with --url).") var token: String?
+    @OptionGroup var server: BenchServerOptions
     @Option(help: "Concurrent flows.") var concurrency = 64
     @Option(help: "Seconds of load.") var duration = 10
     @Option(help: "Stop after this many flows (0: run for --duration).") var flows = 0
-    @Option(help: "State directory (hierarchy, collateral).") var state = ".build/bench-kbs"
-    @Option(help: "The custos executable to start (without --url).") var custos: String?
-    @Option(help: "The policies directory the started server uses.") var policies = "Policies"
     @Option(help: "Decrypt one resource in this many (0: never).") var decryptEvery = 16
     @Flag(help: "JSON output.") var json = false
 
     func run() async throws {
-        let state = try BenchState.open(URL(fileURLWithPath: state))
-        var server: Process? = nil
-        var dataDirectory: URL? = nil
-        let base: String
-        let adminToken: String
-        if let url {
-            base = url
-            guard let token else { throw BenchError("--url needs --token FILE (an admin token)") }
-            adminToken = try String(contentsOfFile: token, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        } else {
-            let port = 20_000 + Int.random(in: 0..<20_000)
-            base = "http://127.0.0.1:\(port)"
-            let data = FileManager.default.temporaryDirectory.appendingPathComponent("custos-bench-\(UUID().uuidString)")
-            dataDirectory = data
-            let executable =
-                custos ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("custos").path
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
-                "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies", policies, "--collateral",
-                state.collateralDirectory.path, "--tdx-root", state.rootPEM.path,
-            ]
-            var environment = ProcessInfo.processInfo.environment
-            environment["LOG_LEVEL"] = "warning"
-            process.environment = environment
-            try process.run()
-            server = process
-            adminToken = try await Self.waitForToken(data.appendingPathComponent("bootstrap-admin.token"), process: process)
-        }
-        defer {
-            if let server, server.isRunning {
-                kill(server.processIdentifier, SIGTERM)
-                server.waitUntilExit()
-            }
-            if let dataDirectory { try? FileManager.default.removeItem(at: dataDirectory) }
-        }
+        let state = try BenchState.open(URL(fileURLWithPath: server.state))
+        let running = try await BenchServer.start(server, state: state)
+        defer { running.stop() }
+        let base = running.base
+        let factory = try state.hierarchy.quoteFactory(state.spec)
+        let cryptoFloor = try FlowFloor.cryptoMicros(factory: factory)
 
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)))
-        do { try await provision(client, base: base, token: adminToken, spec: state.spec) } catch {
+        do { try await provision(client, base: base, token: running.adminToken, spec: state.spec) } catch {
             try? await client.shutdown()
             throw error
         }
 
-        let factory = try state.hierarchy.quoteFactory(state.spec)
-        let pid = server?.processIdentifier
-        let cpuBefore = pid.flatMap(Self.cpuSeconds)
+        let cpuBefore = running.cpuSeconds()
         let started = Date()
         let deadline = started.addingTimeInterval(TimeInterval(duration))
         let remaining = FlowBudget(flows > 0 ? flows : Int.max)
@@ -180,8 +144,8 @@ struct KBSBench: AsyncParsableCommand {
         }
         let elapsed = Date().timeIntervalSince(started)
         try? await client.shutdown()
-        let cpuAfter = pid.flatMap(Self.cpuSeconds)
-        let rss = pid.flatMap(Self.rssKiB)
+        let cpuAfter = running.cpuSeconds()
+        let rss = running.rssKiB()
         var stages: [String: Samples] = [:]
         var errors: [String: Int] = [:]
         var completed = 0
@@ -192,10 +156,14 @@ struct KBSBench: AsyncParsableCommand {
         }
         let cpuPerFlow = (cpuBefore != nil && cpuAfter != nil && completed > 0) ? (cpuAfter! - cpuBefore!) / Double(completed) : nil
         report(
-            completed: completed, elapsed: elapsed, stages: stages, errors: errors, cpuPerFlow: cpuPerFlow, rssKiB: rss)
+            completed: completed, elapsed: elapsed, stages: stages, errors: errors, cpuPerFlow: cpuPerFlow, rssKiB: rss,
+            cryptoFloorMicros: cryptoFloor)
     }
 
-    func report(completed: Int, elapsed: Double, stages: [String: Samples], errors: [String: Int], cpuPerFlow: Double?, rssKiB: Int?) {
+    func report(
+        completed: Int, elapsed: Double, stages: [String: Samples], errors: [String: Int], cpuPerFlow: Double?, rssKiB: Int?,
+        cryptoFloorMicros: Double
+    ) {
         let order = ["auth", "attest", "resource", "flow"]
         if json {
             var stageJSON: [String: JSONValue] = [:]
@@ -212,6 +180,7 @@ struct KBSBench: AsyncParsableCommand {
             ]
             if let cpuPerFlow { document["server_cpu_us_per_flow"] = .integer(Int64(cpuPerFlow * 1e6)) }
             if let rssKiB { document["server_rss_kib"] = .integer(Int64(rssKiB)) }
+            document["crypto_floor_us_per_flow"] = .integer(Int64(cryptoFloorMicros))
             print(String(decoding: CanonicalJSON.encode(.object(document)), as: UTF8.self))
             return
         }
@@ -226,37 +195,10 @@ struct KBSBench: AsyncParsableCommand {
         }
         if let cpuPerFlow { print("  server CPU per flow: \(String(format: "%.3f", cpuPerFlow * 1e3)) ms (user+sys / flows)") }
         if let rssKiB { print("  server RSS after the run: \(rssKiB / 1024) MiB") }
+        print(
+            "  crypto floor per flow: \(String(format: "%.0f", cryptoFloorMicros)) µs "
+                + "(p50 of one P-256 verification, one ES256 signature and one ECDH-ES+A256KW JWE, in this process)")
         print("  errors: \(errors.isEmpty ? "none" : errors.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", "))")
-    }
-
-    static func waitForToken(_ file: URL, process: Process) async throws -> String {
-        for _ in 0..<300 {
-            if !process.isRunning { throw BenchError("custos serve exited with status \(process.terminationStatus)") }
-            if let text = try? String(contentsOf: file, encoding: .utf8), !text.isEmpty {
-                try await Task.sleep(for: .milliseconds(200))
-                return text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw BenchError("custos serve did not start within 30 s")
-    }
-
-    /// utime + stime of `pid`, in seconds (/proc/PID/stat fields 14 and 15).
-    static func cpuSeconds(_ pid: Int32) -> Double? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")")
-        else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    static func rssKiB(_ pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        }
-        return nil
     }
 
     static let secretPath = "default/bench/secret"
@@ -350,5 +292,96 @@ struct KBSBench: AsyncParsableCommand {
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}
+
+/// Where the load goes: a `custos serve` this bench starts (the default) or one at `--url`.
+struct BenchServerOptions: ParsableArguments {
+    @Option(help: "Base URL of a running service.") var url: String?
+    @Option(help: "Admin token file (with --url).") var token: String?
+    @Option(help: "State directory (hierarchy, collateral).") var state = ".build/bench-kbs"
+    @Option(help: "The custos executable to start (without --url).") var custos: String?
+    @Option(help: "The policies directory the started server uses.") var policies = "Policies"
+}
+
+/// A service under load. When the bench started it, it knows its process (CPU time and RSS from /proc) and stops it
+/// and removes its data directory at the end.
+struct BenchServer {
+    let base: String
+    let adminToken: String
+    let process: Process?
+    let dataDirectory: URL?
+
+    static func start(_ options: BenchServerOptions, state: BenchState) async throws -> BenchServer {
+        if let url = options.url {
+            guard let token = options.token else { throw BenchError("--url needs --token FILE (an admin token)") }
+            let adminToken = try String(contentsOfFile: token, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            return BenchServer(base: url, adminToken: adminToken, process: nil, dataDirectory: nil)
+        }
+        let port = 20_000 + Int.random(in: 0..<20_000)
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("custos-bench-\(UUID().uuidString)")
+        let executable =
+            options.custos
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("custos").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [
+            "serve", "--listen", "127.0.0.1:\(port)", "--data", data.path, "--policies", options.policies, "--collateral",
+            state.collateralDirectory.path, "--tdx-root", state.rootPEM.path,
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["LOG_LEVEL"] = "warning"
+        process.environment = environment
+        try process.run()
+        let server = BenchServer(base: "http://127.0.0.1:\(port)", adminToken: "", process: process, dataDirectory: data)
+        do {
+            let token = try await Self.waitForToken(data.appendingPathComponent("bootstrap-admin.token"), process: process)
+            return BenchServer(base: server.base, adminToken: token, process: process, dataDirectory: data)
+        } catch {
+            server.stop()
+            throw error
+        }
+    }
+
+    /// SIGTERM to a server this bench started, then its data directory goes.
+    func stop() {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+        if let dataDirectory { try? FileManager.default.removeItem(at: dataDirectory) }
+    }
+
+    func cpuSeconds() -> Double? { process.flatMap { Self.cpuSeconds($0.processIdentifier) } }
+    func rssKiB() -> Int? { process.flatMap { Self.rssKiB($0.processIdentifier) } }
+
+    static func waitForToken(_ file: URL, process: Process) async throws -> String {
+        for _ in 0..<300 {
+            if !process.isRunning { throw BenchError("custos serve exited with status \(process.terminationStatus)") }
+            if let text = try? String(contentsOf: file, encoding: .utf8), !text.isEmpty {
+                try await Task.sleep(for: .milliseconds(200))
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchError("custos serve did not start within 30 s")
+    }
+
+    /// utime + stime of `pid`, in seconds (/proc/PID/stat fields 14 and 15).
+    static func cpuSeconds(_ pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func rssKiB(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        }
+        return nil
     }
 }

@@ -342,6 +342,9 @@ struct AuditCLITests {
                 "bench", "audit-append", "--db", scratch.db, "--entries", "25", "--concurrency", "4", "--json",
             ])
             #expect(more.status == 0, "\(more.stderr)")
+            let bench = try #require(try JSONSerialization.jsonObject(with: Data(more.stdout.utf8)) as? [String: Any])
+            #expect(bench["entries"] as? Int == 25)
+            #expect((bench["cpuMicrosPerAppend"] as? Double ?? 0) > 0, "\(more.stdout)")
             let after = try Self.verify(scratch.db)
             #expect(after.status == 0)
             #expect(after.report["size"] as? Int == size + 25)

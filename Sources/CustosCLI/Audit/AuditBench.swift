@@ -33,6 +33,8 @@ struct AuditBenchAppend: AsyncParsableCommand {
         let appendsPerSecond: Double
         let p50Micros: Double
         let p99Micros: Double
+        /// User+system CPU time of this process during the appends, per append.
+        let cpuMicrosPerAppend: Double
     }
 
     func validate() throws {
@@ -56,6 +58,7 @@ struct AuditBenchAppend: AsyncParsableCommand {
         let next = Counter()
         let total = entries
         let acks = printAcks
+        let cpuBefore = Self.processCPUSeconds()
         let start = DispatchTime.now().uptimeNanoseconds
         let latencies: [UInt64] = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for worker in 0..<concurrency {
@@ -82,20 +85,34 @@ struct AuditBenchAppend: AsyncParsableCommand {
             return all
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let cpu = Self.processCPUSeconds() - cpuBefore
         do throws(AuditError) { try await log.signCheckpoint() } catch { throw AuditCLI.reportable(error) }
         let sorted = latencies.sorted()
         func percentile(_ p: Int) -> Double { sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, sorted.count * p / 100)]) / 1000 }
         let report = Report(
             entries: latencies.count, concurrency: concurrency, size: log.head.size,
-            appendsPerSecond: elapsed > 0 ? Double(latencies.count) / elapsed : 0, p50Micros: percentile(50), p99Micros: percentile(99))
+            appendsPerSecond: elapsed > 0 ? Double(latencies.count) / elapsed : 0, p50Micros: percentile(50), p99Micros: percentile(99),
+            cpuMicrosPerAppend: latencies.isEmpty ? 0 : cpu * 1e6 / Double(latencies.count))
         if global.json {
             try Output.printJSON(report)
         } else {
             print(
                 String(
-                    format: "audit-append: %d entries, concurrency %d: %.0f appends/s, p50 %.0f µs, p99 %.0f µs (log size %llu)",
-                    report.entries, concurrency, report.appendsPerSecond, report.p50Micros, report.p99Micros, report.size))
+                    format:
+                        "audit-append: %d entries, concurrency %d: %.0f appends/s, p50 %.0f µs, p99 %.0f µs, CPU %.1f µs per append (log size %llu)",
+                    report.entries, concurrency, report.appendsPerSecond, report.p50Micros, report.p99Micros, report.cpuMicrosPerAppend,
+                    report.size))
         }
+    }
+}
+
+extension AuditBenchAppend {
+    /// User+system CPU seconds this process has used (every thread: the appenders, GRDB's queues, the writer).
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }
 
