@@ -141,6 +141,13 @@ import Testing
                         #expect(Self.kind(body) == "PolicyDeny", "\(label)")
                     }
                 }
+                // The counters of /metrics saw the same (each is made once and kept by ServiceMetrics).
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("\ncustos_policy_denials_total 4\n"), "\(text)")
+                    #expect(text.contains(#"custos_verifications_total{tee="tdx",result="contraindicated"} 1"#), "\(text)")
+                    #expect(text.contains(#"custos_verifications_total{tee="tdx",result="warning"} 1"#), "\(text)")
+                }
             }
             // Every denial is an entry that names the appraisal and the policy; no secret bytes anywhere in the log.
             let audit = try #require(fixture.parts.audit)

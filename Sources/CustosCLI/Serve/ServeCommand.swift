@@ -71,7 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
                 "built-in TLS is not available yet: terminate TLS at a reverse proxy in front of custos serve "
                     + "(listen on 127.0.0.1 and let the proxy forward), and leave --tls-cert/--tls-key unset")
         }
-        var logger = Logger(label: "custos")
+        var logger = Logger(label: "custos") { CustosLogHandler(label: $0) }
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         if configuration.usesTestAnchors {
             logger.warning("test trust anchors replace the pinned vendor roots; tokens and audit entries say so")

@@ -66,11 +66,15 @@ public struct SecurityHeadersMiddleware: RouterMiddleware {
             context.logger.error("unhandled error: \(String(describing: type(of: error)))")
             response = try Problem.internalError().response(from: request, context: context)
         }
-        response.headers[.init("X-Content-Type-Options")!] = "nosniff"
+        response.headers[Self.contentTypeOptions] = "nosniff"
         response.headers[.cacheControl] = response.headers[.cacheControl] ?? "no-store"
-        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        response.headers[Self.referrerPolicy] = "no-referrer"
         return response
     }
+
+    // Made once: a field name checks and lowercases its text when it is made.
+    static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
 }
 
 /// Collects request bodies with a limit: a larger body is a 413 problem (or a KBS error on `/kbs/v0`), never
