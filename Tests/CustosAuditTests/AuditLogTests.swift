@@ -394,6 +394,38 @@ import Testing
         #expect(try AuditVerifier.verify(pool: pool).verified)
     }
 
+    /// A start counts the entries after the latest checkpoint (not every entry: that made a start O(size)): one
+    /// missing there is refused as `corrupted`, naming where the count began. One missing before the checkpoint is
+    /// left to the verifier, which names it.
+    @Test func aMissingEntryIsFoundAtOpenAfterTheCheckpointAndByTheVerifierBefore() async throws {
+        for (deleted, refusedAtOpen) in [(UInt64(12), true), (UInt64(3), false)] {
+            let scratch = try Scratch()
+            let pool = try StoreDatabase.openPool(path: scratch.path)
+            let key = try Ed25519PrivateKey()
+            let log = try await AuditLog.open(pool: pool, signingKey: key, checkpointEvery: 0)
+            for index in 0..<10 { _ = try await log.append(Self.event(index)) }
+            #expect(try await log.signCheckpoint().checkpoint.size == 10)
+            for index in 10..<15 { _ = try await log.append(Self.event(index)) }
+            // Someone who can write the file drops the append-only trigger and deletes a row.
+            try await pool.write { db in
+                try db.execute(sql: "DROP TRIGGER audit_entries_no_delete")
+                try db.execute(sql: "DELETE FROM audit_entries WHERE seq = ?", arguments: [Int64(deleted)])
+            }
+            if refusedAtOpen {
+                let refused = await #expect(throws: AuditError.self) {
+                    _ = try await AuditLog.open(pool: pool, signingKey: key, checkpointEvery: 0)
+                }
+                #expect(refused?.code == .corrupted)
+                #expect(refused?.seq == 10)
+            } else {
+                _ = try await AuditLog.open(pool: pool, signingKey: key, checkpointEvery: 0)
+            }
+            let verification = try AuditVerifier.verify(pool: pool)
+            #expect(!verification.verified)
+            #expect(verification.firstBadSeq == deleted)
+        }
+    }
+
     /// Reopening resumes the tree; a database restored from before a signed checkpoint refuses to append; another
     /// key or origin is refused.
     @Test func reopenResumesAndRestoredBackupIsRefused() async throws {

@@ -23,12 +23,8 @@ public struct AuditRecorder: Sendable {
     /// Appends `event` and returns its leaf index. Throws a 500 problem (and logs why) when the log fails.
     @discardableResult
     public func record(_ event: AuditEvent, alongside write: StoreWrite? = nil) async throws -> UInt64 {
-        do {
-            return try await log.append(Self.labelled(event, anchors: anchorsLabel), alongside: write).seq
-        } catch {
-            logger.error("audit append failed: \(error)")
-            throw Problem.internalError()
-        }
+        guard let index = try await record([event], alongside: write).first else { throw Problem.internalError() }
+        return index
     }
 
     /// Appends `events` (and runs `write`) in one transaction and returns their leaf indexes. Throws a 500 problem
