@@ -1,5 +1,6 @@
 public import CustosStore
 import Foundation
+import HTTPTypes
 public import Hummingbird
 public import Logging
 
@@ -86,8 +87,11 @@ public enum CustosService {
                 let release = SecretReleaseService(
                     store: store, policies: policies, audit: audit, referenceValues: referenceValues, logger: parts.logger)
                 // One bucket for every request that makes a pending session (/kbs/v0/auth, /v1/challenges).
-                let sessionLimiter = RateLimiter(
-                    rate: Double(configuration.challengeRate), burst: Double(configuration.challengeRate) * 2)
+                let perClient = configuration.challengeRatePerClient
+                let sessionLimiter = SessionRateLimits(
+                    shared: RateLimiter(rate: Double(configuration.challengeRate), burst: Double(configuration.challengeRate) * 2),
+                    perClient: perClient > 0 ? ClientRateLimiter(rate: Double(perClient), burst: Double(perClient) * 2) : nil,
+                    clientHeader: configuration.clientAddressHeader.flatMap { HTTPField.Name($0) })
                 KBSRoutes(
                     sessions: parts.sessions, attestation: attestation, release: release, metrics: parts.metrics,
                     limiter: sessionLimiter,

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Yams
 
 /// Everything `custos serve` needs to start, with the defaults `make run` uses.
@@ -41,6 +42,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var challengeLifetimeSeconds = 300
     /// `POST /v1/challenges` per second (token bucket, bursts of twice this); beyond it 429 with Retry-After.
     public var challengeRate = 2000
+    /// New sessions per second one client may make (`challenge_rate_per_client`), bursts of twice that, within
+    /// ``challengeRate``. 0 (the default): no per-client limit — behind a proxy every client has the proxy's address
+    /// unless ``clientAddressHeader`` names the header it forwards the client's in.
+    public var challengeRatePerClient = 0
+    /// The header a proxy in front names the client in (`client_address_header`, e.g. `X-Forwarded-For`; its last
+    /// address counts). nil: the TCP peer is the client.
+    public var clientAddressHeader: String?
     /// Days an appraisal is kept (`appraisal_retention_days`); 0 keeps every appraisal. The audit log is kept whole.
     public var appraisalRetentionDays = 0
 
@@ -134,6 +142,8 @@ public struct ServerConfiguration: Sendable, Equatable {
             case "token_lifetime_seconds": tokenLifetimeSeconds = try integer()
             case "challenge_lifetime_seconds": challengeLifetimeSeconds = try integer()
             case "challenge_rate": challengeRate = try integer()
+            case "challenge_rate_per_client": challengeRatePerClient = try integer()
+            case "client_address_header": clientAddressHeader = try string()
             case "appraisal_retention_days": appraisalRetentionDays = try integer()
             default: throw ConfigurationError("\(place): unknown key \"\(key)\"")
             }
@@ -157,6 +167,12 @@ public struct ServerConfiguration: Sendable, Equatable {
         // POST /v1/challenges.
         guard (1...1_000_000).contains(challengeRate) else {
             throw ConfigurationError("challenge_rate must be 1 to 1000000 challenges per second")
+        }
+        guard (0...1_000_000).contains(challengeRatePerClient) else {
+            throw ConfigurationError("challenge_rate_per_client must be 0 (no per-client limit) to 1000000 sessions per second")
+        }
+        if let clientAddressHeader, HTTPField.Name(clientAddressHeader) == nil {
+            throw ConfigurationError("client_address_header \"\(clientAddressHeader)\" is not an HTTP header name")
         }
         guard (0...36_500).contains(appraisalRetentionDays) else {
             throw ConfigurationError("appraisal_retention_days must be 0 (keep every appraisal) to 36500")

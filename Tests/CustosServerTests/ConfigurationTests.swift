@@ -65,6 +65,8 @@ import Testing
         // Other forms that are not decimal: YAML 1.1 octal (8), binary, hexadecimal, digit groups, and one past Int.
         "challenge_rate: 010", "challenge_rate: 0b101", "json_limit: 0x10000", "json_limit: 65_536",
         "json_limit: 9223372036854775808", "appraisal_retention_days: -1", "appraisal_retention_days: 36501",
+        "challenge_rate_per_client: -1", "challenge_rate_per_client: 1000001", "client_address_header: \"X Forwarded\"",
+        "client_address_header: [a]",
     ])
     func badFilesAreRefused(yaml: String) {
         var configuration = ServerConfiguration()
@@ -76,8 +78,11 @@ import Testing
         var configuration = ServerConfiguration()
         try configuration.apply(
             yaml: "challenge_rate: 25\njson_limit: \"70000\"\nevidence_limit: +2000000\ntoken_lifetime_seconds: 600\n"
-                + "appraisal_retention_days: 90\n",
+                + "appraisal_retention_days: 90\nchallenge_rate_per_client: 20\nclient_address_header: X-Forwarded-For\n",
             file: "c.yaml")
+        #expect(configuration.challengeRatePerClient == 20)
+        #expect(configuration.clientAddressHeader == "X-Forwarded-For")
+        #expect(ServerConfiguration().challengeRatePerClient == 0)
         #expect(configuration.challengeRate == 25)
         #expect(configuration.appraisalRetentionDays == 90)
         #expect(ServerConfiguration().appraisalRetentionDays == 0)

@@ -6,6 +6,7 @@ import CustosStore
 import CustosTDX
 import CustosTestSupport
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -483,6 +484,61 @@ import Testing
 
     /// `/kbs/v0/auth` and `/v1/challenges` both make a pending session: one token bucket (`challenge_rate`, bursts of
     /// twice that) limits them together, so a client cannot churn the session table through the unlimited one.
+    /// `challenge_rate_per_client`: one client's bucket runs dry while another's does not. Behind a proxy
+    /// (`client_address_header: X-Forwarded-For`) the client is the header's last address, so prepending addresses does
+    /// not make a new client; without that setting the header is ignored (every request here comes from 127.0.0.1, one
+    /// client).
+    @Test func oneClientCannotTakeEveryoneElsesSessions() async throws {
+        let forwarded = HTTPField.Name("X-Forwarded-For")!
+        for trustsHeader in [true, false] {
+            let fixture = try await KBSFixture.make {
+                $0.challengeRatePerClient = 1
+                if trustsHeader { $0.clientAddressHeader = "X-Forwarded-For" }
+            }
+            defer { fixture.cleanUp() }
+            try await fixture.app.test(.live) { client in
+                let auth = ByteBuffer(bytes: CanonicalJSON.encode(["version": "0.4.0", "tee": "tdx", "extra-params": .object([:])]))
+                func kbsAuth(_ from: String) async throws -> (status: HTTPResponse.Status, kind: String?) {
+                    try await client.execute(uri: "/kbs/v0/auth", method: .post, headers: [forwarded: from], body: auth) {
+                        ($0.status, Self.kind(Array(buffer: $0.body)))
+                    }
+                }
+                func challenge(_ from: String) async throws -> (status: HTTPResponse.Status, type: String?) {
+                    try await client.execute(uri: "/v1/challenges", method: .post, headers: [forwarded: from]) {
+                        ($0.status, TestGuest.json($0)["type"]?.stringValue)
+                    }
+                }
+                // Client 10.0.0.1 drains its bucket (2, one back per second), then asks again at once under another
+                // first address. A stalled runner can let a refilled token through: up to 20 rounds, one must refuse.
+                var drained: (status: HTTPResponse.Status, type: String?)? = nil
+                var again: (status: HTTPResponse.Status, kind: String?)? = nil
+                for round in 0..<20 where again == nil {
+                    for _ in 0..<20 {
+                        let answer = try await challenge("10.0.0.1")
+                        if answer.status == .tooManyRequests {
+                            drained = answer
+                            break
+                        }
+                    }
+                    // A new first address every round: were it the client, each round would be a fresh bucket.
+                    let answer = try await kbsAuth(trustsHeader ? "203.0.113.\(round), 10.0.0.1" : "10.0.0.1")
+                    if answer.status == .tooManyRequests { again = answer }
+                }
+                #expect(drained?.type == "urn:custos:problem:rate-limited", "\(trustsHeader): 20 challenges at 1/s never refused")
+                #expect(again?.kind == "TooManyRequests", "\(trustsHeader): the drained client was let through")
+                // Another client: its own bucket behind the proxy; the same client (127.0.0.1) without the setting.
+                let other = try await challenge("10.0.0.2")
+                if trustsHeader {
+                    #expect(other.status == .created)
+                } else {
+                    var refusedOther = other.status == .tooManyRequests
+                    for _ in 0..<20 where !refusedOther { refusedOther = try await challenge("10.0.0.2").status == .tooManyRequests }
+                    #expect(refusedOther, "the header was trusted without client_address_header")
+                }
+            }
+        }
+    }
+
     @Test func sessionCreationIsRateLimitedAcrossBothProtocols() async throws {
         let fixture = try await KBSFixture.make { $0.challengeRate = 1 }
         defer { fixture.cleanUp() }

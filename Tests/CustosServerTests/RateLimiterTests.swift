@@ -34,3 +34,36 @@ import Testing
         #expect(limiter.take(now: t0 + 10 * Self.second) == nil)
     }
 }
+
+/// The per-client buckets of `challenge_rate_per_client`.
+@Suite struct ClientRateLimiterTests {
+    static let second: UInt64 = 1_000_000_000
+
+    @Test func eachClientHasItsOwnBucket() {
+        let t0: UInt64 = 7 * Self.second
+        let limiter = ClientRateLimiter(rate: 1, burst: 2)
+        #expect(limiter.take("10.0.0.1", now: t0) == nil)
+        #expect(limiter.take("10.0.0.1", now: t0) == nil)
+        #expect(limiter.take("10.0.0.1", now: t0) == 1)
+        // Another client is not affected; the first one gets a token back a second later.
+        #expect(limiter.take("10.0.0.2", now: t0) == nil)
+        #expect(limiter.take("10.0.0.1", now: t0 + Self.second) == nil)
+        #expect(limiter.take("10.0.0.1", now: t0 + Self.second) == 1)
+    }
+
+    /// However many clients come, the table stays within its capacity; a client that keeps asking keeps its bucket
+    /// across the generations (stays refused), one not seen for two generations starts full again.
+    @Test func theTableIsBoundedAndAnActiveClientKeepsItsBucket() {
+        let t0: UInt64 = 9 * Self.second
+        let limiter = ClientRateLimiter(rate: 0.001, burst: 1, capacity: 100)
+        #expect(limiter.take("greedy", now: t0) == nil)
+        #expect(limiter.take("greedy", now: t0) != nil)
+        #expect(limiter.take("idle", now: t0) == nil)
+        for index in 0..<10_000 {
+            _ = limiter.take("client-\(index)", now: t0)
+            if index % 10 == 0 { #expect(limiter.take("greedy", now: t0) != nil, "greedy let through after \(index) others") }
+            #expect(limiter.count <= 100)
+        }
+        #expect(limiter.take("idle", now: t0) == nil, "a client forgotten for two generations starts full")
+    }
+}

@@ -16,13 +16,13 @@ struct AttestationRoutes: Sendable {
     let store: any Store
     let authenticator: Authenticator
     let metrics: ServiceMetrics
-    let limiter: RateLimiter
+    let limiter: SessionRateLimits
     let jsonLimit: Int
     let evidenceLimit: Int
     let tokenLifetime: TimeInterval
 
     func add(to router: Router<CustosRequestContext>) {
-        router.post("/v1/challenges") { request, _ in try await challenge(request) }
+        router.post("/v1/challenges") { request, context in try await challenge(request, context: context) }
         router.post("/v1/attestations") { request, context in try await attest(request, context: context) }
         router.get("/v1/secrets/{tenant}/**") { request, context in try await secret(request, context: context) }
         router.get("/.well-known/jwks.json") { _, _ in
@@ -31,8 +31,8 @@ struct AttestationRoutes: Sendable {
         }
     }
 
-    func challenge(_ request: Request) async throws -> Response {
-        if let wait = limiter.take() { throw Problem.tooManyRequests(retryAfter: wait) }
+    func challenge(_ request: Request, context: CustosRequestContext) async throws -> Response {
+        if let wait = limiter.take(request, context: context) { throw Problem.tooManyRequests(retryAfter: wait) }
         let buffer = try await RequestBodies.collect(request, limit: jsonLimit)
         var hash: KBSHashAlgorithm? = nil
         if buffer.readableBytes > 0 {

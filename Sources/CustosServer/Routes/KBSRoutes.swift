@@ -13,7 +13,7 @@ struct KBSRoutes: Sendable {
     let release: SecretReleaseService
     let metrics: ServiceMetrics
     /// Shared with `POST /v1/challenges`: both make a pending session (`challenge_rate`).
-    let limiter: RateLimiter
+    let limiter: SessionRateLimits
     let jsonLimit: Int
     let evidenceLimit: Int
     let denialStatus: HTTPResponse.Status
@@ -111,7 +111,7 @@ struct KBSRoutes: Sendable {
     func auth(_ request: Request, context: CustosRequestContext) async throws -> Response {
         // Unthrottled, /auth would let one client churn the pending-session table (Trustee #1536) and evict other
         // guests' challenges. Trustee has no 429; the body keeps its error shape.
-        if let wait = limiter.take() {
+        if let wait = limiter.take(request, context: context) {
             throw KBSErrorResponse(
                 "TooManyRequests", "too many new sessions; retry in \(wait) s", status: .tooManyRequests,
                 headers: [.retryAfter: "\(wait)"])
