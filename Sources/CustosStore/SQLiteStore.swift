@@ -670,12 +670,16 @@ public struct SQLiteStore: Store {
                         (SELECT seq FROM appraisal WHERE tenant_id = ? AND created_at < ? LIMIT ?)
                     """,
                 arguments: [tenantId, cutoff.storeMillis, limit])
-            let deleted = db.changesCount
-            // A release is counted after its appraisal was made, so a count first made before the cutoff belongs to
-            // an appraisal made before it (one made before it but first released later goes in a later pass).
+            return db.changesCount
+        }
+    }
+
+    public func deleteReleaseCounts(tenantId: String, firstBefore cutoff: Date) async throws(StoreError) -> Int {
+        try await write { db in
+            // One statement: the table has no index on first_at, so batches would each read the tenant's rows again.
             try db.execute(
                 sql: "DELETE FROM secret_release_count WHERE tenant_id = ? AND first_at < ?", arguments: [tenantId, cutoff.storeMillis])
-            return deleted
+            return db.changesCount
         }
     }
 

@@ -105,10 +105,12 @@ public protocol Store: Sendable {
     func listAppraisals(_ query: AppraisalQuery) async throws(StoreError) -> AppraisalPage
     /// Whether `tenantId` has an appraisal created before `cutoff` (read from the `(tenant_id, created_at)` index).
     func hasAppraisals(tenantId: String, createdBefore cutoff: Date) async throws(StoreError) -> Bool
-    /// Deletes at most `limit` of `tenantId`'s appraisals created before `cutoff`, with the release counts of
-    /// appraisals whose first release came before it, in one transaction; returns how many appraisals went (fewer
-    /// than `limit`: none are left). Retention (``AppraisalRetention``); audit entries keep naming the ids.
+    /// Deletes at most `limit` of `tenantId`'s appraisals created before `cutoff` in one transaction; returns how many
+    /// went (fewer than `limit`: none are left). Retention; audit entries keep naming the ids.
     func deleteAppraisals(tenantId: String, createdBefore cutoff: Date, limit: Int) async throws(StoreError) -> Int
+    /// Deletes `tenantId`'s release counts (`maxReleasesPerAttestation`) first made before `cutoff`: a release is
+    /// counted after its appraisal was made, so they belong to appraisals made before it. Returns how many went.
+    func deleteReleaseCounts(tenantId: String, firstBefore cutoff: Date) async throws(StoreError) -> Int
 
     // MARK: SEV launches
 

@@ -52,6 +52,8 @@ public struct AppraisalRetention: Sendable {
                 if batch < batchSize { break }
                 await Task.yield()
             }
+            // Release counts of appraisals made before the cutoff (one first made later goes in a later pass).
+            _ = try await store.deleteReleaseCounts(tenantId: tenant.id, firstBefore: cutoff)
             deleted[tenant.id] = count
             logger.info(
                 "appraisal retention: deleted old appraisals",
