@@ -109,10 +109,10 @@ struct SessionRateLimits: Sendable {
 
     /// Who the client is for the per-client bucket.
     func client(_ request: Request, context: CustosRequestContext) -> String {
-        if let clientHeader, let forwarded = request.headers[values: clientHeader].last,
-            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
-        {
-            return String(last.prefix(64))
+        if let clientHeader, let forwarded = request.headers[values: clientHeader].last {
+            let tail = forwarded.lastIndex(of: ",").map { forwarded[forwarded.index(after: $0)...] } ?? forwarded[...]
+            let last = tail.trimmingCharacters(in: .whitespaces)
+            if !last.isEmpty { return String(last.prefix(64)) }
         }
         return context.clientAddress ?? "unknown"
     }

@@ -20,12 +20,8 @@ public final class ServiceMetrics: Sendable {
     /// about a tenth of the CPU of a request that does no work. Routes are the registered templates (or
     /// `unmatched`), methods those HTTP/1.1's parser knows and statuses three digits, so the set stays small.
     public func recordRequest(route: String, method: String, status: Int, seconds: Double) {
-        let key = RequestKey(route: route, method: method, status: status)
-        let metrics: RequestMetrics
-        if let known = requestMetrics.withLock({ $0[key] }) {
-            metrics = known
-        } else {
-            metrics = RequestMetrics(
+        let metrics = Self.kept(requestMetrics, RequestKey(route: route, method: method, status: status)) {
+            RequestMetrics(
                 count: registry.makeCounter(
                     descriptor: Self.name("http_requests", unit: "total", help: "HTTP requests by route template, method and status"),
                     labels: [("route", route), ("method", method), ("status", String(status))]),
@@ -33,7 +29,6 @@ public final class ServiceMetrics: Sendable {
                     descriptor: Self.name("http_request_duration", unit: "seconds", help: "HTTP request latency by route template"),
                     labels: [("route", route), ("method", method)],
                     buckets: Self.latencyBuckets.map { Duration.nanoseconds(Int64($0 * 1e9)) }))
-            requestMetrics.withLock { $0[key] = metrics }
         }
         metrics.count.increment()
         metrics.latency.recordNanoseconds(Int64(seconds * 1e9))
@@ -52,35 +47,42 @@ public final class ServiceMetrics: Sendable {
 
     private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
 
+    /// The metric kept under `key` in `cache`, made by `make` the first time. Two callers racing to make one get the
+    /// same metric: the registry returns the existing one for a name and labels it already has.
+    private static func kept<Key: Hashable & Sendable, Value: Sendable>(
+        _ cache: borrowing Mutex<[Key: Value]>, _ key: Key, make: () -> Value
+    ) -> Value {
+        if let known = cache.withLock({ $0[key] }) { return known }
+        let made = make()
+        cache.withLock { $0[key] = made }
+        return made
+    }
+
     /// Counts an evidence verification by TEE and result (`affirming`, `warning`, `contraindicated`, `error`).
     /// Kept like the request metrics (TEEs and results are a few fixed names).
     public func recordVerification(tee: String, result: String) {
-        let key = tee + "\u{0}" + result
-        if let known = verifications.withLock({ $0[key] }) {
-            known.increment()
-            return
-        }
-        let counter = registry.makeCounter(
-            descriptor: Self.name("verifications", unit: "total", help: "Evidence verifications by TEE and result"),
-            labels: [("tee", tee), ("result", result)])
-        verifications.withLock { $0[key] = counter }
-        counter.increment()
+        Self.kept(verifications, VerificationKey(tee: tee, result: result)) {
+            registry.makeCounter(
+                descriptor: Self.name("verifications", unit: "total", help: "Evidence verifications by TEE and result"),
+                labels: [("tee", tee), ("result", result)])
+        }.increment()
     }
 
-    private let verifications = Mutex<[String: Counter]>([:])
+    private struct VerificationKey: Hashable {
+        let tee: String
+        let result: String
+    }
+
+    private let verifications = Mutex<[VerificationKey: Counter]>([:])
 
     /// Counts a secret release or a denial.
     public func recordRelease(allowed: Bool) {
-        let counter = releaseCounters.withLock { counters in
-            if let known = counters[allowed] { return known }
-            let made = registry.makeCounter(
+        Self.kept(releaseCounters, allowed) {
+            registry.makeCounter(
                 descriptor: allowed
                     ? Self.name("secret_releases", unit: "total", help: "Secrets released")
                     : Self.name("policy_denials", unit: "total", help: "Secret requests denied by policy"))
-            counters[allowed] = made
-            return made
-        }
-        counter.increment()
+        }.increment()
     }
 
     private let releaseCounters = Mutex<[Bool: Counter]>([:])

@@ -16,8 +16,8 @@ public import ServiceLifecycle
 public struct AppraisalRetention: Sendable {
     public let store: any Store
     public let audit: AuditRecorder
-    /// Appraisals older than this are deleted.
-    public let retention: TimeInterval
+    /// Appraisals older than this many days are deleted.
+    public let retentionDays: Int
     /// Appraisals deleted per transaction.
     public let batchSize: Int
     let logger: Logger
@@ -25,7 +25,7 @@ public struct AppraisalRetention: Sendable {
     public init(store: any Store, audit: AuditRecorder, retentionDays: Int, batchSize: Int = 500, logger: Logger) {
         self.store = store
         self.audit = audit
-        self.retention = TimeInterval(retentionDays) * 86_400
+        self.retentionDays = retentionDays
         self.batchSize = max(1, batchSize)
         self.logger = logger
     }
@@ -34,7 +34,7 @@ public struct AppraisalRetention: Sendable {
     /// then their deletion. Returns how many were deleted, by tenant (tenants with none are absent).
     @discardableResult
     public func prune(now: Date = Date()) async throws -> [String: Int] {
-        let cutoff = now.addingTimeInterval(-retention)
+        let cutoff = now.addingTimeInterval(-TimeInterval(retentionDays) * 86_400)
         var deleted: [String: Int] = [:]
         for tenant in try await store.listTenants() {
             guard try await store.hasAppraisals(tenantId: tenant.id, createdBefore: cutoff) else { continue }
@@ -42,7 +42,7 @@ public struct AppraisalRetention: Sendable {
                 "appraisal.pruned", tenant: tenant.id, actor: ["kind": "service", "task": "appraisal-retention"],
                 object: [
                     "before": .string(RFC3339.format(cutoff, milliseconds: true)),
-                    "retention_days": .integer(Int64((retention / 86_400).rounded())),
+                    "retention_days": .integer(Int64(retentionDays)),
                 ], time: now)
             var count = 0
             while true {
